@@ -1,0 +1,56 @@
+"""Exceptions raised by rulelife.
+
+One root (:class:`RulelifeError`), a few grouping bases, and leaf classes
+whose message always says what is wrong and what to do about it. The CLI
+turns any :class:`RulelifeError` into a message and a non-zero exit code;
+everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class RulelifeError(Exception):
+    """Base of every error rulelife raises on purpose."""
+
+
+class ConfigError(RulelifeError, ValueError):
+    """A setting or the workspace is missing or invalid."""
+
+
+class WorkspaceNotFound(ConfigError):
+    """No workspace was found from the current directory or --workspace."""
+
+
+class RuleError(RulelifeError, ValueError):
+    """A rule definition is invalid."""
+
+
+class RuleFileError(RuleError):
+    """A rule file cannot be read or parsed."""
+
+
+class UnknownRule(RulelifeError, KeyError):
+    """A rule id is not in the registry or the rules folder."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreError(RulelifeError):
+    """The registry database cannot be reached or used."""
+
+
+class LifecycleError(RulelifeError):
+    """A lifecycle transition is not allowed from the rule's current state."""
+
+
+class BundleError(RulelifeError):
+    """A bundle cannot be built, found or loaded."""
+
+
+class BundleIntegrityError(BundleError):
+    """A bundle file is truncated or was modified after it was written."""
+
+
+class LogError(RulelifeError, ValueError):
+    """A query log cannot be read or has no usable rows."""

@@ -1,0 +1,439 @@
+"""Compile rule versions into one Aho-Corasick automaton and match queries.
+
+The same :class:`Matcher` serves the runtime, evaluation, monitoring and
+mining, so what matches offline is exactly what matches online.
+
+Winner resolution, when several rules fire on one query:
+
+1. higher ``priority`` wins;
+2. then the longer matched pattern (in normalised characters): a more
+   specific phrase is better evidence;
+3. then the smaller rule id, so the outcome never depends on file order.
+
+Every rule that fired is still reported (``MatchResult.fired``), winner first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from rulelife.normalize import normalize
+from rulelife.rules import Rule
+
+__all__ = [
+    "CompiledRule",
+    "Explanation",
+    "ExplainedHit",
+    "MatchResult",
+    "Matcher",
+    "compile_rule",
+    "locale_applies",
+    "normalize_locale",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """What the matcher (and a bundle) keeps of a rule version: phrases normalised."""
+
+    id: str
+    version: str
+    intent: str
+    patterns: tuple[str, ...]
+    exclude: tuple[str, ...]
+    locales: tuple[str, ...]
+    match: str
+    priority: int
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "intent": self.intent,
+            "patterns": list(self.patterns),
+            "exclude": list(self.exclude),
+            "locales": list(self.locales),
+            "match": self.match,
+            "priority": self.priority,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CompiledRule:
+        return cls(
+            id=data["id"],
+            version=data["version"],
+            intent=data["intent"],
+            patterns=tuple(data["patterns"]),
+            exclude=tuple(data["exclude"]),
+            locales=tuple(data["locales"]),
+            match=data["match"],
+            priority=int(data["priority"]),
+        )
+
+
+def _unique(phrases: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p for p in (normalize(x) for x in phrases) if p))
+
+
+def normalize_locale(locale: str) -> str:
+    """``en_us`` and ``EN-US`` are both ``en-us``: locales compare case-insensitively."""
+    return locale.strip().replace("_", "-").lower()
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    """Normalise a rule's phrases and locales once, at compile time."""
+    return CompiledRule(
+        id=rule.id,
+        version=rule.version,
+        intent=rule.intent,
+        patterns=_unique(rule.patterns),
+        exclude=_unique(rule.exclude),
+        locales=tuple(sorted({normalize_locale(loc) for loc in rule.locales})),
+        match=rule.match,
+        priority=rule.priority,
+    )
+
+
+def locale_applies(rule_locales: Sequence[str], locale: str | None) -> bool:
+    """Whether a rule listing ``rule_locales`` may fire on a query in ``locale``.
+
+    ``*`` is every locale (and a query of unknown locale); a bare language such
+    as ``en`` covers ``en-us`` and ``en-gb``; otherwise locales must be equal.
+    """
+    if "*" in rule_locales:
+        return True
+    if locale is None:
+        return False
+    locale = normalize_locale(locale)
+    return any(locale == loc or locale.startswith(loc + "-") for loc in rule_locales)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """The winning rule for one query, and every rule that fired on it."""
+
+    rule_id: str
+    rule_version: str
+    intent: str
+    pattern: str
+    fired: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedHit:
+    """One occurrence of a phrase in the normalised query and what it did."""
+
+    rule_id: str
+    phrase: str
+    kind: str  # "pattern" or "exclude"
+    start: int
+    end: int  # exclusive
+    counted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything the matcher saw for one query (see :meth:`Matcher.explain`)."""
+
+    text: str
+    normalized: str
+    locale: str | None
+    hits: tuple[ExplainedHit, ...]
+    fired: tuple[str, ...]
+    vetoed: tuple[str, ...]
+    winner: MatchResult | None
+    reason: str
+    rules: dict[str, CompiledRule] = field(repr=False, default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "normalized": self.normalized,
+            "locale": self.locale,
+            "hits": [
+                {
+                    "rule_id": h.rule_id,
+                    "phrase": h.phrase,
+                    "kind": h.kind,
+                    "start": h.start,
+                    "end": h.end,
+                    "counted": h.counted,
+                    "reason": h.reason,
+                }
+                for h in self.hits
+            ],
+            "fired": list(self.fired),
+            "vetoed": list(self.vetoed),
+            "winner": None
+            if self.winner is None
+            else {
+                "rule_id": self.winner.rule_id,
+                "rule_version": self.winner.rule_version,
+                "intent": self.winner.intent,
+                "pattern": self.winner.pattern,
+            },
+            "reason": self.reason,
+        }
+
+
+class Matcher:
+    """One automaton over the patterns and excludes of a set of rule versions.
+
+    Parameters
+    ----------
+    rules
+        Compiled rule versions (see :func:`compile_rule`); ids must be unique.
+    automaton
+        A prebuilt automaton for exactly these rules, as :meth:`automaton`
+        returns it (bundles ship one so loading skips the build). Built when
+        omitted.
+    """
+
+    def __init__(self, rules: Sequence[CompiledRule], automaton: ahocorasick.Automaton | None = None):
+        ids = [rule.id for rule in rules]
+        if len(set(ids)) != len(ids):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"rule ids must be unique in one matcher, repeated: {', '.join(dupes)}")
+        # Rules are kept sorted by id, so a rule's index is its tie-break rank.
+        self.rules: tuple[CompiledRule, ...] = tuple(sorted(rules, key=lambda r: r.id))
+        self._by_id = {rule.id: rule for rule in self.rules}
+        self._keys, self._phrases = self._key_table(self.rules)
+        self._automaton = automaton if automaton is not None else self._build(self._phrases)
+        self._locale_cache: dict[str | None, frozenset[int] | None] = {}
+        self._all_locales = all("*" in rule.locales for rule in self.rules)
+
+    @classmethod
+    def from_rules(cls, rules: Iterable[Rule]) -> Matcher:
+        """Compile rule definitions (as read from YAML) into a matcher."""
+        return cls([compile_rule(rule) for rule in rules])
+
+    @staticmethod
+    def _key_table(rules: Sequence[CompiledRule]) -> tuple[list, list[str]]:
+        # keys[i] = (phrase length, ((rule index, is_exclude, check_left,
+        # check_right), ...)) for the i-th automaton key; the automaton stores i.
+        entries: dict[str, list[tuple[int, bool, bool, bool]]] = {}
+        for index, rule in enumerate(rules):
+            word = rule.match == "word"
+            for is_exclude, phrases in ((False, rule.patterns), (True, rule.exclude)):
+                for phrase in phrases:
+                    check_left = word and _is_word_char(phrase[0])
+                    check_right = word and _is_word_char(phrase[-1])
+                    entries.setdefault(phrase, []).append((index, is_exclude, check_left, check_right))
+        phrases = sorted(entries)
+        keys = [(len(p), tuple(entries[p])) for p in phrases]
+        return keys, phrases
+
+    @staticmethod
+    def _build(phrases: Sequence[str]) -> ahocorasick.Automaton:
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for index, phrase in enumerate(phrases):
+            automaton.add_word(phrase, index)
+        if phrases:
+            automaton.make_automaton()
+        return automaton
+
+    @property
+    def automaton(self) -> ahocorasick.Automaton:
+        """The compiled automaton (keys are normalised phrases in sorted order)."""
+        return self._automaton
+
+    @property
+    def pattern_count(self) -> int:
+        return len(self._keys)
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        return self._by_id[rule_id]
+
+    def _allowed(self, locale: str | None) -> frozenset[int] | None:
+        """Indices of the rules that apply to ``locale``; None means all of them."""
+        try:
+            return self._locale_cache[locale]
+        except KeyError:
+            pass
+        if self._all_locales:
+            allowed = None
+        else:
+            allowed = frozenset(i for i, r in enumerate(self.rules) if locale_applies(r.locales, locale))
+        if len(self._locale_cache) < 10_000:  # bounded: locales come from user input
+            self._locale_cache[locale] = allowed
+        return allowed
+
+    def match_normalized(self, text: str, locale: str | None) -> MatchResult | None:
+        """Match an already-normalised query. The hot path: keep it lean."""
+        if not self._keys or not text:
+            return None
+        allowed = self._allowed(locale)
+        keys = self._keys
+        size = len(text)
+        best: dict[int, int] = {}  # rule index -> longest pattern length that fired
+        best_key: dict[int, int] = {}
+        vetoed: set[int] | None = None
+        for end, key in self._automaton.iter(text):
+            length, entries = keys[key]
+            start = end - length + 1
+            for index, is_exclude, check_left, check_right in entries:
+                if allowed is not None and index not in allowed:
+                    continue
+                if check_left and start > 0:
+                    char = text[start - 1]
+                    if char.isalnum() or char == "_":
+                        continue
+                if check_right and end + 1 < size:
+                    char = text[end + 1]
+                    if char.isalnum() or char == "_":
+                        continue
+                if is_exclude:
+                    if vetoed is None:
+                        vetoed = set()
+                    vetoed.add(index)
+                elif length > best.get(index, 0):
+                    best[index] = length
+                    best_key[index] = key
+        if not best:
+            return None
+        if vetoed:
+            for index in vetoed:
+                best.pop(index, None)
+            if not best:
+                return None
+        rules = self.rules
+        if len(best) == 1:
+            (index,) = best
+            ranked = (index,)
+        else:
+            # Sort key: priority desc, pattern length desc, id asc (= index asc).
+            ranked = tuple(sorted(best, key=lambda i: (-rules[i].priority, -best[i], i)))
+        winner = rules[ranked[0]]
+        return MatchResult(
+            rule_id=winner.id,
+            rule_version=winner.version,
+            intent=winner.intent,
+            pattern=self._phrases[best_key[ranked[0]]],
+            fired=tuple(rules[i].id for i in ranked),
+        )
+
+    def match(self, text: str, locale: str | None = None) -> MatchResult | None:
+        """Return the winning rule for ``text`` in ``locale``, or None."""
+        return self.match_normalized(normalize(text), locale)
+
+    def match_many(
+        self, texts: Iterable[str], locales: Iterable[str | None] | str | None = None
+    ) -> list[MatchResult | None]:
+        """Match many queries; element for element equal to :meth:`match`.
+
+        ``texts`` may be a list, a pandas Series or a pyarrow array; ``locales``
+        a sequence of the same length or one locale for all.
+        """
+        texts = _as_list(texts)
+        if locales is None or isinstance(locales, str):
+            locales = [locales] * len(texts)
+        else:
+            locales = _as_list(locales)
+            if len(locales) != len(texts):
+                raise ValueError(f"got {len(texts)} texts but {len(locales)} locales; pass one locale per text")
+        match = self.match_normalized
+        # Production logs repeat queries ("hi", "where is my order"): answer
+        # each distinct (text, locale) once. Results are immutable, so sharing
+        # them is safe and identical to matching each row.
+        seen: dict[tuple[str, str | None], MatchResult | None] = {}
+        out: list[MatchResult | None] = []
+        append = out.append
+        for text, locale in zip(texts, locales):
+            if text.__class__ is not str:  # a missing value (None / NaN)
+                append(None)
+                continue
+            key = (text, locale)
+            try:
+                append(seen[key])
+            except KeyError:
+                result = seen[key] = match(normalize(text), locale)
+                append(result)
+        return out
+
+    def explain(self, text: str, locale: str | None = None) -> Explanation:
+        """Every hit, every veto and why the winner won, for one query."""
+        normalized = normalize(text)
+        hits: list[ExplainedHit] = []
+        fired: dict[str, int] = {}
+        vetoed: set[str] = set()
+        phrases = self._phrases
+        for end, key in self._automaton.iter(normalized) if self._keys and normalized else ():
+            length, entries = self._keys[key]
+            start = end - length + 1
+            for index, is_exclude, check_left, check_right in entries:
+                rule = self.rules[index]
+                reason = self._rejection(rule, normalized, locale, start, end, check_left, check_right)
+                hits.append(
+                    ExplainedHit(
+                        rule_id=rule.id,
+                        phrase=phrases[key],
+                        kind="exclude" if is_exclude else "pattern",
+                        start=start,
+                        end=end + 1,
+                        counted=reason is None,
+                        reason=reason or ("vetoes the rule" if is_exclude else "fires the rule"),
+                    )
+                )
+                if reason is None:
+                    if is_exclude:
+                        vetoed.add(rule.id)
+                    else:
+                        fired[rule.id] = max(fired.get(rule.id, 0), length)
+        winner = self.match_normalized(normalized, locale)
+        return Explanation(
+            text=text,
+            normalized=normalized,
+            locale=locale,
+            hits=tuple(hits),
+            fired=winner.fired if winner else (),
+            vetoed=tuple(sorted(vetoed & set(fired))),
+            winner=winner,
+            reason=self._why(winner, fired, vetoed),
+            rules=dict(self._by_id),
+        )
+
+    def _rejection(self, rule, text, locale, start, end, check_left, check_right) -> str | None:
+        if not locale_applies(rule.locales, locale):
+            return f"locale {locale} is not in the rule's locales ({', '.join(rule.locales)})"
+        if check_left and start > 0 and _is_word_char(text[start - 1]):
+            return f"not on a word boundary (preceded by {text[start - 1]!r})"
+        if check_right and end + 1 < len(text) and _is_word_char(text[end + 1]):
+            return f"not on a word boundary (followed by {text[end + 1]!r})"
+        return None
+
+    def _why(self, winner: MatchResult | None, fired: dict[str, int], vetoed: set[str]) -> str:
+        if winner is None:
+            if fired:
+                return "every rule that fired was vetoed by one of its exclude phrases"
+            return "no rule pattern occurs in the query"
+        if len(winner.fired) == 1:
+            return f"{winner.rule_id} is the only rule that fired"
+        first, second = (self._by_id[i] for i in winner.fired[:2])
+        if first.priority != second.priority:
+            return f"{first.id} has priority {first.priority}, above {second.id}'s {second.priority}"
+        if fired[first.id] != fired[second.id]:
+            return (
+                f"equal priority; {first.id} matched a longer pattern "
+                f"({fired[first.id]} characters against {fired[second.id]})"
+            )
+        return f"equal priority and pattern length; {first.id} comes first by id"
+
+
+def _as_list(values) -> list:
+    if isinstance(values, list):
+        return values
+    to_pylist = getattr(values, "to_pylist", None)  # pyarrow arrays
+    if to_pylist is not None:
+        return to_pylist()
+    tolist = getattr(values, "tolist", None)  # pandas Series / numpy
+    if tolist is not None:
+        return tolist()
+    return list(values)
