@@ -16,6 +16,11 @@ from rulelife.errors import (
 from rulelife.matcher import Explanation, Matcher, MatchResult
 from rulelife.normalize import NORMALIZATION_VERSION, normalize
 from rulelife.rules import Rule
+from rulelife.runtime import Match, RuleClassifier
+from rulelife.bundle import Bundle, BundleStore
+from rulelife.config import Settings, Workspace
+from rulelife.lifecycle import State
+from rulelife.store import Store
 
 __version__ = "0.1.0"
 
@@ -24,17 +29,25 @@ __all__ = [
     "BundleError",
     "BundleIntegrityError",
     "ConfigError",
+    "Bundle",
+    "BundleStore",
     "Explanation",
     "LifecycleError",
     "LogError",
+    "Match",
     "MatchResult",
     "Matcher",
     "Rule",
+    "RuleClassifier",
     "RuleError",
     "RuleFileError",
     "RulelifeError",
+    "Settings",
+    "State",
+    "Store",
     "StoreError",
     "UnknownRule",
+    "Workspace",
     "WorkspaceNotFound",
     "normalize",
     "__version__",

@@ -1,0 +1,384 @@
+"""Bundles: immutable, versioned, checksummed artifacts of the active rules.
+
+A bundle file ``bundle-000042.rlb`` is::
+
+    RULELIFE-BUNDLE 1\\n
+    <header JSON>\\n
+    <rules JSON><compiled automaton>
+
+The header carries the bundle number, creation time, rulelife and
+normalisation versions, the content hash (rules and normalisation version
+only, so equal content has an equal hash whatever its number) and a checksum
+over everything else, so a truncated or edited file is refused. The compiled
+automaton is shipped so that loading skips the build; it is unpickled with an
+allow-list of one class, and rebuilt from the rules when the installed
+pyahocorasick cannot read it.
+
+``CURRENT`` names the published bundle and its checksum; it is replaced
+atomically (write a temp file, fsync, rename), so a reader sees the old or the
+new pointer, never half of one. Rollback is re-pointing ``CURRENT``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import ahocorasick
+
+from rulelife.errors import BundleError, BundleIntegrityError
+from rulelife.matcher import CompiledRule, Matcher, compile_rule
+from rulelife.normalize import NORMALIZATION_VERSION
+from rulelife.rules import Rule
+
+__all__ = ["Bundle", "BundleDiff", "BundleStore", "diff_bundles", "read_bundle"]
+
+MAGIC = b"RULELIFE-BUNDLE 1\n"
+_NAME = re.compile(r"^bundle-(\d{6,})\.rlb$")
+_AUTOMATON_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-pickle5"
+
+
+def _rulelife_version() -> str:
+    from rulelife import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle and the matcher compiled from it."""
+
+    number: int
+    created_at: str
+    rulelife_version: str
+    normalization_version: int
+    content_hash: str
+    checksum: str
+    rules: tuple[CompiledRule, ...]
+    matcher: Matcher
+    path: Path | None = None
+
+    @property
+    def pattern_count(self) -> int:
+        return self.matcher.pattern_count
+
+    def summary(self) -> dict:
+        return {
+            "number": self.number,
+            "created_at": self.created_at,
+            "rulelife_version": self.rulelife_version,
+            "normalization_version": self.normalization_version,
+            "content_hash": self.content_hash,
+            "checksum": self.checksum,
+            "rules": len(self.rules),
+            "patterns": self.pattern_count,
+            "path": str(self.path) if self.path else None,
+        }
+
+
+class _AutomatonOnly(pickle.Unpickler):
+    """Unpickle exactly one Automaton and nothing else (no arbitrary code)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("ahocorasick", "Automaton"):
+            return ahocorasick.Automaton
+        raise pickle.UnpicklingError(f"bundle automaton may not reference {module}.{name}")
+
+
+def _rules_json(rules: Sequence[CompiledRule]) -> bytes:
+    ordered = sorted(rules, key=lambda r: r.id)
+    return json.dumps([r.to_dict() for r in ordered], ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _content_hash(rules_bytes: bytes) -> str:
+    digest = hashlib.sha256(f"normalization={NORMALIZATION_VERSION}\n".encode())
+    digest.update(rules_bytes)
+    return digest.hexdigest()
+
+
+def _checksum(header: dict, payload: bytes) -> str:
+    fields = {k: v for k, v in header.items() if k != "checksum"}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    digest.update(payload)
+    return digest.hexdigest()
+
+
+def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[bytes, dict]:
+    """Serialise rules as bundle ``number``; return the file bytes and header."""
+    compiled = [r if isinstance(r, CompiledRule) else compile_rule(r) for r in rules]
+    matcher = Matcher(compiled)
+    rules_bytes = _rules_json(compiled)
+    automaton_bytes = pickle.dumps(matcher.automaton, protocol=5)
+    payload = rules_bytes + automaton_bytes
+    header = {
+        "number": number,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rulelife_version": _rulelife_version(),
+        "normalization_version": NORMALIZATION_VERSION,
+        "content_hash": _content_hash(rules_bytes),
+        "rule_count": len(compiled),
+        "pattern_count": matcher.pattern_count,
+        "rules_bytes": len(rules_bytes),
+        "automaton_bytes": len(automaton_bytes),
+        "automaton_format": _AUTOMATON_FORMAT,
+    }
+    header["checksum"] = _checksum(header, payload)
+    data = MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
+    return data, header
+
+
+def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
+    """Read, verify and compile a bundle file; raise :class:`BundleIntegrityError`
+    if it is truncated, modified, or not the one ``expected_checksum`` names."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from None
+    fix = "re-publish it with `rulelife bundle publish` or roll back with `rulelife bundle rollback`"
+    if not data.startswith(MAGIC):
+        raise BundleIntegrityError(f"{path} is not a rulelife bundle (bad magic line); {fix}")
+    end = data.find(b"\n", len(MAGIC))
+    try:
+        header = json.loads(data[len(MAGIC) : end])
+        payload = memoryview(data)[end + 1 :]
+        rules_bytes = bytes(payload[: header["rules_bytes"]])
+        automaton_bytes = payload[header["rules_bytes"] :]
+        declared = header["checksum"]
+    except (ValueError, KeyError, TypeError):
+        raise BundleIntegrityError(f"{path} has a damaged header; {fix}") from None
+    if len(payload) != header["rules_bytes"] + header["automaton_bytes"]:
+        raise BundleIntegrityError(
+            f"{path} is truncated ({len(payload)} of {header['rules_bytes'] + header['automaton_bytes']} "
+            f"payload bytes); {fix}"
+        )
+    if _checksum(header, payload) != declared:
+        raise BundleIntegrityError(f"{path} fails its checksum: it was modified after it was written; {fix}")
+    if expected_checksum is not None and expected_checksum != declared:
+        raise BundleIntegrityError(f"{path} is not the bundle CURRENT points to (checksum differs); {fix}")
+    if header["normalization_version"] != NORMALIZATION_VERSION:
+        raise BundleError(
+            f"{path} was compiled with normalisation v{header['normalization_version']}, this rulelife "
+            f"uses v{NORMALIZATION_VERSION}; rebuild it with `rulelife bundle publish`"
+        )
+    rules = tuple(CompiledRule.from_dict(item) for item in json.loads(rules_bytes))
+    automaton = None
+    if header.get("automaton_format") == _AUTOMATON_FORMAT:
+        try:
+            automaton = _AutomatonOnly(io.BytesIO(automaton_bytes)).load()
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError):
+            automaton = None  # rebuilt below from the rules, which the checksum vouches for
+    if automaton is not None and len(automaton) != header["pattern_count"]:
+        automaton = None
+    return Bundle(
+        number=int(header["number"]),
+        created_at=header["created_at"],
+        rulelife_version=header["rulelife_version"],
+        normalization_version=header["normalization_version"],
+        content_hash=header["content_hash"],
+        checksum=declared,
+        rules=rules,
+        matcher=Matcher(rules, automaton=automaton),
+        path=path,
+    )
+
+
+@dataclass(frozen=True)
+class BundleDiff:
+    """Rules added, removed and changed (same id, other version) from a to b."""
+
+    a: int
+    b: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[tuple[str, str, str], ...]  # (rule id, version in a, version in b)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def to_dict(self) -> dict:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": [{"rule_id": r, "from": x, "to": y} for r, x, y in self.changed],
+        }
+
+
+def diff_bundles(a: Bundle, b: Bundle) -> BundleDiff:
+    old = {r.id: r.version for r in a.rules}
+    new = {r.id: r.version for r in b.rules}
+    return BundleDiff(
+        a=a.number,
+        b=b.number,
+        added=tuple(sorted(new.keys() - old.keys())),
+        removed=tuple(sorted(old.keys() - new.keys())),
+        changed=tuple((r, old[r], new[r]) for r in sorted(old.keys() & new.keys()) if old[r] != new[r]),
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+class BundleStore:
+    """A folder of numbered bundles, a ``CURRENT`` pointer and a publish history."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def current_file(self) -> Path:
+        return self.root / "CURRENT"
+
+    @property
+    def history_file(self) -> Path:
+        return self.root / "history.jsonl"
+
+    def path_of(self, number: int) -> Path:
+        return self.root / f"bundle-{number:06d}.rlb"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time; readers never lock
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def numbers(self) -> list[int]:
+        if not self.root.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in self.root.iterdir() if (m := _NAME.match(p.name)))
+
+    def load(self, number: int) -> Bundle:
+        path = self.path_of(number)
+        if not path.exists():
+            known = ", ".join(map(str, self.numbers())) or "none"
+            raise BundleError(f"no bundle {number} in {self.root} (bundles: {known})")
+        return read_bundle(path)
+
+    def build(self, rules: Sequence[Rule | CompiledRule]) -> tuple[Bundle, bool]:
+        """Write the next bundle for ``rules``; return it and whether it is new.
+
+        Equal content to the newest bundle is not written again: that one is
+        returned, so nightly republishing without changes makes no new number.
+        """
+        with self._locked():
+            numbers = self.numbers()
+            data, header = encode_bundle(rules, (numbers[-1] + 1) if numbers else 1)
+            if numbers:
+                latest = self._peek_header(self.path_of(numbers[-1]))
+                if latest is not None and latest["content_hash"] == header["content_hash"]:
+                    return self.load(numbers[-1]), False
+            path = self.path_of(header["number"])
+            _write_atomic(path, data)
+            return read_bundle(path), True
+
+    @staticmethod
+    def _peek_header(path: Path) -> dict | None:
+        try:
+            with open(path, "rb") as handle:
+                if handle.readline() != MAGIC:
+                    return None
+                return json.loads(handle.readline())
+        except (OSError, ValueError):
+            return None
+
+    def publish(self, number: int, *, actor: str = "", action: str = "publish") -> Bundle:
+        """Verify bundle ``number`` and point ``CURRENT`` at it atomically."""
+        with self._locked():
+            bundle = self.load(number)
+            pointer = {"number": bundle.number, "file": bundle.path.name, "checksum": bundle.checksum}
+            _write_atomic(self.current_file, json.dumps(pointer).encode() + b"\n")
+            entry = {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "action": action,
+                "number": number,
+                "actor": actor,
+            }
+            with open(self.history_file, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            return bundle
+
+    def build_and_publish(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "") -> tuple[Bundle, bool]:
+        """Build (or reuse) a bundle for ``rules`` and publish it if it is not already CURRENT."""
+        bundle, _ = self.build(rules)
+        pointer = self.pointer()
+        if pointer is not None and pointer["number"] == bundle.number:
+            return bundle, False
+        return self.publish(bundle.number, actor=actor), True
+
+    def pointer(self) -> dict | None:
+        """The parsed CURRENT pointer, or None before the first publish."""
+        try:
+            raw = self.current_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            pointer = json.loads(raw)
+            return {"number": int(pointer["number"]), "file": str(pointer["file"]), "checksum": str(pointer["checksum"])}
+        except (ValueError, KeyError, TypeError):
+            raise BundleIntegrityError(
+                f"{self.current_file} is damaged; point it at a good bundle with `rulelife bundle rollback N`"
+            ) from None
+
+    def current(self) -> Bundle:
+        """Load and verify the bundle CURRENT points to."""
+        pointer = self.pointer()
+        if pointer is None:
+            raise BundleError(
+                f"no bundle has been published in {self.root}; run `rulelife bundle publish` first"
+            )
+        return read_bundle(self.root / pointer["file"], expected_checksum=pointer["checksum"])
+
+    def history(self) -> list[dict]:
+        if not self.history_file.exists():
+            return []
+        lines = self.history_file.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def rollback(self, number: int | None = None, *, actor: str = "") -> Bundle:
+        """Point CURRENT at bundle ``number``, or at the one published before the current one."""
+        if number is None:
+            pointer = self.pointer()
+            current = pointer["number"] if pointer else None
+            # Walk back along publishes (not rollbacks), so repeated rollbacks
+            # keep going back: published 1, 2, 3 → rollback to 2 → rollback to 1.
+            published = [e["number"] for e in self.history() if e.get("action") == "publish"]
+            position = max((i for i, n in enumerate(published) if n == current), default=len(published))
+            earlier = [n for n in published[:position] if n != current]
+            if not earlier:
+                raise BundleError("nothing to roll back to: no bundle was published before the current one")
+            number = earlier[-1]
+        return self.publish(number, actor=actor, action="rollback")

@@ -1,0 +1,192 @@
+"""Workspace and settings.
+
+A workspace is a folder holding ``rulelife.toml``. Settings are read from, in
+order of precedence: explicit overrides, environment variables
+(``RULELIFE_DB_URL``, ``RULELIFE_SHADOW_RATE``, ...), the ``rulelife.toml`` file,
+and the defaults below. Relative paths (and a relative SQLite file) are taken
+relative to the workspace folder, never to the current directory, so a cron job
+and a person at a terminal see the same workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rulelife.errors import ConfigError, WorkspaceNotFound
+
+__all__ = ["CONFIG_FILE", "Settings", "Workspace", "load_settings"]
+
+CONFIG_FILE = "rulelife.toml"
+WORKSPACE_ENV = "RULELIFE_WORKSPACE"
+
+
+class Settings(BaseSettings):
+    """Every tunable of a deployment; each can be set in rulelife.toml or as RULELIFE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="RULELIFE_", extra="forbid", validate_default=True)
+
+    rules_dir: Path = Field(Path("rules"), description="folder of rule YAML files")
+    db_url: str = Field("sqlite:///rulelife.db", description="SQLAlchemy URL of the registry")
+    db_schema: str | None = Field(None, description="PostgreSQL schema for the tables (default: search_path)")
+    bundle_dir: Path = Field(Path("bundles"), description="folder of published bundles and CURRENT")
+    log_dir: Path = Field(Path("logs"), description="default folder of query logs")
+    shadow_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of rule answers also sent to the model")
+    safety_intents: list[str] = Field(
+        ["return_request", "escalation"], description="intents on which a rule may never be wrong"
+    )
+    agreement_floor: float = Field(0.95, gt=0.0, le=1.0, description="minimum agreement with the model")
+    expiry_days: int = Field(90, ge=1, description="days an active rule lives after its last passing evaluation")
+    model_call_cost: float = Field(0.002, ge=0.0, description="cost of one model call, for savings reports")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
+    """Read settings from ``config_file`` (None: defaults) under env and overrides."""
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    source = str(config_file) if config_file else "settings"
+    try:
+        settings = _FromFile(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML ({exc}); fix the file") from None
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            env = f"RULELIFE_{name.upper()}"
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(Settings.model_fields)
+                problems.append(f"unknown setting '{name}' (allowed: {allowed})")
+            else:
+                problems.append(f"setting '{name}' (from the file or {env}): {err['msg']}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+    return Settings.model_validate(settings.model_dump())
+
+
+def _default_toml() -> str:
+    lines = ["# rulelife workspace settings; every key can be overridden by RULELIFE_<KEY>.", ""]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if default is None:
+            lines.append(f"# {field.description}")
+            lines.append(f"# {name} = ")
+            continue
+        if isinstance(default, Path):
+            value = f'"{default.as_posix()}"'
+        elif isinstance(default, str):
+            value = f'"{default}"'
+        elif isinstance(default, list):
+            value = "[" + ", ".join(f'"{v}"' for v in default) + "]"
+        else:
+            value = repr(default)
+        lines.append(f"# {field.description}")
+        lines.append(f"{name} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace folder and its resolved settings."""
+
+    root: Path
+    settings: Settings
+
+    def resolve(self, path: Path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.resolve(self.settings.rules_dir)
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.resolve(self.settings.bundle_dir)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.resolve(self.settings.log_dir)
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, with a relative SQLite path anchored at the workspace."""
+        url = self.settings.db_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str(self.root / url[len(prefix) :])
+        return url
+
+    @classmethod
+    def load(cls, root: Path, **overrides: Any) -> Workspace:
+        root = Path(root).expanduser().resolve()
+        config = root / CONFIG_FILE
+        if not config.is_file():
+            raise WorkspaceNotFound(
+                f"{root} is not a rulelife workspace (no {CONFIG_FILE}); run `rulelife init {root}` first"
+            )
+        return cls(root=root, settings=load_settings(config, **overrides))
+
+    @classmethod
+    def find(cls, explicit: Path | None = None, start: Path | None = None) -> Workspace:
+        """The workspace named by ``explicit``, $RULELIFE_WORKSPACE, or the nearest
+        folder at or above ``start`` (default: the current directory) holding rulelife.toml."""
+        if explicit is None and os.environ.get(WORKSPACE_ENV):
+            explicit = Path(os.environ[WORKSPACE_ENV])
+        if explicit is not None:
+            return cls.load(explicit)
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / CONFIG_FILE).is_file():
+                return cls.load(folder)
+        raise WorkspaceNotFound(
+            f"no rulelife workspace at or above {here}; run `rulelife init DIR`, "
+            f"cd into a workspace, or pass --workspace DIR (or set {WORKSPACE_ENV})"
+        )
+
+    @classmethod
+    def create(cls, root: Path, *, db_url: str | None = None) -> Workspace:
+        """Create ``root`` with a default rulelife.toml and empty folders (idempotent)."""
+        root = Path(root).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        config = root / CONFIG_FILE
+        if not config.exists():
+            text = _default_toml()
+            if db_url:
+                text = text.replace('db_url = "sqlite:///rulelife.db"', f'db_url = "{db_url}"')
+            config.write_text(text, encoding="utf-8")
+        workspace = cls.load(root)
+        for folder in (workspace.rules_dir, workspace.bundle_dir, workspace.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return workspace

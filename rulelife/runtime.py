@@ -1,0 +1,212 @@
+"""The runtime classifier embedded in the chatbot service.
+
+>>> clf = RuleClassifier.from_store("bundles/")          # doctest: +SKIP
+>>> m = clf.classify("Where is my order #123?", locale="en-US", query_id="q-1")  # doctest: +SKIP
+>>> if m is None or m.shadow:                            # doctest: +SKIP
+...     intent = call_model(text)                        # the model still answers shadow rows
+
+It serves the bundle ``CURRENT`` points to, and :meth:`RuleClassifier.refresh`
+(or the background poll) swaps in a newly published one without a restart.
+A new bundle that fails verification is refused and the last good one keeps
+serving. Reads never lock: the matcher is an immutable object behind one
+reference, and replacing a reference is atomic in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rulelife.bundle import Bundle, BundleStore
+from rulelife.errors import BundleError
+from rulelife.matcher import Explanation, _as_list
+from rulelife.normalize import normalize
+
+__all__ = ["Match", "RuleClassifier", "in_shadow_sample"]
+
+log = logging.getLogger("rulelife.runtime")
+
+_SCALE = float(1 << 64)
+
+
+def in_shadow_sample(query_id: str, rate: float) -> bool:
+    """Whether ``query_id`` falls in the shadow sample at ``rate``.
+
+    A hash, not a random draw, so the decision is reproducible: the runtime,
+    a replay and the nightly job all agree on which queries were sampled.
+    BLAKE2b spreads sequential ids uniformly (CRC32 would not).
+    """
+    if rate <= 0.0:
+        return False
+    if rate >= 1.0:
+        return True
+    digest = hashlib.blake2b(query_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE < rate
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule's answer for one query.
+
+    ``shadow`` True means the query is in the shadow sample: answer with the
+    rule if you like, but call the model too and log its answer, so the
+    rule's agreement stays measurable after promotion.
+    """
+
+    intent: str
+    rule_id: str
+    rule_version: str
+    bundle_version: int
+    pattern: str
+    shadow: bool
+    fired: tuple[str, ...]
+
+
+class RuleClassifier:
+    """Classify queries with the published rule bundle.
+
+    Parameters
+    ----------
+    store
+        Folder of bundles holding ``CURRENT``.
+    shadow_rate
+        Share of rule answers also sent to the model (0..1), decided by a hash
+        of the query id.
+    """
+
+    def __init__(self, store: Path | str, *, shadow_rate: float = 0.05):
+        if not 0.0 <= shadow_rate <= 1.0:
+            raise ValueError(f"shadow_rate must be between 0 and 1, got {shadow_rate}; 0.05 is the default")
+        self.store = BundleStore(Path(store))
+        self.shadow_rate = shadow_rate
+        self._lock = threading.Lock()  # serialises refreshes, never classify
+        self._bundle: Bundle = self.store.current()
+        self._pointer = self.store.pointer()
+        self.last_error: str | None = None
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def from_store(cls, store: Path | str, *, shadow_rate: float = 0.05) -> RuleClassifier:
+        """Load the bundle ``CURRENT`` points to in ``store``."""
+        return cls(store, shadow_rate=shadow_rate)
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._bundle
+
+    @property
+    def bundle_version(self) -> int:
+        return self._bundle.number
+
+    def classify(self, text: str, *, locale: str | None = None, query_id: str | None = None) -> Match | None:
+        """The rule answer for ``text``, or None when no rule fires.
+
+        Without a ``query_id`` the shadow decision is a random draw at the same
+        rate (unbiased, but not reproducible): pass the id in production.
+        """
+        bundle = self._bundle  # one read: a concurrent refresh cannot mix bundles
+        result = bundle.matcher.match_normalized(normalize(text), locale)
+        if result is None:
+            return None
+        if query_id is None:
+            shadow = random.random() < self.shadow_rate
+        else:
+            shadow = in_shadow_sample(query_id, self.shadow_rate)
+        return Match(
+            intent=result.intent,
+            rule_id=result.rule_id,
+            rule_version=result.rule_version,
+            bundle_version=bundle.number,
+            pattern=result.pattern,
+            shadow=shadow,
+            fired=result.fired,
+        )
+
+    def classify_many(
+        self,
+        texts: Iterable[str],
+        locales: Iterable[str | None] | str | None = None,
+        query_ids: Iterable[str] | None = None,
+    ) -> list[Match | None]:
+        """:meth:`classify` over many queries, element for element the same answers."""
+        bundle = self._bundle
+        texts = _as_list(texts)
+        results = bundle.matcher.match_many(texts, locales)
+        ids: Sequence[str | None] = _as_list(query_ids) if query_ids is not None else [None] * len(texts)
+        if len(ids) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(ids)} query ids; pass one id per text")
+        rate = self.shadow_rate
+        out: list[Match | None] = []
+        append = out.append
+        for result, query_id in zip(results, ids):
+            if result is None:
+                append(None)
+                continue
+            shadow = random.random() < rate if query_id is None else in_shadow_sample(query_id, rate)
+            append(
+                Match(
+                    intent=result.intent,
+                    rule_id=result.rule_id,
+                    rule_version=result.rule_version,
+                    bundle_version=bundle.number,
+                    pattern=result.pattern,
+                    shadow=shadow,
+                    fired=result.fired,
+                )
+            )
+        return out
+
+    def explain(self, text: str, *, locale: str | None = None) -> Explanation:
+        return self._bundle.matcher.explain(text, locale)
+
+    def refresh(self) -> bool:
+        """Load a newly published bundle; return True if the one served changed.
+
+        A bundle that fails verification is refused: the last good one keeps
+        serving and :attr:`last_error` says why.
+        """
+        with self._lock:
+            try:
+                pointer = self.store.pointer()
+                if pointer is None or pointer == self._pointer:
+                    return False
+                bundle = self.store.current()
+            except BundleError as exc:
+                self.last_error = str(exc)
+                log.error("keeping bundle %s: %s", self._bundle.number, exc)
+                return False
+            self._bundle = bundle
+            self._pointer = pointer
+            self.last_error = None
+            log.info("now serving bundle %s", bundle.number)
+            return True
+
+    def start_polling(self, interval: float = 30.0) -> None:
+        """Call :meth:`refresh` every ``interval`` seconds in a daemon thread."""
+        if interval <= 0:
+            raise ValueError(f"interval must be positive seconds, got {interval}")
+        if self._poller is not None and self._poller.is_alive():
+            return
+        self._stop.clear()
+
+        def poll() -> None:
+            while not self._stop.wait(interval):
+                self.refresh()
+
+        self._poller = threading.Thread(target=poll, name="rulelife-bundle-poll", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+            self._poller = None
+
+    def close(self) -> None:
+        self.stop_polling()

@@ -1,0 +1,6 @@
+"""The registry store: rule versions, lifecycle states and the audit log."""
+
+from rulelife.store.db import Store, utcnow
+from rulelife.store.models import AuditRow, RuleStateRow, RuleVersionRow
+
+__all__ = ["AuditRow", "RuleStateRow", "RuleVersionRow", "Store", "utcnow"]

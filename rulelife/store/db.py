@@ -1,0 +1,139 @@
+"""Database access: one engine per URL, schema created on first use, and
+SQLAlchemy errors translated into :class:`StoreError` at this boundary."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, create_engine
+
+from rulelife.errors import StoreError
+from rulelife.store import models  # noqa: F401  (registers the tables)
+
+__all__ = ["Store", "utcnow"]
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def utcnow() -> datetime:
+    """Aware UTC now, to the second: every table stores and returns UTC."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _masked(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+class Store:
+    """The registry database (SQLite by default, PostgreSQL by URL).
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL, e.g. ``sqlite:///rulelife.db`` or
+        ``postgresql+psycopg://user@host:5432/db``.
+    schema
+        PostgreSQL only: keep the tables in this schema (created if missing),
+        so several deployments can share one database.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None):
+        self.url = url
+        self.schema = schema
+        self.engine = self._connect(url, schema)
+        self.create_schema()
+
+    @classmethod
+    def from_workspace(cls, workspace) -> Store:
+        return cls(workspace.db_url, schema=workspace.settings.db_schema)
+
+    @staticmethod
+    def _connect(url: str, schema: str | None) -> Engine:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(
+                f"db_url {url!r} is not a database URL; use sqlite:///path/to/file.db "
+                "or postgresql+psycopg://user@host:5432/dbname"
+            ) from None
+        kwargs: dict = {}
+        if parsed.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+            if schema:
+                if not _SCHEMA_NAME.match(schema):
+                    raise StoreError(f"db_schema {schema!r} is not a plain identifier; use letters, digits and _")
+                kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+        try:
+            engine = create_engine(url, **kwargs)
+        except (NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise StoreError(f"no database driver for {_masked(url)} ({exc}); install it or fix db_url") from None
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def create_schema(self) -> None:
+        """Create missing tables (idempotent)."""
+        try:
+            with self.engine.begin() as conn:
+                if self.schema and self.engine.dialect.name == "postgresql":
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            SQLModel.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: SQLAlchemyError) -> StoreError:
+        message = str(exc).lower()
+        if isinstance(exc, OperationalError) and any(
+            word in message for word in ("connect", "could not", "unable to open", "refused", "timeout")
+        ):
+            return StoreError(
+                f"cannot reach the database at {_masked(self.url)}: {_first_line(exc)}. "
+                "Check db_url in rulelife.toml (or RULELIFE_DB_URL) and that the server is running."
+            )
+        return StoreError(f"database error at {_masked(self.url)}: {_first_line(exc)}")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success, rolls back on error, and raises
+        :class:`StoreError` for database failures."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        except SQLAlchemyError as exc:
+            raise self._translate(exc) from None
+
+    def drop_all(self) -> None:
+        """Drop every table (tests and ``rulelife init --reset`` only)."""
+        SQLModel.metadata.drop_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the runtime's readers and the nightly writer work at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

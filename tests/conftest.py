@@ -1,0 +1,78 @@
+"""Shared fixtures.
+
+``store`` runs a test once on SQLite and once on PostgreSQL. The PostgreSQL
+URL comes from RULELIFE_TEST_PG_URL (default: the local trust-auth server).
+Locally a missing server skips those runs; with RULELIFE_REQUIRE_PG=1 (set by
+.ci/run) it fails them instead. Each PostgreSQL test gets its own schema, so
+tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from rulelife.store import Store
+
+PG_URL = os.environ.get("RULELIFE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+_pg_checked: str | None = None
+
+
+def _pg_problem() -> str:
+    """'' when PostgreSQL answers, else why it does not (checked once)."""
+    global _pg_checked
+    if _pg_checked is None:
+        try:
+            engine = sqlalchemy.create_engine(PG_URL)
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("select 1"))
+            engine.dispose()
+            _pg_checked = ""
+        except Exception as exc:  # any failure to connect means "no server here"
+            _pg_checked = f"PostgreSQL at {PG_URL} is not reachable: {str(exc).splitlines()[0]}"
+    return _pg_checked
+
+
+def require_or_skip(problem: str, env: str) -> None:
+    if not problem:
+        return
+    if os.environ.get(env) == "1":
+        pytest.fail(f"{problem} ({env}=1 makes this mandatory)")
+    pytest.skip(problem)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database URL (plus schema) on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}", None
+        return
+    require_or_skip(_pg_problem(), "RULELIFE_REQUIRE_PG")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield PG_URL, schema
+    engine = sqlalchemy.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def store(db_url):
+    url, schema = db_url
+    store = Store(url, schema=schema)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real datasets folder; skip (or fail under RULELIFE_REQUIRE_DATA=1) when absent."""
+    problem = "" if DATA_DIR.is_dir() else f"shared datasets not found at {DATA_DIR}"
+    require_or_skip(problem, "RULELIFE_REQUIRE_DATA")
+    return DATA_DIR

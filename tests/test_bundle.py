@@ -1,0 +1,133 @@
+"""Bundles: immutable numbered artifacts, atomic CURRENT, checksums, diff, rollback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rulelife.bundle import BundleStore, diff_bundles, read_bundle
+from rulelife.errors import BundleError, BundleIntegrityError
+from rulelife.normalize import NORMALIZATION_VERSION
+from rulelife.rules import Rule
+
+
+def rule(rule_id: str, *patterns: str, **extra) -> Rule:
+    return Rule(id=rule_id, intent=rule_id.split(".")[0], patterns=list(patterns), owner="ds", **extra)
+
+
+WHERE = rule("order_tracking.where", "where is my order")
+HOURS = rule("faq.hours", "opening hours")
+
+
+def test_build_writes_numbered_bundle_with_metadata(tmp_path):
+    store = BundleStore(tmp_path)
+    bundle, new = store.build([WHERE, HOURS])
+    assert new and bundle.number == 1
+    assert bundle.path.name == "bundle-000001.rlb"
+    assert [r.id for r in bundle.rules] == ["faq.hours", "order_tracking.where"]
+    assert bundle.normalization_version == NORMALIZATION_VERSION
+    assert bundle.summary()["patterns"] == 2
+    assert bundle.matcher.match("where is my ORDER", "en-US").rule_id == "order_tracking.where"
+
+
+def test_same_content_is_not_built_twice_and_numbers_increase(tmp_path):
+    store = BundleStore(tmp_path)
+    first, _ = store.build([WHERE])
+    again, new = store.build([WHERE])
+    assert (again.number, new) == (1, False)
+    second, new = store.build([WHERE, HOURS])
+    assert (second.number, new) == (2, True)
+    assert first.content_hash != second.content_hash
+    assert store.numbers() == [1, 2]
+
+
+def test_publish_points_current_and_rollback_walks_back(tmp_path):
+    store = BundleStore(tmp_path)
+    for rules in ([WHERE], [WHERE, HOURS], [HOURS]):
+        bundle, _ = store.build(rules)
+        store.publish(bundle.number, actor="ana")
+    assert store.current().number == 3
+    assert store.rollback(actor="ana").number == 2
+    assert store.rollback(actor="ana").number == 1
+    with pytest.raises(BundleError, match="nothing to roll back"):
+        store.rollback()
+    assert store.rollback(3).number == 3
+    assert [e["action"] for e in store.history()] == ["publish"] * 3 + ["rollback"] * 3
+
+
+def test_build_and_publish_skips_when_current_already(tmp_path):
+    store = BundleStore(tmp_path)
+    _, changed = store.build_and_publish([WHERE])
+    assert changed
+    _, changed = store.build_and_publish([WHERE])
+    assert not changed
+    assert len(store.history()) == 1
+
+
+def test_diff_names_added_removed_and_changed(tmp_path):
+    store = BundleStore(tmp_path)
+    a, _ = store.build([WHERE, HOURS])
+    edited = rule("order_tracking.where", "where is my order", "track my order")
+    promo = rule("promotion.sale", "summer sale")
+    b, _ = store.build([edited, promo])
+    diff = diff_bundles(a, b)
+    assert diff.added == ("promotion.sale",)
+    assert diff.removed == ("faq.hours",)
+    assert diff.changed == (("order_tracking.where", WHERE.version, edited.version),)
+
+
+def _corrupt(path, how):
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(data[:-10])
+    elif how == "flip":
+        i = data.index(b"where is my order")
+        path.write_bytes(data[:i] + b"WHERE" + data[i + 5 :])
+    elif how == "header":
+        path.write_bytes(data.replace(b'"number": 1', b'"number": 7'))
+    elif how == "garbage":
+        path.write_bytes(b"hello")
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "header", "garbage"])
+def test_tampered_or_truncated_bundle_is_refused(tmp_path, how):
+    store = BundleStore(tmp_path)
+    bundle, _ = store.build([WHERE])
+    store.publish(bundle.number)
+    _corrupt(bundle.path, how)
+    with pytest.raises(BundleIntegrityError):
+        read_bundle(bundle.path)
+    with pytest.raises(BundleIntegrityError):
+        store.current()
+
+
+def test_current_must_name_the_file_it_checksummed(tmp_path):
+    store = BundleStore(tmp_path)
+    bundle, _ = store.build([WHERE])
+    store.publish(bundle.number)
+    pointer = json.loads(store.current_file.read_text())
+    pointer["checksum"] = "0" * 64
+    store.current_file.write_text(json.dumps(pointer))
+    with pytest.raises(BundleIntegrityError, match="not the bundle CURRENT points to"):
+        store.current()
+
+
+def test_unreadable_automaton_is_rebuilt_from_the_rules(tmp_path, monkeypatch):
+    store = BundleStore(tmp_path)
+    bundle, _ = store.build([WHERE, HOURS])
+    monkeypatch.setattr("rulelife.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
+    reloaded = read_bundle(bundle.path)
+    assert reloaded.matcher.match("opening hours?", "en-US").rule_id == "faq.hours"
+
+
+def test_no_published_bundle_says_what_to_run(tmp_path):
+    with pytest.raises(BundleError, match="bundle publish"):
+        BundleStore(tmp_path).current()
+
+
+def test_loading_unknown_number_lists_known(tmp_path):
+    store = BundleStore(tmp_path)
+    store.build([WHERE])
+    with pytest.raises(BundleError, match=r"no bundle 5 .*bundles: 1"):
+        store.load(5)
