@@ -298,7 +298,7 @@ class BundleStore:
             numbers = self.numbers()
             data, header = encode_bundle(rules, (numbers[-1] + 1) if numbers else 1)
             if numbers:
-                latest = self._peek_header(self.path_of(numbers[-1]))
+                latest = self.peek_header(self.path_of(numbers[-1]))
                 if latest is not None and latest["content_hash"] == header["content_hash"]:
                     return self.load(numbers[-1]), False
             path = self.path_of(header["number"])
@@ -306,7 +306,7 @@ class BundleStore:
             return read_bundle(path), True
 
     @staticmethod
-    def _peek_header(path: Path) -> dict | None:
+    def peek_header(path: Path) -> dict | None:
         try:
             with open(path, "rb") as handle:
                 if handle.readline() != MAGIC:

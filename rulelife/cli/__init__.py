@@ -1,0 +1,219 @@
+"""The ``rulelife`` command line. Commands parse options and call one library
+function each; :class:`RulelifeGroup` turns library errors into exit code 1."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rulelife import operations
+from rulelife.cli import bundle as bundle_commands
+from rulelife.cli import rules as rules_commands
+from rulelife.cli._common import (
+    ActorOption,
+    JsonOption,
+    RulelifeGroup,
+    console,
+    print_json,
+    table,
+    workspace,
+)
+from rulelife.config import Workspace
+from rulelife.lifecycle import State
+
+app = typer.Typer(
+    cls=RulelifeGroup,
+    help="Manage keyword rules in front of an intent model: lint, register, bundle, serve, monitor.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(rules_commands.app, name="rules")
+app.add_typer(bundle_commands.app, name="bundle")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    workspace_dir: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", envvar="RULELIFE_WORKSPACE", help="Workspace folder (default: found from the current directory)."),
+    ] = None,
+) -> None:
+    ctx.obj = {"workspace": workspace_dir}
+
+
+@app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")] = Path("."),
+    db_url: Annotated[str | None, typer.Option(help="Registry database URL (default: SQLite in the workspace).")] = None,
+) -> None:
+    """Create a workspace: rulelife.toml, rules/, bundles/, logs/ and the registry schema."""
+    ws = Workspace.create(directory, db_url=db_url)
+    operations.open_store(ws).dispose()
+    console.print(f"workspace ready at {ws.root}\n  config: {ws.config_file}\n  database: {ws.db_url}", highlight=False)
+
+
+@app.command("sync")
+def sync(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+    """Lint rules/ and register new rules and new versions of edited ones."""
+    report = operations.sync(workspace(ctx), actor=actor)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    labels = {
+        "registered": "new rules (candidates)",
+        "new_versions": "new versions (back to candidate)",
+        "pending": "edited while active (old version keeps serving until promoted)",
+        "unchanged": "unchanged",
+        "retired_ignored": "retired, edit ignored",
+        "missing_files": "registered but no longer in rules/",
+    }
+    for key, label in labels.items():
+        ids = getattr(report, key)
+        if ids:
+            shown = ", ".join(ids) if key != "unchanged" else str(len(ids))
+            console.print(f"{label}: {shown}", highlight=False)
+
+
+def _move(ctx: typer.Context, rule_id: str, state: State, actor: str, reason: str, as_json: bool) -> None:
+    status, published = operations.set_state(workspace(ctx), rule_id, state, actor=actor, reason=reason)
+    result = {**status.to_dict(), "bundle": published.bundle.number if published else None,
+              "bundle_published": bool(published and published.published)}
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{rule_id} is now {status.state.value} at {status.version}", highlight=False)
+    if published and published.published:
+        console.print(f"published bundle {published.bundle.number}")
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
+RuleArgument = Annotated[str, typer.Argument(help="Rule id.")]
+
+
+@app.command("activate")
+def activate(ctx: typer.Context, rule_id: RuleArgument, reason: ReasonOption, actor: ActorOption = "cli",
+             as_json: JsonOption = False) -> None:
+    """Make a rule's latest version live without an evaluation, and republish."""
+    _move(ctx, rule_id, State.ACTIVE, actor, reason, as_json)
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, rule_id: RuleArgument, reason: ReasonOption, actor: ActorOption = "cli",
+            as_json: JsonOption = False) -> None:
+    """Take a rule out of traffic and republish the bundle."""
+    _move(ctx, rule_id, State.DISABLED, actor, reason, as_json)
+
+
+@app.command("retire")
+def retire(ctx: typer.Context, rule_id: RuleArgument, reason: ReasonOption, actor: ActorOption = "cli",
+           as_json: JsonOption = False) -> None:
+    """Retire a rule for good (final)."""
+    _move(ctx, rule_id, State.RETIRED, actor, reason, as_json)
+
+
+@app.command("classify")
+def classify(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="The user message.")],
+    locale: Annotated[str | None, typer.Option(help="Locale of the message, e.g. en-US.")] = None,
+    query_id: Annotated[str | None, typer.Option(help="Query id (decides the shadow sample).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show every hit, veto and why the winner won.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Classify one message with the published bundle, as the runtime would."""
+    from rulelife.runtime import RuleClassifier
+
+    ws = workspace(ctx)
+    clf = RuleClassifier.from_store(ws.bundle_dir, shadow_rate=ws.settings.shadow_rate)
+    match = clf.classify(text, locale=locale, query_id=query_id)
+    explanation = clf.explain(text, locale=locale) if explain else None
+    if as_json:
+        data = {"bundle": clf.bundle_version, "match": None if match is None else {
+            "intent": match.intent, "rule_id": match.rule_id, "rule_version": match.rule_version,
+            "pattern": match.pattern, "shadow": match.shadow, "fired": list(match.fired)}}
+        if explanation is not None:
+            data["explain"] = explanation.to_dict()
+        print_json(data)
+        return
+    if match is None:
+        console.print(f"no rule fired (bundle {clf.bundle_version}): send to the model")
+    else:
+        console.print(f"{match.intent}  by {match.rule_id}@{match.rule_version} on '{match.pattern}' "
+                      f"(bundle {match.bundle_version}{', shadow: call the model too' if match.shadow else ''})",
+                      highlight=False)
+    if explanation is not None:
+        console.print(f"normalised: {explanation.normalized!r}", highlight=False)
+        console.print(table(None, ["rule", "phrase", "kind", "span", "counted", "why"],
+                            [[h.rule_id, h.phrase, h.kind, f"{h.start}-{h.end}", h.counted, h.reason]
+                             for h in explanation.hits]))
+        console.print(explanation.reason, highlight=False)
+
+
+@app.command("simulate")
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write one Parquet file a day into.")],
+    days: Annotated[int, typer.Option(min=1, help="Number of days.")] = 30,
+    queries_per_day: Annotated[int, typer.Option(min=1, help="Mean queries a day.")] = 2000,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2026-01-01",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    drift: Annotated[bool, typer.Option(help="Inject the standard drift scenarios.")] = True,
+) -> None:
+    """Write simulated, model-labelled manga-store traffic (runtime columns empty)."""
+    from rulelife.simulate import default_scenarios, simulate_traffic, write_ground_truth, write_log
+
+    first = _parse_day(start, "--start")
+    scenarios = default_scenarios(first, days) if drift else []
+    frame = simulate_traffic(start=first, days=days, queries_per_day=queries_per_day, seed=seed, scenarios=scenarios)
+    files = write_log(frame, out)
+    write_ground_truth(scenarios, out / "scenarios.json")
+    console.print(f"wrote {len(frame)} queries in {len(files)} files to {out}", highlight=False)
+
+
+def _parse_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
+
+
+@app.command("quickstart")
+def quickstart(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo workspace.")] = Path("rulelife-demo"),
+    days: Annotated[int, typer.Option(min=1, help="Days of simulated traffic.")] = 30,
+    queries_per_day: Annotated[int, typer.Option(min=1, help="Mean queries a day.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """Set up a demo workspace and run the whole pipeline on simulated traffic."""
+    from rulelife.quickstart import per_rule_table, run_quickstart
+
+    result = run_quickstart(directory, days=days, queries_per_day=queries_per_day, seed=seed)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    s = result.summary
+    console.print(f"[bold]workspace[/] {result.workspace.root}", highlight=False)
+    console.print(f"activated {len(result.activated)} shipped rules; serving bundle {result.bundle_number}")
+    console.print(f"simulated {days} days into {len(result.log_files)} log files under {result.workspace.log_dir}",
+                  highlight=False)
+    frame = per_rule_table(s)
+    rows = [[r.rule_id, r.intent, r.fires, f"{r.fire_rate:.2%}", r.shadow_n,
+             "" if r.agreement is None or r.agreement != r.agreement else f"{r.agreement:.1%}"]
+            for r in frame.itertuples()]
+    console.print(table(f"replay of {result.day} through bundle {result.bundle_number}",
+                        ["rule", "intent", "fires", "fire rate", "shadow n", "agreement (shadow)"], rows))
+    cost = s.model_calls_saved * result.model_call_cost
+    console.print(
+        f"queries {s.queries}: rules answered {s.rule_answers} ({s.coverage:.1%}), "
+        f"{s.shadow_answers} of them in the shadow sample; model calls {s.model_calls} "
+        f"(saved {s.model_calls_saved}, {cost:.2f} at {result.model_call_cost}/call)",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    app()

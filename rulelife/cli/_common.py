@@ -1,0 +1,57 @@
+"""What every command shares: the error boundary, the workspace, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from rulelife.config import Workspace
+from rulelife.errors import RulelifeError
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
+
+
+class RulelifeGroup(TyperGroup):
+    """Turns every :class:`RulelifeError` into one line on stderr and exit code 1.
+
+    The library raises and never exits; this is the only place that decides
+    what a user sees. Anything else is a bug and keeps its traceback.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RulelifeError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    """The workspace named by --workspace / $RULELIFE_WORKSPACE, or found from the cwd."""
+    root = ctx.find_root()
+    explicit: Path | None = (root.obj or {}).get("workspace")
+    return Workspace.find(explicit)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    out = Table(title=title, title_justify="left")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    return out

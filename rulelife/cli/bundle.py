@@ -1,0 +1,116 @@
+"""``rulelife bundle ...``: build, publish, inspect and roll back bundles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rulelife import operations, registry
+from rulelife.bundle import BundleStore, diff_bundles
+from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
+
+app = typer.Typer(cls=RulelifeGroup, help="Build, publish, inspect and roll back rule bundles.", no_args_is_help=True)
+
+
+def _store(ctx: typer.Context) -> BundleStore:
+    return BundleStore(workspace(ctx).bundle_dir)
+
+
+def _print_summary(summary: dict, as_json: bool, note: str = "") -> None:
+    if as_json:
+        print_json(summary)
+        return
+    if note:
+        console.print(note)
+    for key, value in summary.items():
+        console.print(f"  {key}: {value}", highlight=False)
+
+
+@app.command("build")
+def build(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Write a new immutable bundle of the active rule versions (CURRENT is not moved)."""
+    ws = workspace(ctx)
+    bundle, new = BundleStore(ws.bundle_dir).build(registry.active_rules(operations.open_store(ws)))
+    note = f"built bundle {bundle.number}" if new else f"unchanged: bundle {bundle.number} already holds these rules"
+    _print_summary({**bundle.summary(), "new": new}, as_json, note)
+
+
+@app.command("publish")
+def publish(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+    """Build a bundle of the active rules if needed and point CURRENT at it."""
+    result = operations.publish_active(workspace(ctx), actor=actor)
+    note = f"published bundle {result.bundle.number}" if result.published else (
+        f"bundle {result.bundle.number} is already CURRENT; nothing to publish")
+    _print_summary({**result.bundle.summary(), "published": result.published}, as_json, note)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    number: Annotated[int | None, typer.Argument(help="Bundle number (default: CURRENT).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Metadata and rules of a bundle."""
+    store = _store(ctx)
+    bundle = store.current() if number is None else store.load(number)
+    pointer = store.pointer()
+    summary = {**bundle.summary(), "current": bool(pointer and pointer["number"] == bundle.number)}
+    if as_json:
+        print_json({**summary, "rule_versions": [{"id": r.id, "version": r.version} for r in bundle.rules]})
+        return
+    _print_summary(summary, False)
+    console.print(table(None, ["rule", "version", "intent", "locales", "patterns"],
+                        [[r.id, r.version, r.intent, ",".join(r.locales), len(r.patterns)] for r in bundle.rules]))
+
+
+@app.command("list")
+def list_bundles(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every bundle in the store; the CURRENT one is marked."""
+    store = _store(ctx)
+    pointer = store.pointer()
+    rows = []
+    for number in store.numbers():
+        header = store.peek_header(store.path_of(number)) or {}
+        rows.append({"number": number, "created_at": header.get("created_at"), "rules": header.get("rule_count"),
+                     "current": bool(pointer and pointer["number"] == number)})
+    if as_json:
+        print_json(rows)
+        return
+    console.print(table(None, ["number", "created", "rules", "current"],
+                        [[r["number"], r["created_at"], r["rules"], "*" if r["current"] else ""] for r in rows]))
+
+
+@app.command("diff")
+def diff(
+    ctx: typer.Context,
+    a: Annotated[int, typer.Argument(help="Older bundle number.")],
+    b: Annotated[int, typer.Argument(help="Newer bundle number.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Rules added, removed and changed between bundles A and B."""
+    store = _store(ctx)
+    result = diff_bundles(store.load(a), store.load(b))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.empty:
+        console.print(f"bundles {a} and {b} hold the same rule versions")
+    for rule_id in result.added:
+        console.print(f"+ {rule_id}", highlight=False)
+    for rule_id in result.removed:
+        console.print(f"- {rule_id}", highlight=False)
+    for rule_id, old, new in result.changed:
+        console.print(f"~ {rule_id} {old} -> {new}", highlight=False)
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    number: Annotated[int | None, typer.Argument(help="Bundle to serve (default: the one published before CURRENT).")] = None,
+    actor: ActorOption = "cli",
+    as_json: JsonOption = False,
+) -> None:
+    """Point CURRENT back at an earlier bundle; running classifiers pick it up on refresh."""
+    bundle = _store(ctx).rollback(number, actor=actor)
+    _print_summary(bundle.summary(), as_json, f"CURRENT now points to bundle {bundle.number}")

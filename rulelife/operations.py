@@ -1,0 +1,131 @@
+"""Workspace-level operations, one function per CLI command that changes state.
+
+The CLI only parses options and prints; everything here is callable from a
+test, a notebook or an orchestrator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from rulelife import registry
+from rulelife.bundle import Bundle, BundleStore
+from rulelife.config import Workspace
+from rulelife.errors import RuleError
+from rulelife.lifecycle import State
+from rulelife.lint import lint_rules
+from rulelife.registry import RuleStatus, SyncReport
+from rulelife.store import Store
+
+__all__ = ["PublishResult", "RuleDetails", "open_store", "publish_active", "rule_details", "set_state", "sync"]
+
+
+def open_store(workspace: Workspace) -> Store:
+    return Store.from_workspace(workspace)
+
+
+def sync(workspace: Workspace, *, actor: str, store: Store | None = None) -> SyncReport:
+    """Lint the rules folder and register new rules and versions.
+
+    Nothing is registered while any rule has a lint problem: a half-valid
+    folder would register some edits and not others.
+    """
+    report = lint_rules(workspace.rules_dir)
+    if not report.ok:
+        lines = "\n".join(f"  {p.path}: {p.field}: {p.message}" for p in report.problems)
+        raise RuleError(
+            f"{len(report.problems)} problem(s) in {workspace.rules_dir}; fix them "
+            f"(see `rulelife rules lint`) and sync again:\n{lines}"
+        )
+    store = store or open_store(workspace)
+    return registry.sync_rules(store, report.rules, actor=actor)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    bundle: Bundle
+    built: bool  # a new bundle file was written
+    published: bool  # CURRENT moved
+
+
+def publish_active(workspace: Workspace, *, actor: str, store: Store | None = None) -> PublishResult:
+    """Bundle the active rule versions and point CURRENT at the bundle.
+
+    Idempotent: unchanged active rules reuse the newest bundle and leave
+    CURRENT alone, so the nightly job can call this every run.
+    """
+    store = store or open_store(workspace)
+    bundles = BundleStore(workspace.bundle_dir)
+    bundle, built = bundles.build(registry.active_rules(store))
+    pointer = bundles.pointer()
+    if pointer is not None and pointer["number"] == bundle.number:
+        return PublishResult(bundle, built, False)
+    return PublishResult(bundles.publish(bundle.number, actor=actor), built, True)
+
+
+def set_state(
+    workspace: Workspace,
+    rule_id: str,
+    state: State | str,
+    *,
+    actor: str,
+    reason: str,
+    evidence: dict | None = None,
+    store: Store | None = None,
+    republish: bool = True,
+) -> tuple[RuleStatus, PublishResult | None]:
+    """Move a rule to ``state`` and republish the bundle if that changes what is live."""
+    store = store or open_store(workspace)
+    status = registry.transition(
+        store, rule_id, state, actor=actor, reason=reason, evidence=evidence,
+        expiry_days=workspace.settings.expiry_days,
+    )
+    published = publish_active(workspace, actor=actor, store=store) if republish else None
+    return status, published
+
+
+@dataclass(frozen=True)
+class RuleDetails:
+    status: RuleStatus
+    definition: dict
+    versions: list[dict]
+    audit: list[dict]
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status.to_dict(),
+            "definition": self.definition,
+            "versions": self.versions,
+            "audit": self.audit,
+        }
+
+
+def rule_details(workspace: Workspace, rule_id: str, *, store: Store | None = None) -> RuleDetails:
+    store = store or open_store(workspace)
+    status = registry.get_status(store, rule_id)
+    definition = registry.rule_definition(store, rule_id, status.latest_version)
+    versions = [
+        {
+            "version": v.version,
+            "registered_at": v.registered_at.isoformat(),
+            "registered_by": v.registered_by,
+            "source_path": v.source_path,
+        }
+        for v in registry.version_history(store, rule_id)
+    ]
+    audit = [
+        {
+            "at": a.at.isoformat(),
+            "actor": a.actor,
+            "action": a.action,
+            "from_state": a.from_state,
+            "to_state": a.to_state,
+            "from_version": a.from_version,
+            "to_version": a.to_version,
+            "reason": a.reason,
+            "evidence": json.loads(a.evidence),
+        }
+        for a in registry.audit_log(store, rule_id)
+    ]
+    return RuleDetails(status, definition.model_dump(mode="json"), versions, audit)
