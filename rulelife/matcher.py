@@ -102,13 +102,21 @@ def locale_applies(rule_locales: Sequence[str], locale: str | None) -> bool:
 
     ``*`` is every locale (and a query of unknown locale); a bare language such
     as ``en`` covers ``en-us`` and ``en-gb``; otherwise locales must be equal.
+    Both sides compare case-insensitively, ``_`` or ``-`` alike.
+
+    >>> locale_applies(["en"], "en_US"), locale_applies(["en-US"], "en"), locale_applies(["*"], None)
+    (True, False, True)
     """
     if "*" in rule_locales:
         return True
-    if locale is None:
+    if not isinstance(locale, str):  # None, or a missing value from a DataFrame
         return False
     locale = normalize_locale(locale)
-    return any(locale == loc or locale.startswith(loc + "-") for loc in rule_locales)
+    for rule_locale in rule_locales:
+        rule_locale = normalize_locale(rule_locale)
+        if locale == rule_locale or locale.startswith(rule_locale + "-"):
+            return True
+    return False
 
 
 def _is_word_char(char: str) -> bool:
@@ -336,7 +344,8 @@ class Matcher:
         if locales is None or isinstance(locales, str):
             locales = [locales] * len(texts)
         else:
-            locales = _as_list(locales)
+            # A missing locale (None, NaN, pd.NA) is an unknown locale.
+            locales = [loc if isinstance(loc, str) else None for loc in _as_list(locales)]
             if len(locales) != len(texts):
                 raise ValueError(f"got {len(texts)} texts but {len(locales)} locales; pass one locale per text")
         match = self.match_normalized
@@ -347,7 +356,9 @@ class Matcher:
         out: list[MatchResult | None] = []
         append = out.append
         for text, locale in zip(texts, locales):
-            if text.__class__ is not str:  # a missing value (None / NaN)
+            if text.__class__ is not str and not isinstance(text, str):  # exact check first: it is the common case
+                if not _is_missing(text):
+                    raise TypeError(f"texts must be strings or missing values, got {type(text).__name__} {text!r}")
                 append(None)
                 continue
             key = (text, locale)
@@ -359,45 +370,61 @@ class Matcher:
         return out
 
     def explain(self, text: str, locale: str | None = None) -> Explanation:
-        """Every hit, every veto and why the winner won, for one query."""
+        """Every hit, every veto and why the winner won, for one query.
+
+        ``winner`` and ``fired`` are exactly what :meth:`match` returns; each
+        hit says whether it counted and, if not, why (locale, word boundary).
+        """
         normalized = normalize(text)
-        hits: list[ExplainedHit] = []
-        fired: dict[str, int] = {}
-        vetoed: set[str] = set()
-        phrases = self._phrases
+        raw: list[tuple[int, int, int, bool, str | None]] = []  # (rule index, key, start, is_exclude, rejection)
+        fired: dict[str, int] = {}  # rule id -> longest counted pattern
+        vetoes: dict[str, str] = {}  # rule id -> first exclude phrase that counted
         for end, key in self._automaton.iter(normalized) if self._keys and normalized else ():
             length, entries = self._keys[key]
             start = end - length + 1
             for index, is_exclude, check_left, check_right in entries:
                 rule = self.rules[index]
-                reason = self._rejection(rule, normalized, locale, start, end, check_left, check_right)
-                hits.append(
-                    ExplainedHit(
-                        rule_id=rule.id,
-                        phrase=phrases[key],
-                        kind="exclude" if is_exclude else "pattern",
-                        start=start,
-                        end=end + 1,
-                        counted=reason is None,
-                        reason=reason or ("vetoes the rule" if is_exclude else "fires the rule"),
-                    )
-                )
-                if reason is None:
+                rejection = self._rejection(rule, normalized, locale, start, end, check_left, check_right)
+                raw.append((index, key, start, is_exclude, rejection))
+                if rejection is None:
                     if is_exclude:
-                        vetoed.add(rule.id)
+                        vetoes.setdefault(rule.id, self._phrases[key])
                     else:
                         fired[rule.id] = max(fired.get(rule.id, 0), length)
+        hits = tuple(self._hit(*entry, vetoes) for entry in raw)
         winner = self.match_normalized(normalized, locale)
+        vetoed = {rule_id: phrase for rule_id, phrase in vetoes.items() if rule_id in fired}
         return Explanation(
             text=text,
             normalized=normalized,
             locale=locale,
-            hits=tuple(hits),
+            hits=hits,
             fired=winner.fired if winner else (),
-            vetoed=tuple(sorted(vetoed & set(fired))),
+            vetoed=tuple(sorted(vetoed)),
             winner=winner,
-            reason=self._why(winner, fired, vetoed),
+            reason=self._why(winner, fired, vetoed, hits),
             rules=dict(self._by_id),
+        )
+
+    def _hit(self, index, key, start, is_exclude, rejection, vetoes) -> ExplainedHit:
+        rule = self.rules[index]
+        phrase = self._phrases[key]
+        if rejection is not None:
+            reason = rejection
+        elif is_exclude:
+            reason = "vetoes the rule"
+        elif rule.id in vetoes:
+            reason = f"matches, but the rule is vetoed by its exclude phrase {vetoes[rule.id]!r}"
+        else:
+            reason = "fires the rule"
+        return ExplainedHit(
+            rule_id=rule.id,
+            phrase=phrase,
+            kind="exclude" if is_exclude else "pattern",
+            start=start,
+            end=start + len(phrase),
+            counted=rejection is None,
+            reason=reason,
         )
 
     def _rejection(self, rule, text, locale, start, end, check_left, check_right) -> str | None:
@@ -409,22 +436,40 @@ class Matcher:
             return f"not on a word boundary (followed by {text[end + 1]!r})"
         return None
 
-    def _why(self, winner: MatchResult | None, fired: dict[str, int], vetoed: set[str]) -> str:
+    def _why(self, winner, fired: dict[str, int], vetoed: dict[str, str], hits) -> str:
+        vetoes = "; ".join(f"{rule_id} was vetoed by {phrase!r}" for rule_id, phrase in sorted(vetoed.items()))
         if winner is None:
-            if fired:
-                return "every rule that fired was vetoed by one of its exclude phrases"
+            if vetoed:
+                return f"every rule that fired was vetoed: {vetoes}"
+            patterns = [hit for hit in hits if hit.kind == "pattern"]
+            if patterns:
+                first = patterns[0]
+                return f"no pattern counted: {first.rule_id}'s {first.phrase!r} {first.reason}"
             return "no rule pattern occurs in the query"
+        suffix = f" ({vetoes})" if vetoes else ""
         if len(winner.fired) == 1:
-            return f"{winner.rule_id} is the only rule that fired"
+            return f"{winner.rule_id} is the only rule that fired{suffix}"
         first, second = (self._by_id[i] for i in winner.fired[:2])
         if first.priority != second.priority:
-            return f"{first.id} has priority {first.priority}, above {second.id}'s {second.priority}"
-        if fired[first.id] != fired[second.id]:
-            return (
+            reason = f"{first.id} has priority {first.priority}, above {second.id}'s {second.priority}"
+        elif fired[first.id] != fired[second.id]:
+            reason = (
                 f"equal priority; {first.id} matched a longer pattern "
-                f"({fired[first.id]} characters against {fired[second.id]})"
+                f"({fired[first.id]} characters against {second.id}'s {fired[second.id]})"
             )
-        return f"equal priority and pattern length; {first.id} comes first by id"
+        else:
+            reason = f"equal priority and pattern length; {first.id} comes before {second.id} by id"
+        return reason + suffix
+
+
+def _is_missing(value: object) -> bool:
+    """None, NaN, pd.NA and pd.NaT: the values a log column uses for "no text"."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN and NaT are the only values unequal to themselves
+    except TypeError:  # pd.NA refuses bool()
+        return True
 
 
 def _as_list(values) -> list:

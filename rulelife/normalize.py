@@ -85,6 +85,8 @@ def normalize(text: str) -> str:
     'devolucion'
     >>> normalize("注文　は？")
     '注文 は?'
+    >>> normalize("ｶﾞﾝﾀﾞﾑ") == normalize("ガンダム") == "ガンダム"
+    True
     """
     if text.isascii():
         # Fast path for the bulk of traffic: NFKC and casefold are the identity
@@ -95,4 +97,12 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
     if _LATIN_COMBINING.search(text):
         text = _strip_latin_marks(text)
+    if not unicodedata.is_normalized("NFKC", text):
+        # Removing a joiner can bring a mark next to the letter it belongs to
+        # ("か\u200d\u3099" leaves "か\u3099", which NFKC composes to "が").
+        # One more pass makes normalize idempotent; nothing is left to remove,
+        # so the second pass is final. The quick check costs next to nothing.
+        text = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
+        if _LATIN_COMBINING.search(text):
+            text = _strip_latin_marks(text)
     return " ".join(text.split())

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rulelife.errors import RuleFileError
 
@@ -23,6 +23,7 @@ __all__ = [
     "RULE_FIELDS",
     "Rule",
     "RuleFile",
+    "check_rule",
     "iter_rule_files",
     "load_rule",
     "load_rules",
@@ -36,6 +37,16 @@ MatchMode = Literal["word", "substring"]
 _ID_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty; write the phrase or remove the entry")
+    return text
+
+
+# Validated one item at a time, so an error names its index ("patterns[2]").
+_Phrase = Annotated[str, AfterValidator(_not_blank)]
+
+
 class Rule(BaseModel):
     """One keyword rule: any pattern fires it, any exclude phrase vetoes it."""
 
@@ -43,27 +54,27 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=_ID_PATTERN, description="dotted id, <intent>.<name>")
     intent: str = Field(min_length=1)
-    patterns: tuple[str, ...] = Field(min_length=1)
-    exclude: tuple[str, ...] = ()
-    locales: tuple[str, ...] = ("*",)
+    patterns: tuple[_Phrase, ...] = Field(min_length=1)
+    exclude: tuple[_Phrase, ...] = ()
+    locales: tuple[_Phrase, ...] = ("*",)
     match: MatchMode = "word"
     priority: int = 0
     owner: str = Field(min_length=1)
     description: str = ""
 
-    @field_validator("patterns", "exclude")
+    @field_validator("priority", mode="before")
     @classmethod
-    def _phrases_are_text(cls, phrases: tuple[str, ...]) -> tuple[str, ...]:
-        for phrase in phrases:
-            if not phrase.strip():
-                raise ValueError("phrases must not be empty; remove the empty entry")
-        return phrases
+    def _priority_is_a_number(cls, value: object) -> object:
+        # Lax int parsing would read YAML's `priority: yes` as 1 and "10" as 10.
+        if isinstance(value, bool | str):
+            raise ValueError(f"must be a whole number such as 0 or 10, got {value!r}")
+        return value
 
     @field_validator("locales")
     @classmethod
     def _locales_not_empty(cls, locales: tuple[str, ...]) -> tuple[str, ...]:
         if not locales:
-            raise ValueError('list at least one locale, or ["*"] for every locale')
+            raise ValueError('is empty; list at least one locale, or ["*"] for every locale')
         return locales
 
     def canonical(self) -> dict:
@@ -107,25 +118,68 @@ def iter_rule_files(rules_dir: Path) -> Iterator[Path]:
     yield from sorted(p for p in files if p.is_file())
 
 
+def check_rule(data: object) -> tuple[Rule | None, list[tuple[str, str]]]:
+    """Validate already-parsed YAML; return the rule (None if invalid) and every problem.
+
+    Each problem is ``(field, message)``, the field written as in the file
+    (``"patterns[2]"``, ``"owner"``, or ``"<file>"`` for the file as a whole).
+    """
+    if data is None:
+        return None, [("<file>", "the file is empty; write the rule's fields (id, intent, patterns, owner, ...)")]
+    if not isinstance(data, dict):
+        return None, [
+            ("<file>", f"a rule file must be a mapping of fields (id: ..., patterns: ...), got a {type(data).__name__}")
+        ]
+    try:
+        return Rule.model_validate(data), []
+    except ValidationError as exc:
+        return None, [(_field_name(err["loc"]), _describe(err)) for err in exc.errors()]
+
+
 def parse_rule(data: object, source: str) -> Rule:
     """Validate already-parsed YAML into a :class:`Rule`, naming every bad field."""
-    if not isinstance(data, dict):
-        raise RuleFileError(f"{source}: a rule file must be a mapping of fields, got {type(data).__name__}")
-    try:
-        return Rule.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(err) for err in exc.errors())
-        raise RuleFileError(f"{source}: {problems}") from None
+    rule, problems = check_rule(data)
+    if rule is None:
+        described = "; ".join(message if field == "<file>" else f"{field} {message}" for field, message in problems)
+        raise RuleFileError(f"{source}: {described}")
+    return rule
+
+
+def _field_name(loc: tuple) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if name and isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "<file>"
+
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "tuple_type": "a list",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+}
 
 
 def _describe(err: dict) -> str:
-    field = ".".join(str(part) for part in err["loc"]) or "<rule>"
-    if err["type"] == "missing":
-        return f"field '{field}' is missing; add it"
-    if err["type"] == "extra_forbidden":
-        allowed = ", ".join(RULE_FIELDS)
-        return f"field '{field}' is unknown; allowed fields are {allowed}"
-    return f"field '{field}': {err['msg']}"
+    kind = err["type"]
+    if kind == "missing":
+        return "is required but missing; add it"
+    if kind == "extra_forbidden":
+        return f"is not a rule field; remove it or fix its spelling (allowed: {', '.join(RULE_FIELDS)})"
+    if kind == "literal_error":
+        return f"must be one of {err['ctx']['expected']}, got {err['input']!r}"
+    if kind == "string_too_short":
+        return "is empty; fill it in"
+    if kind == "too_short":
+        return "is empty; list at least one phrase"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} is not a dotted lower-case id such as order_tracking.where_is_my_order"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]}, got {type(err['input']).__name__} {err['input']!r}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    return f"{err['msg']} (got {err['input']!r})"
 
 
 def read_yaml(path: Path) -> object:

@@ -1,0 +1,212 @@
+import doctest
+import importlib
+import math
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rulelife.matcher import CompiledRule, Matcher, compile_rule, locale_applies
+from rulelife.rules import Rule
+
+
+def rule(rule_id, patterns, **fields):
+    fields.setdefault("intent", rule_id.split(".")[0])
+    fields.setdefault("owner", "tests")
+    return Rule(id=rule_id, patterns=patterns, **fields)
+
+
+ORDER = rule("order_tracking.order", ["order"])
+CANCEL = rule("cancel.cancel_order", ["cancel my order", "cancel"], exclude=["don't cancel"])
+RETURN_ES = rule("returns.devolucion", ["devolución"], locales=["es"])
+GUNDAM_JA = rule("catalog.gundam", ["ガンダム"], locales=["ja-JP"], match="substring")
+REFUND_EN_US = rule("refund.refund", ["refund"], locales=["en-US"])
+SHIPPING_ANY = rule("shipping.shipping", ["shipping", "my order"], locales=["*"])
+RULES = [ORDER, CANCEL, RETURN_ES, GUNDAM_JA, REFUND_EN_US, SHIPPING_ANY]
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    return Matcher.from_rules(RULES)
+
+
+def winner(matcher, text, locale=None):
+    result = matcher.match(text, locale)
+    return None if result is None else result.rule_id
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ("where is my order", True),
+        ("order.", True),
+        ("#order", True),
+        ("(order)", True),
+        ("ORDER", True),
+        ("reorder", False),
+        ("orders", False),
+        ("order_id", False),  # "_" is a word character
+        ("order2", False),
+    ],
+)
+def test_word_mode_needs_word_boundaries(text, fires):
+    m = Matcher.from_rules([ORDER])
+    assert (winner(m, text) == ORDER.id) is fires
+
+
+def test_substring_mode_fires_inside_words_for_japanese(matcher):
+    assert winner(matcher, "ガンダムのプラモデルはありますか", "ja-JP") == GUNDAM_JA.id
+    assert winner(matcher, "ｶﾞﾝﾀﾞﾑ", "ja-JP") == GUNDAM_JA.id  # half-width normalised
+
+
+def test_exclude_vetoes_the_rule(matcher):
+    assert winner(matcher, "please cancel it") == CANCEL.id
+    assert winner(matcher, "don't cancel it") is None
+
+
+def test_locale_filter(matcher):
+    assert winner(matcher, "devolución", "es") == RETURN_ES.id
+    assert winner(matcher, "devolucion", "es-MX") == RETURN_ES.id  # bare language covers regions
+    assert winner(matcher, "devolución", "en") is None
+    assert winner(matcher, "devolución", None) is None  # unknown locale: only "*" rules
+    assert winner(matcher, "refund", "en_us") == REFUND_EN_US.id
+    assert winner(matcher, "refund", "en") is None  # en-US does not cover all of en
+    assert winner(matcher, "free shipping", None) == SHIPPING_ANY.id
+    assert winner(matcher, "free shipping", "ja-JP") == SHIPPING_ANY.id
+
+
+def test_locale_applies():
+    assert locale_applies(["*"], None)
+    assert locale_applies(["en"], "EN-gb")
+    assert locale_applies(["en-US"], "en_us")
+    assert not locale_applies(["en-US"], "en")
+    assert not locale_applies(["en"], "eng")
+    assert not locale_applies(["en"], float("nan"))
+
+
+def test_winner_by_priority_then_pattern_length_then_id():
+    low = rule("a.low", ["order"], priority=0)
+    high = rule("z.high", ["order"], priority=5)
+    assert Matcher.from_rules([low, high]).match("my order").fired == ("z.high", "a.low")
+
+    short = rule("a.short", ["order"])
+    long = rule("z.long", ["my order"])
+    result = Matcher.from_rules([short, long]).match("where is my order")
+    assert (result.rule_id, result.pattern, result.fired) == ("z.long", "my order", ("z.long", "a.short"))
+
+    first = rule("a.first", ["order"])
+    second = rule("b.second", ["order"])
+    assert Matcher.from_rules([second, first]).match("order").fired == ("a.first", "b.second")
+
+
+def test_match_result_carries_the_winner(matcher):
+    result = matcher.match("Cancel my ORDER now", "en")
+    assert result.rule_id == CANCEL.id
+    assert result.rule_version == CANCEL.version
+    assert result.intent == "cancel"
+    assert result.pattern == "cancel my order"
+    # "cancel my order" (15) beats "my order" (8) and "order" (5) at equal priority.
+    assert result.fired == (CANCEL.id, SHIPPING_ANY.id, ORDER.id)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("cancel my order", "en"),
+        ("don't cancel my order", "en"),
+        ("don't cancel", "en"),
+        ("reorder", None),
+        ("devolución", "fr"),
+        ("ガンダム", "ja-JP"),
+        ("nothing here", "en"),
+        ("", None),
+    ],
+)
+def test_explain_agrees_with_match(matcher, text, locale):
+    explanation = matcher.explain(text, locale)
+    result = matcher.match(text, locale)
+    assert explanation.winner == result
+    assert explanation.fired == (result.fired if result else ())
+    for hit in explanation.hits:
+        assert explanation.normalized[hit.start : hit.end] == hit.phrase
+    assert explanation.to_dict()["reason"] == explanation.reason
+
+
+def test_explain_reports_hits_vetoes_and_reasons(matcher):
+    vetoed = matcher.explain("don't cancel my order", "en")
+    assert vetoed.vetoed == (CANCEL.id,)
+    assert vetoed.winner.rule_id == SHIPPING_ANY.id
+    assert "cancel.cancel_order was vetoed by \"don't cancel\"" in vetoed.reason
+    assert {(h.rule_id, h.phrase, h.kind, h.counted) for h in vetoed.hits} >= {
+        (CANCEL.id, "don't cancel", "exclude", True),
+        (CANCEL.id, "cancel my order", "pattern", True),
+        (ORDER.id, "order", "pattern", True),
+    }
+
+    boundary = matcher.explain("reorder", None)
+    assert boundary.winner is None
+    (hit,) = boundary.hits
+    assert (hit.counted, hit.reason) == (False, "not on a word boundary (preceded by 'e')")
+    assert boundary.reason.startswith("no pattern counted")
+
+    locale = matcher.explain("devolución", "fr")
+    assert "locale fr is not in the rule's locales (es)" in locale.hits[0].reason
+
+    assert matcher.explain("nothing here").reason == "no rule pattern occurs in the query"
+    assert "longer pattern" in matcher.explain("cancel my order").reason
+
+
+def test_match_many_handles_missing_values(matcher):
+    texts = ["my order", None, float("nan"), pd.NA, "cancel"]
+    results = matcher.match_many(texts, "en")
+    assert [r and r.rule_id for r in results] == [SHIPPING_ANY.id, None, None, None, CANCEL.id]
+    series = pd.Series(["refund", "refund", "refund"])
+    locales = pd.Series(["en-US", None, math.nan])
+    assert [r and r.rule_id for r in matcher.match_many(series, locales)] == [REFUND_EN_US.id, None, None]
+
+
+def test_match_many_refuses_non_text(matcher):
+    with pytest.raises(TypeError, match="texts must be strings"):
+        matcher.match_many([42])
+    with pytest.raises(ValueError, match="got 2 texts but 1 locales"):
+        matcher.match_many(["a", "b"], ["en"])
+
+
+def test_empty_rule_set():
+    m = Matcher([])
+    assert m.match("my order", "en") is None
+    assert m.match_many(["my order", None]) == [None, None]
+    assert m.explain("my order").reason == "no rule pattern occurs in the query"
+
+
+def test_compiled_rule_round_trips_through_a_dict():
+    compiled = compile_rule(CANCEL)
+    assert CompiledRule.from_dict(compiled.to_dict()) == compiled
+
+
+def test_duplicate_ids_are_refused():
+    with pytest.raises(ValueError, match="repeated: order_tracking.order"):
+        Matcher.from_rules([ORDER, ORDER])
+
+
+_VOCABULARY = ["my", "order", "cancel", "don't", "refund", "shipping", "devolución", "ガンダム", "re", "s", "."]
+_NOISE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=4)
+_TEXTS = st.lists(st.sampled_from(_VOCABULARY) | _NOISE, max_size=6).map(" ".join) | _NOISE | st.none()
+_LOCALES = st.sampled_from([None, "en", "en-US", "es", "ja-JP", "fr"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_TEXTS, _LOCALES), max_size=20))
+def test_match_many_equals_match_element_for_element(matcher, rows):
+    texts = [text for text, _ in rows]
+    locales = [locale for _, locale in rows]
+    expected = [None if text is None else matcher.match(text, locale) for text, locale in rows]
+    assert matcher.match_many(texts, locales) == expected
+    assert matcher.match_many(pd.Series(texts, dtype=object), pd.Series(locales, dtype=object)) == expected
+    assert matcher.match_many(pa.array(texts, type=pa.string()), pa.array(locales, type=pa.string())) == expected
+
+
+def test_doctests():
+    assert doctest.testmod(importlib.import_module("rulelife.matcher")).failed == 0
