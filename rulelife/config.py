@@ -14,9 +14,9 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +49,37 @@ class Settings(BaseSettings):
     agreement_floor: float = Field(0.95, gt=0.0, le=1.0, description="minimum agreement with the model")
     expiry_days: int = Field(90, ge=1, description="days an active rule lives after its last passing evaluation")
     model_call_cost: float = Field(0.002, ge=0.0, description="cost of one model call, for savings reports")
+    intents: list[str] = Field(
+        ["order_tracking", "return_request", "escalation", "recommendation", "product_question", "faq",
+         "promotion", "chitchat"],
+        description="intents the model can answer (log validation); empty list: accept any",
+    )
+    # Datasets and the promotion gate.
+    dataset_mix: dict[str, float] = Field(
+        {"production": 0.60, "hard_negative": 0.25, "adversarial": 0.15},
+        description="target share of each stratum in a rule's dataset",
+    )
+    dataset_floor: int = Field(1000, ge=1, description="minimum dataset rows for a promotion")
+    dataset_floor_high_traffic: int = Field(5000, ge=1, description="minimum rows for a high-traffic rule")
+    high_traffic_fires: int = Field(20000, ge=1, description="fires in the window that make a rule high-traffic")
+    dataset_max_age_days: int = Field(7, ge=1, description="a dataset older than this is stale")
+    gate_on: Literal["lower_bound", "point"] = Field(
+        "lower_bound", description="agreement must clear the floor with its interval's lower bound, or its point estimate"
+    )
+    severity_weights: dict[str, float] = Field(
+        {"return_request": 10.0, "escalation": 10.0}, description="cost of a false positive per model intent (default 1)"
+    )
+    revalidate_within_days: int = Field(14, ge=0, description="revalidate active rules expiring within this many days")
+
+    @field_validator("dataset_mix")
+    @classmethod
+    def _mix_is_complete(cls, mix: dict[str, float]) -> dict[str, float]:
+        expected = {"production", "hard_negative", "adversarial"}
+        if set(mix) != expected or abs(sum(mix.values()) - 1.0) > 1e-6 or min(mix.values()) < 0:
+            raise ValueError(
+                f"dataset_mix needs exactly {sorted(expected)} with non-negative shares summing to 1, got {mix}"
+            )
+        return mix
 
     @classmethod
     def settings_customise_sources(
@@ -101,6 +132,8 @@ def _default_toml() -> str:
             value = f'"{default}"'
         elif isinstance(default, list):
             value = "[" + ", ".join(f'"{v}"' for v in default) + "]"
+        elif isinstance(default, dict):
+            value = "{ " + ", ".join(f"{k} = {v!r}" for k, v in default.items()) + " }"
         else:
             value = repr(default)
         lines.append(f"# {field.description}")

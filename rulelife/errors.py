@@ -54,3 +54,13 @@ class BundleIntegrityError(BundleError):
 
 class LogError(RulelifeError, ValueError):
     """A query log cannot be read or has no usable rows."""
+
+
+class GateRefused(LifecycleError):
+    """The promotion gate refused a rule version; ``reasons`` lists every failed check."""
+
+    def __init__(self, rule_id: str, reasons: list[str]):
+        self.rule_id = rule_id
+        self.reasons = list(reasons)
+        lines = "\n".join(f"  - {reason}" for reason in self.reasons)
+        super().__init__(f"promotion of {rule_id} refused; nothing was changed:\n{lines}")

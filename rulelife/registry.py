@@ -23,7 +23,9 @@ __all__ = [
     "RuleStatus",
     "SyncReport",
     "active_rules",
+    "apply_transition",
     "audit_log",
+    "extend_expiry",
     "get_status",
     "list_rules",
     "rule_definition",
@@ -205,26 +207,60 @@ def transition(
     Moving to shadow or active always takes the rule's latest version (the one
     evaluated). ``expiry_days`` sets the expiry of a rule made active.
     """
+    with store.session() as session:
+        return apply_transition(
+            session, rule_id, to, actor=actor, reason=reason, evidence=evidence, action=action,
+            expiry_days=expiry_days,
+        )
+
+
+def apply_transition(
+    session: Session,
+    rule_id: str,
+    to: State | str,
+    *,
+    actor: str,
+    reason: str,
+    evidence: dict | None = None,
+    action: str | None = None,
+    expiry_days: int | None = None,
+) -> RuleStatus:
+    """:func:`transition` inside the caller's transaction (for multi-table changes)."""
     target = parse_state(to) if isinstance(to, str) else to
     if not reason.strip():
         raise LifecycleError(f"say why {rule_id} moves to {target.value}: pass a non-empty reason")
-    with store.session() as session:
-        row = _state_row(session, rule_id, lock=True)
-        current = State(row.state)
-        version = row.latest_version if target in (State.SHADOW, State.ACTIVE) else row.version
-        check_transition(rule_id, current, target, same_version=version == row.version)
-        now = utcnow()
-        _audit(session, rule_id=rule_id, actor=actor, action=action or target.value, from_state=current,
-               to_state=target, from_version=row.version, to_version=version, reason=reason, evidence=evidence)
-        row.state = target
-        row.version = version
-        row.updated_at = now
-        if target == State.ACTIVE:
-            row.expires_at = now + timedelta(days=expiry_days) if expiry_days else None
-        elif target != State.EXPIRED:
-            row.expires_at = None
-        session.add(row)
-        return _status(row)
+    row = _state_row(session, rule_id, lock=True)
+    current = State(row.state)
+    version = row.latest_version if target in (State.SHADOW, State.ACTIVE) else row.version
+    check_transition(rule_id, current, target, same_version=version == row.version)
+    now = utcnow()
+    _audit(session, rule_id=rule_id, actor=actor, action=action or target.value, from_state=current,
+           to_state=target, from_version=row.version, to_version=version, reason=reason, evidence=evidence)
+    row.state = target
+    row.version = version
+    row.updated_at = now
+    if target == State.ACTIVE:
+        row.expires_at = now + timedelta(days=expiry_days) if expiry_days else None
+    elif target != State.EXPIRED:
+        row.expires_at = None
+    session.add(row)
+    return _status(row)
+
+
+def extend_expiry(
+    session: Session, rule_id: str, *, days: int, actor: str, reason: str, evidence: dict | None = None
+) -> RuleStatus:
+    """Re-validate an active rule at its live version: push its expiry ``days`` from now."""
+    row = _state_row(session, rule_id, lock=True)
+    if row.state != State.ACTIVE:
+        raise LifecycleError(f"only an active rule can be re-validated in place; {rule_id} is {row.state}")
+    now = utcnow()
+    _audit(session, rule_id=rule_id, actor=actor, action="revalidate", from_state=row.state, to_state=row.state,
+           from_version=row.version, to_version=row.version, reason=reason, evidence=evidence)
+    row.expires_at = now + timedelta(days=days)
+    row.updated_at = now
+    session.add(row)
+    return _status(row)
 
 
 def get_status(store: Store, rule_id: str) -> RuleStatus:

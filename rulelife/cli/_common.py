@@ -15,8 +15,10 @@ from typer.core import TyperGroup
 from rulelife.config import Workspace
 from rulelife.errors import RulelifeError
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, `| less`) gets a wide console instead of rich's 80
+# columns, so tables of dotted rule ids are not folded into unreadable cells.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]

@@ -1,6 +1,15 @@
 """The registry store: rule versions, lifecycle states and the audit log."""
 
 from rulelife.store.db import Store, utcnow
-from rulelife.store.models import AuditRow, RuleStateRow, RuleVersionRow
+from rulelife.store.models import AuditRow, DatasetRow, EvaluationRow, PromotionRow, RuleStateRow, RuleVersionRow
 
-__all__ = ["AuditRow", "RuleStateRow", "RuleVersionRow", "Store", "utcnow"]
+__all__ = [
+    "AuditRow",
+    "DatasetRow",
+    "EvaluationRow",
+    "PromotionRow",
+    "RuleStateRow",
+    "RuleVersionRow",
+    "Store",
+    "utcnow",
+]

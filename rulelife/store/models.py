@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AuditRow", "RuleStateRow", "RuleVersionRow"]
+__all__ = ["AuditRow", "DatasetRow", "EvaluationRow", "PromotionRow", "RuleStateRow", "RuleVersionRow"]
 
 
 class RuleVersionRow(SQLModel, table=True):
@@ -62,3 +62,56 @@ class AuditRow(SQLModel, table=True):
     to_version: str = Field(max_length=64)
     reason: str = Field(default="", sa_type=Text)
     evidence: str = Field(default="{}", sa_type=Text)
+
+
+class DatasetRow(SQLModel, table=True):
+    """A dataset snapshot built for one rule version (rows live in a Parquet file)."""
+
+    __tablename__ = "datasets"
+
+    content_hash: str = Field(primary_key=True, max_length=64)
+    rule_id: str = Field(index=True, max_length=200)
+    rule_version: str = Field(max_length=64)
+    built_at: datetime = Field(index=True)
+    built_by: str = Field(default="", max_length=200)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    rows: int
+    fires: int  # times the rule fired in the window, labelled or not
+    path: str = Field(sa_type=Text)
+    meta: str = Field(default="{}", sa_type=Text)  # sources, counts per stratum, populations, notes
+
+
+class EvaluationRow(SQLModel, table=True):
+    """One evaluation of a rule version on a dataset, and the gate's verdict."""
+
+    __tablename__ = "evaluations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(index=True, max_length=200)
+    rule_version: str = Field(max_length=64)
+    dataset_hash: str = Field(max_length=64)
+    at: datetime = Field(index=True)
+    actor: str = Field(default="", max_length=200)
+    passed: bool
+    reasons: str = Field(default="[]", sa_type=Text)
+    metrics: str = Field(default="{}", sa_type=Text)
+
+
+class PromotionRow(SQLModel, table=True):
+    """A successful promotion: which version went where, on what evidence, by whom."""
+
+    __tablename__ = "promotions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(index=True, max_length=200)
+    rule_version: str = Field(max_length=64)
+    dataset_hash: str = Field(max_length=64)
+    evaluation_id: int | None = None
+    at: datetime = Field(index=True)
+    actor: str = Field(max_length=200)
+    from_state: str = Field(max_length=20)
+    to_state: str = Field(max_length=20)
+    kind: str = Field(default="promote", max_length=20)  # promote | revalidate
+    expires_at: datetime | None = None
+    metrics: str = Field(default="{}", sa_type=Text)

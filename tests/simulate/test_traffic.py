@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 
 import numpy as np
 import pandas as pd
@@ -175,12 +174,3 @@ def test_duplicate_scenario_names_are_refused():
     retrain = Scenario(name="x", kind="model_retrain", start_day=START, description="d", confidence_scale=0.5)
     with pytest.raises(ValueError, match="unique"):
         simulate_traffic(start=START, days=1, queries_per_day=10, scenarios=[retrain, retrain])
-
-
-def test_generation_is_fast():
-    # The contract is 1,000,000 rows in well under 30 s (~33k rows/s); the
-    # generator does ~250k rows/s, so this leaves room for a slow CI box.
-    began = time.perf_counter()
-    rows = len(simulate_traffic(start=START, days=2, queries_per_day=50_000, seed=1))
-    assert rows / (time.perf_counter() - began) > 40_000
-    assert np.isclose(rows, 100_000, rtol=0.15)

@@ -1,0 +1,37 @@
+"""Find pluggable parts (miners, monitors) by name through entry points.
+
+The core never imports ``miners`` or ``monitors`` by name: a team adds its
+own monitor by declaring an entry point in its package, e.g.::
+
+    [project.entry-points."rulelife.monitors"]
+    my_check = "my_team.monitors:MyCheck"
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from rulelife.errors import ConfigError
+
+__all__ = ["MINERS", "MONITORS", "available", "load_plugin"]
+
+MINERS = "rulelife.miners"
+MONITORS = "rulelife.monitors"
+
+
+def available(group: str) -> dict[str, Any]:
+    """Entry points of ``group`` by name (not loaded)."""
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def load_plugin(group: str, name: str) -> Any:
+    """The object registered as ``name`` in ``group``; a clear refusal otherwise."""
+    found = available(group)
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none installed"
+        raise ConfigError(
+            f"unknown {group.rsplit('.', 1)[-1][:-1]} {name!r}; expected one of: {known}. "
+            "If it is yours, declare it as an entry point in your package and reinstall it"
+        )
+    return found[name].load()
