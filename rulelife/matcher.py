@@ -333,12 +333,18 @@ class Matcher:
         return self.match_normalized(normalize(text), locale)
 
     def match_many(
-        self, texts: Iterable[str], locales: Iterable[str | None] | str | None = None
+        self,
+        texts: Iterable[str],
+        locales: Iterable[str | None] | str | None = None,
+        *,
+        normalized: bool = False,
     ) -> list[MatchResult | None]:
         """Match many queries; element for element equal to :meth:`match`.
 
         ``texts`` may be a list, a pandas Series or a pyarrow array; ``locales``
-        a sequence of the same length or one locale for all.
+        a sequence of the same length or one locale for all. With
+        ``normalized=True`` the texts are already :func:`normalize`d (jobs
+        that run several matchers over one chunk normalise it once).
         """
         texts = _as_list(texts)
         if locales is None or isinstance(locales, str):
@@ -365,7 +371,7 @@ class Matcher:
             try:
                 append(seen[key])
             except KeyError:
-                result = seen[key] = match(normalize(text), locale)
+                result = seen[key] = match(text if normalized else normalize(text), locale)
                 append(result)
         return out
 
