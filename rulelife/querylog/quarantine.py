@@ -1,0 +1,133 @@
+"""Where bad rows go, and the validation cache that lets a re-read skip great-expectations.
+
+Quarantine: one Parquet file per source file per run,
+``<quarantine_dir>/<source-stem>-<run-id>.parquet``, holding the bad rows'
+original columns as strings plus ``_source_file``, ``_row`` (0-based
+position among the source file's data rows; in a CSV that is line
+``_row + 2``) and ``_reason``. It is written to a temporary name and renamed
+when the file is done, so a reader never sees half a Parquet file.
+
+Validation cache: once a file has been validated end to end, a marker
+``<quarantine_dir>/.validated/<key>.json`` records its row count and its bad
+rows (row number by reason). The key hashes the file's fingerprint (absolute
+path, size, mtime_ns), the suite version and ``known_intents``, so editing
+or touching the file, changing the expectations or the intent list all mean
+a fresh validation. Markers are small (a few bytes per bad row) and can be
+deleted at any time; stale ones are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+__all__ = ["QuarantineWriter", "Verdict", "load_verdict", "save_verdict", "verdict_key"]
+
+MARKER_DIR = ".validated"
+
+
+class QuarantineWriter:
+    """Appends the bad rows of one source file to its quarantine Parquet file (opened on first use)."""
+
+    def __init__(self, *, directory: Path, source: Path, run_id: str, taken: set[str]):
+        name = f"{source.stem}-{run_id}.parquet"
+        if name in taken:  # two sources with the same stem in one run
+            digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+            name = f"{source.stem}-{run_id}-{digest}.parquet"
+        taken.add(name)
+        self.path = directory / name
+        self.source = source
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table, rows: np.ndarray, reasons: np.ndarray) -> None:
+        """Append ``table``'s rows (its original columns) with their row numbers and reasons."""
+        if table.num_rows == 0:
+            return
+        columns = {name: pc.cast(table.column(name), pa.string()) for name in table.column_names}
+        columns["_source_file"] = pa.array([str(self.source)] * table.num_rows, pa.string())
+        columns["_row"] = pa.array(rows, pa.int64())
+        columns["_reason"] = pa.array(list(reasons), pa.string())
+        out = pa.table(columns)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, out.schema)
+        self._writer.write_table(out)
+
+    @property
+    def _tmp(self) -> Path:
+        return self.path.with_name(self.path.name + ".tmp")
+
+    @property
+    def opened(self) -> bool:
+        return self._writer is not None
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self._tmp, self.path)
+            self._writer = None
+
+
+@dataclass
+class Verdict:
+    """The outcome of validating one whole file: its row count and bad rows by reason."""
+
+    rows: int
+    bad: dict[str, list[int]]  # combined reason ("a; b") -> sorted row numbers
+    quarantine_file: str | None = None
+
+    def bad_rows(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Sorted bad row numbers, the reason code of each, and the reasons the codes index."""
+        reasons = sorted(self.bad)
+        rows = [np.asarray(self.bad[r], dtype=np.int64) for r in reasons]
+        codes = [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows)]
+        all_rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+        all_codes = np.concatenate(codes) if codes else np.empty(0, dtype=np.int64)
+        order = np.argsort(all_rows, kind="stable")
+        return all_rows[order], all_codes[order], reasons
+
+
+def verdict_key(path: Path, *, suite_version: int, known_intents: frozenset[str] | None) -> str:
+    """The cache key of ``path`` as it is on disk now (size and mtime_ns included)."""
+    stat = path.stat()
+    ident = {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "suite_version": suite_version,
+        "known_intents": None if known_intents is None else sorted(known_intents),
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def load_verdict(directory: Path, key: str) -> Verdict | None:
+    """The cached verdict under ``key``, or None (missing or unreadable: validate again)."""
+    try:
+        data = json.loads((directory / MARKER_DIR / f"{key}.json").read_text())
+        return Verdict(rows=int(data["rows"]), bad=data["bad"], quarantine_file=data.get("quarantine_file"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_verdict(directory: Path, key: str, source: Path, verdict: Verdict) -> None:
+    """Store ``verdict`` atomically (temporary file, then rename)."""
+    folder = directory / MARKER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        "source": str(source.resolve()),
+        "rows": verdict.rows,
+        "rows_quarantined": sum(len(v) for v in verdict.bad.values()),
+        "quarantine_file": verdict.quarantine_file,
+        "bad": verdict.bad,
+    }
+    tmp = folder / f"{key}.json.tmp"
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, folder / f"{key}.json")

@@ -1,0 +1,152 @@
+"""The query-log contract: column names, dtypes, and coercion of a raw chunk to them.
+
+A raw chunk is a ``pyarrow.Table`` as it came off disk (CSV: every column a
+string; Parquet: whatever the writer chose). :func:`coerce` turns it into a
+DataFrame with exactly the contract dtypes and says, per column, which rows
+held a value that did not parse. A value that does not parse becomes NA in the
+frame and a quarantine reason ``expect_column_values_to_be_parseable(<col>)``
+(our own check, named like the great-expectations ones so every reason reads
+alike).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rulelife.errors import LogError
+
+__all__ = [
+    "CONTRACT_DTYPES",
+    "REQUIRED_COLUMNS",
+    "RUNTIME_COLUMNS",
+    "coerce",
+    "missing_columns",
+    "parse_reason",
+]
+
+# Column -> pandas dtype of every chunk iter_log yields, in this order; extra
+# columns (e.g. the simulator's true_intent) follow in file order, unchanged.
+CONTRACT_DTYPES: dict[str, str] = {
+    "query_id": "string",
+    "ts": "datetime64[us, UTC]",
+    "text": "string",
+    "locale": "string",
+    "model_intent": "string",
+    "model_confidence": "Float64",
+    "rule_id": "string",
+    "rule_version": "string",
+    "bundle_version": "Int64",
+    "shadow": "boolean",
+}
+REQUIRED_COLUMNS = ("query_id", "ts", "text", "locale", "model_intent", "model_confidence")
+# Written by the chatbot runtime; a log from before the rules existed has none.
+RUNTIME_COLUMNS = ("rule_id", "rule_version", "bundle_version", "shadow")
+
+_STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string")
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n"}
+
+
+def parse_reason(column: str) -> str:
+    """The quarantine reason of a value in ``column`` that does not parse."""
+    return f"expect_column_values_to_be_parseable({column})"
+
+
+def missing_columns(names: list[str]) -> list[str]:
+    """Required contract columns absent from ``names``, in contract order."""
+    present = set(names)
+    return [c for c in REQUIRED_COLUMNS if c not in present]
+
+
+def _to_pandas(arr: pa.ChunkedArray) -> pd.Series:
+    mapper = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}.get
+    return arr.to_pandas(types_mapper=mapper)
+
+
+def _strings(arr: pa.ChunkedArray) -> pd.Series:
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    return _to_pandas(arr).astype("string")
+
+
+def _ts(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        # A naive timestamp means UTC (the contract); arrow's cast to a zoned
+        # type reinterprets naive values as UTC. safe=False truncates ns to us.
+        arr = pc.cast(arr, pa.timestamp("us", tz="UTC"), safe=False)
+        return arr.to_pandas().astype("datetime64[us, UTC]"), None
+    raw = _strings(arr)
+    ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601").astype("datetime64[us, UTC]")
+    return ts, (raw.notna() & ts.isna()).to_numpy()
+
+
+def _numbers(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
+        # NaN in a float column is a missing value, not a number out of range.
+        return pd.Series(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)).astype("Float64"), None
+    raw = _strings(arr).str.strip()
+    num = pd.to_numeric(raw, errors="coerce").astype("Float64")
+    return num, (raw.notna() & num.isna()).to_numpy()
+
+
+def _ints(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
+    num, bad = _numbers(arr)
+    whole = num.isna() | (num == num.round())
+    bad_int = ~whole.to_numpy(dtype=bool, na_value=True)
+    num = num.where(whole)
+    bad = bad_int if bad is None else bad | bad_int
+    return num.astype("Int64"), bad if bad.any() else None
+
+
+def _bools(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
+    if pa.types.is_boolean(arr.type):
+        return _to_pandas(arr).astype("boolean"), None
+    if pa.types.is_integer(arr.type):
+        arr = pc.cast(arr, pa.string())
+    raw = _strings(arr).str.strip().str.lower()
+    out = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+    out[raw.isin(_TRUE).to_numpy(dtype=bool, na_value=False)] = True
+    out[raw.isin(_FALSE).to_numpy(dtype=bool, na_value=False)] = False
+    return out, (raw.notna() & out.isna()).to_numpy()
+
+
+_PARSERS = {"ts": _ts, "model_confidence": _numbers, "bundle_version": _ints, "shadow": _bools}
+
+
+def coerce(table: pa.Table, path: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Contract-typed frame of ``table`` and, per column, a mask of values that did not parse.
+
+    Missing runtime columns are added as all-NA; extra columns are kept after
+    the contract ones. The frame has a fresh RangeIndex (position in chunk).
+    """
+    n = table.num_rows
+    columns: dict[str, pd.Series] = {}
+    failures: dict[str, np.ndarray] = {}
+    for name, dtype in CONTRACT_DTYPES.items():
+        if name not in table.column_names:
+            columns[name] = pd.Series(pd.array([pd.NA] * n, dtype=dtype))
+            continue
+        arr = table.column(name)
+        try:
+            if name in _STRING_COLUMNS:
+                columns[name] = _strings(arr)
+            else:
+                columns[name], bad = _PARSERS[name](arr)
+                if bad is not None and bad.any():
+                    failures[name] = bad
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise LogError(
+                f"{path}: column {name!r} has type {arr.type}, which cannot be read as {dtype} "
+                f"({exc}); rewrite the column as {dtype} or as text"
+            ) from None
+    for name in table.column_names:
+        if name not in CONTRACT_DTYPES:
+            col = table.column(name)
+            columns[name] = _strings(col) if pa.types.is_string(col.type) else col.to_pandas()
+    frame = pd.DataFrame({k: v.reset_index(drop=True) for k, v in columns.items()})
+    return frame, failures

@@ -1,0 +1,184 @@
+"""Finding the files of a query log and reading them as raw Arrow chunks with row numbers.
+
+Only one chunk is in memory at a time: Parquet through
+``ParquetFile.iter_batches``, CSV through ``pyarrow.csv.open_csv`` with every
+column read as text (types are the job of :mod:`rulelife.querylog.schema`,
+where a bad value becomes a quarantine reason instead of a failed read).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from rulelife.errors import LogError
+
+__all__ = ["LogSource", "RawFile", "day_of", "resolve"]
+
+LogSource = str | Path | Sequence[str | Path]
+SUFFIXES = (".parquet", ".csv")
+_DAY_FILE = re.compile(r"^queries-(\d{4}-\d{2}-\d{2})$")
+_DAY_DIR = re.compile(r"^(?:date|day|dt)=(\d{4}-\d{2}-\d{2})$")
+_CSV_BLOCK = 4 << 20  # bytes pyarrow parses at a time; chunks are re-cut to chunk_rows
+
+
+def describe(source: LogSource) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return ", ".join(map(str, source)) or "[]"
+
+
+def resolve(source: LogSource, *, exclude: Path | None = None) -> list[Path]:
+    """The log files of ``source``: a file, a folder (scanned recursively), or a list of those.
+
+    Folders skip hidden and ``_``-prefixed entries (``.validated``, Spark's
+    ``_SUCCESS``) and anything under ``exclude`` (the quarantine folder, so a
+    quarantine inside the log folder is never read back as log).
+    """
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    if not items:
+        raise LogError("no query log given: pass a log file, a folder of *.parquet/*.csv files, or a list of them")
+    excluded = exclude.resolve() if exclude is not None else None
+    files: dict[Path, None] = {}
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in SUFFIXES
+                and p.is_file()
+                and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+                and (excluded is None or not p.resolve().is_relative_to(excluded))
+            )
+            if not found:
+                raise LogError(f"no *.parquet or *.csv file under {path}: point to the folder that holds the query log")
+            files.update(dict.fromkeys(found))
+        elif path.is_file():
+            if path.suffix.lower() not in SUFFIXES:
+                raise LogError(f"{path}: a query log file must be .parquet or .csv, not {path.suffix or 'no suffix'}")
+            files[path] = None
+        else:
+            raise LogError(f"query log not found: {path} does not exist; pass a log file or a folder of *.parquet/*.csv files")
+    return list(files)
+
+
+def day_of(path: Path) -> dt.date | None:
+    """The UTC day a file holds by its name (``queries-YYYY-MM-DD.*`` or a ``date=YYYY-MM-DD`` folder), else None."""
+    for name in (path.stem, *(p.name for p in path.parents)):
+        match = _DAY_FILE.match(name) if name == path.stem else _DAY_DIR.match(name)
+        if match:
+            try:
+                return dt.date.fromisoformat(match.group(1))
+            except ValueError:
+                return None
+    return None
+
+
+def _rebatch(batches: Iterable[pa.RecordBatch], start: int, size: int) -> Iterator[tuple[int, pa.Table]]:
+    """Cut a stream of record batches into tables of ``size`` rows, each with its first row number."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(size - count, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            batch = batch.slice(take)
+            count += take
+            if count == size:
+                yield start, pa.Table.from_batches(pending)
+                start, pending, count = start + count, [], 0
+    if count:
+        yield start, pa.Table.from_batches(pending)
+
+
+class RawFile:
+    """One log file read as ``(first_row_number, pyarrow.Table)`` chunks.
+
+    ``complete`` turns False when Parquet statistics let whole row groups be
+    skipped (they lie outside the ``since``/``until`` window).
+    """
+
+    def __init__(self, path: Path, *, chunk_rows: int, since: dt.date | None = None, until: dt.date | None = None):
+        self.path = path
+        self.chunk_rows = chunk_rows
+        self.since = since
+        self.until = until
+        self.complete = True
+        self.is_parquet = path.suffix.lower() == ".parquet"
+
+    def columns(self) -> list[str]:
+        """Column names, from the Parquet footer or the CSV header line."""
+        try:
+            if self.is_parquet:
+                return list(pq.read_schema(self.path).names)
+            with open(self.path, newline="", encoding="utf-8-sig") as fh:
+                return next(csv.reader(fh), [])
+        except (OSError, pa.ArrowException, UnicodeDecodeError, csv.Error) as exc:
+            raise LogError(f"{self.path}: cannot read the file's columns ({exc}); is it a valid {self.path.suffix[1:]} file?") from None
+
+    def __iter__(self) -> Iterator[tuple[int, pa.Table]]:
+        chunks = self._parquet() if self.is_parquet else self._csv()
+        while True:
+            try:
+                yield next(chunks)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise LogError(f"{self.path}: cannot read the file ({exc}); fix or remove the file") from None
+
+    def _parquet(self) -> Iterator[tuple[int, pa.Table]]:
+        pf = pq.ParquetFile(self.path)
+        meta = pf.metadata
+        starts, keep, row = [], [], 0
+        for i in range(meta.num_row_groups):
+            starts.append(row)
+            row += meta.row_group(i).num_rows
+            keep.append(self._row_group_in_window(pf, i))
+        self.complete = all(keep)
+        run: list[int] = []
+        for i in [*range(meta.num_row_groups), None]:  # None flushes the last run
+            if i is not None and keep[i]:
+                run.append(i)
+                continue
+            if run:  # contiguous row groups read as one stream, so chunks span them
+                yield from _rebatch(pf.iter_batches(batch_size=self.chunk_rows, row_groups=run), starts[run[0]], self.chunk_rows)
+            run = []
+
+    def _row_group_in_window(self, pf: pq.ParquetFile, i: int) -> bool:
+        if self.since is None and self.until is None:
+            return True
+        schema = pf.schema_arrow
+        if "ts" not in schema.names or not pa.types.is_timestamp(schema.field("ts").type):
+            return True
+        stats = pf.metadata.row_group(i).column(schema.names.index("ts")).statistics
+        # Rows with a null ts are in no window and must reach the quarantine.
+        if stats is None or not stats.has_min_max or not stats.has_null_count or stats.null_count:
+            return True
+        lo, hi = stats.min, stats.max
+        if not isinstance(lo, dt.datetime) or not isinstance(hi, dt.datetime):
+            return True
+        lo_day = (lo.astimezone(dt.UTC) if lo.tzinfo else lo).date()
+        hi_day = (hi.astimezone(dt.UTC) if hi.tzinfo else hi).date()
+        return not ((self.since and hi_day < self.since) or (self.until and lo_day > self.until))
+
+    def _csv(self) -> Iterator[tuple[int, pa.Table]]:
+        names = self.columns()
+        reader = pacsv.open_csv(
+            self.path,
+            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
+            # Quoted fields may hold newlines (chat text does).
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            # Only an empty field is missing: "NA" or "null" may be what a customer typed.
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True
+            ),
+        )
+        yield from _rebatch(reader, 0, self.chunk_rows)
