@@ -11,6 +11,7 @@ import typer
 
 from rulelife import operations
 from rulelife.cli import bundle as bundle_commands
+from rulelife.cli import gate as gate_commands
 from rulelife.cli import rules as rules_commands
 from rulelife.cli._common import (
     ActorOption,
@@ -32,6 +33,10 @@ app = typer.Typer(
 )
 app.add_typer(rules_commands.app, name="rules")
 app.add_typer(bundle_commands.app, name="bundle")
+app.add_typer(gate_commands.dataset_app, name="dataset")
+app.command("evaluate")(gate_commands.evaluate)
+app.command("promote")(gate_commands.promote)
+app.command("revalidate")(gate_commands.revalidate)
 
 
 @app.callback()
@@ -92,13 +97,6 @@ def _move(ctx: typer.Context, rule_id: str, state: State, actor: str, reason: st
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
 RuleArgument = Annotated[str, typer.Argument(help="Rule id.")]
-
-
-@app.command("activate")
-def activate(ctx: typer.Context, rule_id: RuleArgument, reason: ReasonOption, actor: ActorOption = "cli",
-             as_json: JsonOption = False) -> None:
-    """Make a rule's latest version live without an evaluation, and republish."""
-    _move(ctx, rule_id, State.ACTIVE, actor, reason, as_json)
 
 
 @app.command("disable")

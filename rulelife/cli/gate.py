@@ -1,0 +1,138 @@
+"""``rulelife dataset build``, ``evaluate``, ``promote`` and ``revalidate``."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rulelife import promotion
+from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.errors import GateRefused
+
+dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
+
+LogOption = Annotated[list[Path] | None, typer.Option("--log", help="Query log file or folder (repeatable; default: the workspace's logs/).")]
+SinceOption = Annotated[str | None, typer.Option("--since", help="First day of the log window, YYYY-MM-DD.")]
+UntilOption = Annotated[str | None, typer.Option("--until", help="Last day of the log window, YYYY-MM-DD.")]
+RuleArgument = Annotated[str, typer.Argument(help="Rule id.")]
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or x != x else f"{x:.1%}"
+
+
+@dataset_app.command("build")
+def build(ctx: typer.Context, rule_id: RuleArgument, log: LogOption = None, since: SinceOption = None,
+          until: UntilOption = None, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+    """Build the dataset of a rule's latest version: production, hard-negative and adversarial strata."""
+    result = promotion.build_rule_dataset(workspace(ctx), rule_id, log=log or None, since=parse_day(since, "--since"),
+                                          until=parse_day(until, "--until"), actor=actor)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    snap = result.snapshot
+    console.print(f"dataset {snap.content_hash[:12]} for {rule_id}@{snap.rule_version}: {snap.rows} rows "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(snap.counts.items()))}); rule fired {snap.fires} times "
+                  f"in {result.log.rows_valid} valid log rows", highlight=False)
+    if result.log.rows_quarantined:
+        console.print(f"{result.log.rows_quarantined} bad log rows quarantined under "
+                      f"{workspace(ctx).quarantine_dir}", highlight=False)
+    for note in snap.meta.get("notes", []):
+        console.print(f"note: {note}", highlight=False)
+
+
+def print_evaluation(result: promotion.EvaluationResult) -> None:
+    e = result.evaluation
+    p = e.production
+    console.print(f"[bold]{e.rule_id}@{e.rule_version}[/] on dataset {e.dataset_hash[:12]} ({e.rows} rows)",
+                  highlight=False)
+    console.print(f"agreement with the model (production, weighted by traffic): {_pct(p.estimate)} "
+                  f"[95% {_pct(p.low)}-{_pct(p.high)}] on {p.n} rows; raw {e.production_raw[0]}/{e.production_raw[1]}",
+                  highlight=False)
+    if e.samples_to_settle:
+        console.print(f"about {e.samples_to_settle} more production samples would settle the floor either way")
+    console.print(table("strata", ["stratum", "n", "agreement", "95% interval", "fires", "false pos.", "safety FP",
+                                   "safety FP bound"],
+                        [[s.stratum, s.n, _pct(s.agreement), f"{_pct(s.low)}-{_pct(s.high)}" if s.n else "",
+                          s.fires, s.false_positives, sum(s.safety_false_positives.values()),
+                          _pct(s.safety_fp_upper_bound) if s.safety_fp_upper_bound is not None else ""]
+                         for s in e.strata]))
+    if e.disagreements:
+        flag = f" — {e.dominant_disagreement} takes more than half" if e.dominant_disagreement else ""
+        console.print("disagreements by model class: " + ", ".join(f"{k} {v}" for k, v in e.disagreements.items())
+                      + flag, highlight=False)
+    for name, rows in e.slices.items():
+        console.print(table(f"by {name}", [name, "n", "agreement", "95% interval"],
+                            [[r["value"], r["n"], _pct(r["agreement"]), f"{_pct(r['low'])}-{_pct(r['high'])}"]
+                             for r in rows]))
+    console.print(f"fires in the window: {e.fire_count}"
+                  + (f" ({e.fires_per_day:.0f}/day)" if e.fires_per_day else ""), highlight=False)
+    for note in e.notes:
+        console.print(f"note: {note}", highlight=False)
+    verdict = "[green]passes[/]" if result.decision.passed else "[red]fails[/]"
+    console.print(f"gate: {verdict}")
+    for check in result.decision.checks:
+        console.print(f"  {'ok ' if check.passed else 'NO '} {check.name}: {check.detail}", highlight=False)
+
+
+def evaluate(ctx: typer.Context, rule_id: RuleArgument, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+    """Evaluate a rule's latest version on its newest dataset and show what the gate would say."""
+    result = promotion.evaluate(workspace(ctx), rule_id, actor=actor)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        print_evaluation(result)
+
+
+def promote(
+    ctx: typer.Context,
+    rule_id: RuleArgument,
+    actor: Annotated[str, typer.Option("--actor", help="Who promotes (recorded with the promotion).")],
+    to: Annotated[str, typer.Option("--to", help="shadow or active.")] = "active",
+    as_json: JsonOption = False,
+) -> None:
+    """Promote a rule's latest version through the gate; a refusal lists every reason and changes nothing."""
+    try:
+        result = promotion.promote(workspace(ctx), rule_id, actor=actor, to=to)
+    except GateRefused as refused:
+        if as_json:
+            print_json({"promoted": False, "rule_id": rule_id, "reasons": refused.reasons})
+            raise typer.Exit(1) from None
+        raise
+    if as_json:
+        print_json({"promoted": True, **result.to_dict()})
+        return
+    s = result.status
+    console.print(f"{rule_id}@{s.version} is now {s.state.value}; expires {s.expires_at}", highlight=False)
+    if result.published and result.published.published:
+        console.print(f"published bundle {result.published.bundle.number}")
+
+
+def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
+               within_days: Annotated[int | None, typer.Option(help="Days ahead of expiry to revalidate.")] = None,
+               actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+    """Rebuild datasets and re-run the gate for rules near or past expiry (exit 1 if any fails)."""
+    results = promotion.revalidate(workspace(ctx), actor=actor, log=log or None, since=parse_day(since, "--since"),
+                                   until=parse_day(until, "--until"), within_days=within_days)
+    if as_json:
+        print_json([r.to_dict() for r in results])
+    elif not results:
+        console.print("no rule is near or past expiry")
+    for r in results if not as_json else []:
+        console.print(f"{r.rule_id}: {r.action}", highlight=False)
+        for line in r.detail:
+            err_console.print(f"  - {line}", highlight=False)
+    if any(not r.passed for r in results):
+        raise typer.Exit(1)

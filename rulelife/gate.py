@@ -1,0 +1,114 @@
+"""The promotion gate: every check a rule version must pass to go live.
+
+Agreement is judged on the lower bound of its 95% Wilson interval by default
+(``gate_on = "lower_bound"``), not on the point estimate: a promoted rule
+answers without the model, so promoting a rule that only looks good by chance
+costs more than waiting for more evidence. At the dataset floor the interval
+is narrow enough that a rule agreeing 97% or more passes (at n = 1,000 a point
+estimate of 0.97 has a lower bound of about 0.958); ``gate_on = "point"`` is
+available for small deployments and says so in every report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rulelife.config import Settings
+from rulelife.datasets.snapshot import DatasetSnapshot
+from rulelife.evaluation.evaluate import Evaluation
+from rulelife.registry import RuleStatus
+
+__all__ = ["Check", "GateDecision", "check_gate"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every failed check, in plain words."""
+        return [c.detail for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "reasons": self.reasons, "checks": [c.to_dict() for c in self.checks]}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{x:.1%}"
+
+
+def check_gate(
+    evaluation: Evaluation,
+    snapshot: DatasetSnapshot,
+    status: RuleStatus,
+    settings: Settings,
+    now: datetime | None = None,
+) -> GateDecision:
+    """Run every check; never stop at the first failure, so a refusal lists all."""
+    rule = evaluation.rule_id
+    checks = []
+
+    same = snapshot.rule_version == status.latest_version
+    checks.append(Check("dataset_version", same, (
+        f"dataset {snapshot.content_hash[:12]} is for version {snapshot.rule_version}"
+        + ("" if same else f", but the rule is now at {status.latest_version}; rebuild it with "
+           f"`rulelife dataset build {rule}`"))))
+
+    age_days = snapshot.age(now).total_seconds() / 86400
+    fresh = not snapshot.is_stale(settings.dataset_max_age_days, now)
+    checks.append(Check("dataset_fresh", fresh, (
+        f"dataset built {age_days:.1f} days ago" + ("" if fresh else
+        f", older than {settings.dataset_max_age_days} days; rebuild it with `rulelife dataset build {rule}`"))))
+
+    floor = int(snapshot.meta.get("target_size", settings.dataset_floor))
+    enough = evaluation.rows >= floor
+    traffic = "high-traffic rule, " if snapshot.meta.get("high_traffic") else ""
+    checks.append(Check("evidence_floor", enough, (
+        f"{evaluation.rows} dataset rows ({traffic}floor {floor})" + ("" if enough else
+        f": not enough evidence; widen the log window (--since) or wait for more traffic"))))
+
+    est = evaluation.production
+    target = settings.agreement_floor
+    judged = est.low if settings.gate_on == "lower_bound" else est.estimate
+    agree_ok = est.n > 0 and judged == judged and judged >= target
+    settle = evaluation.samples_to_settle
+    more = "" if settle in (None, 0) else f"; about {settle} more production samples would settle it"
+    on = "the interval's lower bound" if settings.gate_on == "lower_bound" else "the point estimate"
+    checks.append(Check("agreement", agree_ok, (
+        f"agreement with the model {_pct(est.estimate)} (95% interval {_pct(est.low)}-{_pct(est.high)}, "
+        f"{est.n} production rows); the gate needs {on} >= {target:.0%}" + ("" if agree_ok else more))))
+
+    in_dataset = evaluation.safety_false_positives
+    in_log = sum(evaluation.safety_fp_in_log.values())
+    safe = in_dataset == 0 and in_log == 0
+    if safe:
+        bounds = [s for s in evaluation.strata if s.n]
+        bound = ", ".join(f"{s.stratum} <= {_pct(s.safety_fp_upper_bound)}" for s in bounds)
+        detail = f"no false positive on safety intents in any stratum (95% upper bounds by rule of three: {bound})"
+    else:
+        where = [f"{s.stratum}: {sum(s.safety_false_positives.values())}" for s in evaluation.strata
+                 if s.safety_false_positives]
+        log_part = ", ".join(f"{k}: {v}" for k, v in sorted(evaluation.safety_fp_in_log.items()))
+        example = evaluation.safety_examples[0]["text"] if evaluation.safety_examples else None
+        detail = (f"the rule fires on queries the model labels as safety intents ({', '.join(where) or 'none sampled'}; "
+                  f"in the whole log window: {log_part or 'none'})"
+                  + (f", e.g. {example!r}" if example else "")
+                  + "; add exclude phrases for them or narrow the patterns")
+    checks.append(Check("safety", safe, detail))
+    return GateDecision(tuple(checks))

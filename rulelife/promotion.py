@@ -1,0 +1,245 @@
+"""Dataset build, evaluation, promotion and re-validation of rules.
+
+``promote`` is all-or-nothing: the gate runs on the rule's latest version and
+its newest dataset; a refusal raises :class:`GateRefused` listing every reason
+and writes nothing; a success writes the evaluation, the promotion and the
+state change in one transaction, then republishes the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from rulelife import registry
+from rulelife.config import Workspace
+from rulelife.datasets import DatasetBuilder, DatasetSnapshot, NoDataset, latest_dataset, load_rows, save_dataset
+from rulelife.datasets.adversarial import adversarial_path, read_adversarial
+from rulelife.errors import GateRefused, LifecycleError
+from rulelife.evaluation import Evaluation, evaluate_rule
+from rulelife.gate import GateDecision, check_gate
+from rulelife.lifecycle import State, check_transition
+from rulelife.operations import PublishResult, open_store, publish_active
+from rulelife.plugins import MINERS, load_plugin
+from rulelife.querylog import LogReport, iter_log
+from rulelife.store import EvaluationRow, PromotionRow, Store, utcnow
+
+__all__ = [
+    "EvaluationResult",
+    "PromotionResult",
+    "RevalidationResult",
+    "build_rule_dataset",
+    "evaluate",
+    "promote",
+    "revalidate",
+]
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    snapshot: DatasetSnapshot
+    log: LogReport
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.snapshot.to_dict(), "log": self.log.to_dict()}
+
+
+def build_rule_dataset(
+    workspace: Workspace,
+    rule_id: str,
+    *,
+    log: Path | Sequence[Path] | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    actor: str = "cli",
+    store: Store | None = None,
+) -> DatasetResult:
+    """Build and store the dataset of ``rule_id``'s latest version from the log."""
+    store = store or open_store(workspace)
+    settings = workspace.settings
+    status = registry.get_status(store, rule_id)
+    rule = registry.rule_definition(store, rule_id, status.latest_version)
+    miner = load_plugin(MINERS, "hard_negatives")().fit(rule)
+    builder = DatasetBuilder(rule, settings, miner)
+    report = LogReport()
+    source = log if log is not None else workspace.log_dir
+    for chunk in iter_log(source, since=since, until=until, known_intents=settings.intents or None,
+                          quarantine_dir=workspace.quarantine_dir, report=report):
+        builder.add(chunk)
+    adversarial = read_adversarial(adversarial_path(workspace.rules_dir, rule_id))
+    sources = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
+    built = builder.finish(adversarial, sources=sources)
+    snapshot = save_dataset(store, built, workspace.root / "datasets", actor=actor)
+    return DatasetResult(snapshot, report)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    evaluation: Evaluation
+    decision: GateDecision
+    snapshot: DatasetSnapshot
+    evaluation_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "evaluation_id": self.evaluation_id,
+            "gate": self.decision.to_dict(),
+            "dataset": {"content_hash": self.snapshot.content_hash, "built_at": self.snapshot.built_at.isoformat(),
+                        "rule_version": self.snapshot.rule_version},
+            "evaluation": self.evaluation.to_dict(),
+        }
+
+
+def _evaluate(store: Store, workspace: Workspace, rule_id: str, now: datetime | None) -> EvaluationResult:
+    status = registry.get_status(store, rule_id)
+    rule = registry.rule_definition(store, rule_id, status.latest_version)
+    try:
+        snapshot = latest_dataset(store, rule_id, status.latest_version)
+    except NoDataset:
+        try:
+            other = latest_dataset(store, rule_id)
+        except NoDataset:
+            raise GateRefused(rule_id, [
+                f"no dataset for {rule_id}; build one with `rulelife dataset build {rule_id}`"]) from None
+        raise GateRefused(rule_id, [
+            f"the newest dataset was built for version {other.rule_version}, but the rule is at "
+            f"{status.latest_version}; rebuild it with `rulelife dataset build {rule_id}`"]) from None
+    evaluation = evaluate_rule(rule, load_rows(snapshot), snapshot.meta, workspace.settings,
+                               dataset_hash=snapshot.content_hash)
+    decision = check_gate(evaluation, snapshot, status, workspace.settings, now)
+    return EvaluationResult(evaluation, decision, snapshot)
+
+
+def _evaluation_row(result: EvaluationResult, actor: str) -> EvaluationRow:
+    e = result.evaluation
+    return EvaluationRow(rule_id=e.rule_id, rule_version=e.rule_version, dataset_hash=e.dataset_hash, at=utcnow(),
+                         actor=actor, passed=result.decision.passed, reasons=json.dumps(result.decision.reasons),
+                         metrics=json.dumps(e.to_dict(), default=str))
+
+
+def evaluate(workspace: Workspace, rule_id: str, *, actor: str = "cli", store: Store | None = None,
+             now: datetime | None = None, record: bool = True) -> EvaluationResult:
+    """Evaluate the rule's latest version on its newest dataset and record the result."""
+    store = store or open_store(workspace)
+    result = _evaluate(store, workspace, rule_id, now)
+    if not record:
+        return result
+    with store.session() as session:
+        row = _evaluation_row(result, actor)
+        session.add(row)
+        session.flush()
+        return EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    status: registry.RuleStatus
+    evaluation: EvaluationResult
+    published: PublishResult | None
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status.to_dict(),
+            "bundle": self.published.bundle.number if self.published else None,
+            **self.evaluation.to_dict(),
+        }
+
+
+def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str = State.ACTIVE,
+            store: Store | None = None, now: datetime | None = None) -> PromotionResult:
+    """Promote the rule's latest version to shadow or active through the gate."""
+    target = State(to)
+    if target not in (State.SHADOW, State.ACTIVE):
+        raise LifecycleError(f"promote moves a rule to shadow or active, not {target.value}; "
+                             "use `rulelife disable` or `rulelife retire` otherwise")
+    store = store or open_store(workspace)
+    status = registry.get_status(store, rule_id)
+    check_transition(rule_id, status.state, target, same_version=status.latest_version == status.version)
+    result = _evaluate(store, workspace, rule_id, now)
+    if not result.decision.passed:
+        raise GateRefused(rule_id, result.decision.reasons)
+    settings = workspace.settings
+    with store.session() as session:
+        row = _evaluation_row(result, actor)
+        session.add(row)
+        session.flush()
+        evidence = {"evaluation_id": row.id, "dataset": result.snapshot.content_hash,
+                    "agreement": result.evaluation.production.estimate,
+                    "agreement_low": result.evaluation.production.low}
+        new_status = registry.apply_transition(
+            session, rule_id, target, actor=actor, reason="promotion gate passed", evidence=evidence,
+            action="promote", expiry_days=settings.expiry_days,
+        )
+        session.add(PromotionRow(
+            rule_id=rule_id, rule_version=new_status.version, dataset_hash=result.snapshot.content_hash,
+            evaluation_id=row.id, at=utcnow(), actor=actor, from_state=status.state.value, to_state=target.value,
+            kind="promote", expires_at=new_status.expires_at,
+            metrics=json.dumps({"agreement": result.evaluation.production.to_dict(),
+                                "safety_false_positives": result.evaluation.safety_false_positives}),
+        ))
+        evaluated = EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
+    published = publish_active(workspace, actor=actor, store=store)
+    return PromotionResult(new_status, evaluated, published)
+
+
+@dataclass(frozen=True)
+class RevalidationResult:
+    rule_id: str
+    passed: bool
+    action: str  # extended | reactivated | refused | skipped
+    detail: list[str]
+
+    def to_dict(self) -> dict:
+        return {"rule_id": self.rule_id, "passed": self.passed, "action": self.action, "detail": self.detail}
+
+
+def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] | None = None,
+               since: date | None = None, until: date | None = None, within_days: int | None = None,
+               store: Store | None = None, now: datetime | None = None) -> list[RevalidationResult]:
+    """Rebuild datasets and re-run the gate for active rules expiring within
+    ``within_days`` and for expired rules. A pass extends an active rule's
+    expiry or brings an expired rule back; a refusal changes nothing."""
+    store = store or open_store(workspace)
+    now = now or utcnow()
+    horizon = now + timedelta(days=workspace.settings.revalidate_within_days if within_days is None else within_days)
+    due = [s for s in registry.list_rules(store)
+           if (s.state == State.ACTIVE and s.expires_at is not None and s.expires_at <= horizon)
+           or s.state == State.EXPIRED]
+    results = []
+    for status in due:
+        if status.pending_version:
+            # Re-validation vouches for what is live; a pending edit needs a deliberate promotion.
+            results.append(RevalidationResult(status.rule_id, False, "skipped", [
+                f"version {status.pending_version} is pending; evaluate and promote it with "
+                f"`rulelife promote {status.rule_id}`, which also renews the expiry"]))
+            continue
+        build_rule_dataset(workspace, status.rule_id, log=log, since=since, until=until, actor=actor, store=store)
+        if status.state == State.EXPIRED:
+            try:
+                promote(workspace, status.rule_id, actor=actor, store=store, now=now)
+                results.append(RevalidationResult(status.rule_id, True, "reactivated", []))
+            except GateRefused as refused:
+                results.append(RevalidationResult(status.rule_id, False, "refused", refused.reasons))
+            continue
+        result = _evaluate(store, workspace, status.rule_id, now)
+        if not result.decision.passed:
+            results.append(RevalidationResult(status.rule_id, False, "refused", result.decision.reasons))
+            continue
+        with store.session() as session:
+            row = _evaluation_row(result, actor)
+            session.add(row)
+            session.flush()
+            new = registry.extend_expiry(session, status.rule_id, days=workspace.settings.expiry_days, actor=actor,
+                                         reason="re-validated: gate passed on a fresh dataset",
+                                         evidence={"evaluation_id": row.id, "dataset": result.snapshot.content_hash})
+            session.add(PromotionRow(
+                rule_id=status.rule_id, rule_version=new.version, dataset_hash=result.snapshot.content_hash,
+                evaluation_id=row.id, at=utcnow(), actor=actor, from_state="active", to_state="active",
+                kind="revalidate", expires_at=new.expires_at,
+                metrics=json.dumps({"agreement": result.evaluation.production.to_dict()}),
+            ))
+        results.append(RevalidationResult(status.rule_id, True, "extended", []))
+    return results
