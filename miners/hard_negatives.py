@@ -9,6 +9,8 @@ would start to fire on, so the promotion gate must see them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dataclasses
 import re
 import unicodedata
@@ -144,13 +146,14 @@ class HardNegativeMiner:
         """Every token of a normalised query; intersecting with the vocabulary does the filtering."""
         return set(_bigrams(text) if self.rule_.match == "substring" else _WORD.findall(text))
 
-    def candidates(self, chunk: pd.DataFrame) -> pd.DataFrame:
+    def candidates(self, chunk: pd.DataFrame, normalized: Sequence[str | None] | None = None) -> pd.DataFrame:
         """The rows of ``chunk`` that look like the rule's but the model labels with another intent.
 
         Only rows in the rule's locales with a model label other than the
         rule's intent are considered. Returns those rows (index kept) with a
         ``hard_negative_reason`` column, one of :data:`REASONS`, hardest first
-        when several apply.
+        when several apply. ``normalized`` is the chunk's text already
+        normalised (a caller running many miners over one chunk does it once).
         """
         if not hasattr(self, "rule_"):
             # scikit-learn's error: a ValueError and an AttributeError, as callers expect.
@@ -164,8 +167,14 @@ class HardNegativeMiner:
         rows = np.flatnonzero(keep)
         # Logs repeat queries: every reason is a function of the text alone
         # (locales are already filtered), so each distinct text is judged once.
-        codes, distinct = pd.factorize(chunk["text"].to_numpy(object)[rows])
-        verdicts = np.array([self._reason(text) for text in distinct], dtype=object)
+        if normalized is None:
+            texts = chunk["text"].to_numpy(object)[rows]
+            judge = self._reason
+        else:
+            texts = np.asarray(normalized, dtype=object)[rows]
+            judge = self._reason_normalized
+        codes, distinct = pd.factorize(texts)
+        verdicts = np.array([judge(text) for text in distinct], dtype=object)
         reasons = verdicts[codes] if len(rows) else np.array([], dtype=object)
         found = reasons != None  # noqa: E711 - elementwise comparison on an object array
         out = chunk.iloc[rows[found]].copy()
@@ -181,7 +190,9 @@ class HardNegativeMiner:
         return applies[codes]
 
     def _reason(self, raw: str) -> str | None:
-        text = normalize(raw)
+        return self._reason_normalized(normalize(raw))
+
+    def _reason_normalized(self, text: str) -> str | None:
         if not text or next(self.prefilter_.iter(text), None) is None:
             return None
         if self.matcher_.match_normalized(text, None) is not None:

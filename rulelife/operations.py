@@ -18,7 +18,16 @@ from rulelife.lint import lint_rules
 from rulelife.registry import RuleStatus, SyncReport
 from rulelife.store import Store
 
-__all__ = ["PublishResult", "RuleDetails", "open_store", "publish_active", "rule_details", "set_state", "sync"]
+__all__ = [
+    "PublishResult",
+    "RuleDetails",
+    "analyze",
+    "open_store",
+    "publish_active",
+    "rule_details",
+    "set_state",
+    "sync",
+]
 
 
 def open_store(workspace: Workspace) -> Store:
@@ -129,3 +138,25 @@ def rule_details(workspace: Workspace, rule_id: str, *, store: Store | None = No
         for a in registry.audit_log(store, rule_id)
     ]
     return RuleDetails(status, definition.model_dump(mode="json"), versions, audit)
+
+
+def analyze(
+    workspace: Workspace,
+    *,
+    log=None,
+    since=None,
+    until=None,
+    bundle_number: int | None = None,
+):
+    """Overlap, conflicts, shadowing, coverage and residual traffic of the
+    published bundle (or bundle ``bundle_number``) over the query log."""
+    from rulelife.analysis import AnalysisCounts, finalize
+    from rulelife.querylog import iter_log
+
+    bundles = BundleStore(workspace.bundle_dir)
+    bundle = bundles.current() if bundle_number is None else bundles.load(bundle_number)
+    counts = AnalysisCounts.empty(bundle.matcher)
+    for chunk in iter_log(log if log is not None else workspace.log_dir, since=since, until=until,
+                          known_intents=workspace.settings.intents or None, quarantine_dir=workspace.quarantine_dir):
+        counts = counts.add(chunk, bundle.matcher)
+    return bundle, finalize(counts)

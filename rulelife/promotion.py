@@ -9,10 +9,13 @@ state change in one transaction, then republishes the bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from rulelife import registry
 from rulelife.config import Workspace
@@ -22,6 +25,8 @@ from rulelife.errors import GateRefused, LifecycleError
 from rulelife.evaluation import Evaluation, evaluate_rule
 from rulelife.gate import GateDecision, check_gate
 from rulelife.lifecycle import State, check_transition
+from rulelife.matcher import Matcher, compile_rule
+from rulelife.normalize import normalize
 from rulelife.operations import PublishResult, open_store, publish_active
 from rulelife.plugins import MINERS, load_plugin
 from rulelife.querylog import LogReport, iter_log
@@ -31,6 +36,7 @@ __all__ = [
     "EvaluationResult",
     "PromotionResult",
     "RevalidationResult",
+    "build_datasets",
     "build_rule_dataset",
     "evaluate",
     "promote",
@@ -47,33 +53,73 @@ class DatasetResult:
         return {"dataset": self.snapshot.to_dict(), "log": self.log.to_dict()}
 
 
-def build_rule_dataset(
+_CHUNK_ROWS = 200_000
+
+
+def coalesce(chunks: Iterable[pd.DataFrame], min_rows: int) -> Iterator[pd.DataFrame]:
+    """Join small chunks (a log of many small daily files) into chunks of at
+    least ``min_rows``, so per-chunk overheads are paid rarely."""
+    buffer: list[pd.DataFrame] = []
+    rows = 0
+    for chunk in chunks:
+        buffer.append(chunk)
+        rows += len(chunk)
+        if rows >= min_rows:
+            yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
+            buffer, rows = [], 0
+    if buffer:
+        yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
+
+
+def build_datasets(
     workspace: Workspace,
-    rule_id: str,
+    rule_ids: Sequence[str],
     *,
     log: Path | Sequence[Path] | None = None,
     since: date | None = None,
     until: date | None = None,
     actor: str = "cli",
     store: Store | None = None,
-) -> DatasetResult:
-    """Build and store the dataset of ``rule_id``'s latest version from the log."""
+) -> list[DatasetResult]:
+    """Build and store the datasets of several rules' latest versions in one
+    pass over the log (the log is read and normalised once, whatever the count)."""
     store = store or open_store(workspace)
     settings = workspace.settings
-    status = registry.get_status(store, rule_id)
-    rule = registry.rule_definition(store, rule_id, status.latest_version)
-    miner = load_plugin(MINERS, "hard_negatives")().fit(rule)
-    builder = DatasetBuilder(rule, settings, miner)
+    miner_class = load_plugin(MINERS, "hard_negatives")
+    builders = []
+    for rule_id in dict.fromkeys(rule_ids):
+        status = registry.get_status(store, rule_id)
+        rule = registry.rule_definition(store, rule_id, status.latest_version)
+        adversarial = read_adversarial(adversarial_path(workspace.rules_dir, rule_id))  # fail early on a bad file
+        builders.append((DatasetBuilder(rule, settings, miner_class().fit(rule)), adversarial))
+    # One matcher of every rule answers "which rules fire here" for all the
+    # builders at once: MatchResult.fired lists every rule that fired and was
+    # not vetoed, which is exactly what each rule alone would say.
+    matcher = Matcher([compile_rule(builder.rule) for builder, _ in builders])
     report = LogReport()
     source = log if log is not None else workspace.log_dir
-    for chunk in iter_log(source, since=since, until=until, known_intents=settings.intents or None,
-                          quarantine_dir=workspace.quarantine_dir, report=report):
-        builder.add(chunk)
-    adversarial = read_adversarial(adversarial_path(workspace.rules_dir, rule_id))
+    chunks = iter_log(source, since=since, until=until, known_intents=settings.intents or None,
+                      quarantine_dir=workspace.quarantine_dir, report=report)
+    for chunk in coalesce(chunks, _CHUNK_ROWS):
+        normalized = [normalize(t) if isinstance(t, str) else None for t in chunk["text"].tolist()]
+        fired = [r.fired if r is not None else () for r in
+                 matcher.match_many(normalized, chunk["locale"], normalized=True)]
+        for builder, _ in builders:
+            rule_id = builder.rule.id
+            fires = np.fromiter((rule_id in f for f in fired), dtype=bool, count=len(fired))
+            builder.add(chunk, normalized, fires)
     sources = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
-    built = builder.finish(adversarial, sources=sources)
-    snapshot = save_dataset(store, built, workspace.root / "datasets", actor=actor)
-    return DatasetResult(snapshot, report)
+    results = []
+    for builder, adversarial in builders:
+        built = builder.finish(adversarial, sources=sources)
+        snapshot = save_dataset(store, built, workspace.root / "datasets", actor=actor)
+        results.append(DatasetResult(snapshot, report))
+    return results
+
+
+def build_rule_dataset(workspace: Workspace, rule_id: str, **options) -> DatasetResult:
+    """Build and store the dataset of ``rule_id``'s latest version from the log."""
+    return build_datasets(workspace, [rule_id], **options)[0]
 
 
 @dataclass(frozen=True)
@@ -149,8 +195,12 @@ class PromotionResult:
 
 
 def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str = State.ACTIVE,
-            store: Store | None = None, now: datetime | None = None) -> PromotionResult:
-    """Promote the rule's latest version to shadow or active through the gate."""
+            store: Store | None = None, now: datetime | None = None, republish: bool = True) -> PromotionResult:
+    """Promote the rule's latest version to shadow or active through the gate.
+
+    ``republish=False`` leaves the bundle alone, for a caller promoting many
+    rules that publishes once at the end.
+    """
     target = State(to)
     if target not in (State.SHADOW, State.ACTIVE):
         raise LifecycleError(f"promote moves a rule to shadow or active, not {target.value}; "
@@ -181,7 +231,7 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
                                 "safety_false_positives": result.evaluation.safety_false_positives}),
         ))
         evaluated = EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
-    published = publish_active(workspace, actor=actor, store=store)
+    published = publish_active(workspace, actor=actor, store=store) if republish else None
     return PromotionResult(new_status, evaluated, published)
 
 

@@ -1,8 +1,11 @@
-"""``rulelife quickstart``: the whole spine on the embedded default.
+"""``rulelife quickstart``: the whole lifecycle on the embedded default.
 
 In a fresh folder, with no network: a workspace (SQLite), the shipped rules of
-the example manga store, simulated traffic, a published bundle, and a replay
-of the traffic through the runtime, summarised as a person would want it.
+the example manga store, and simulated traffic in two periods. Before launch
+the model answers everything; those logs feed every rule's dataset, and each
+rule goes through the promotion gate (some are refused, with reasons). The
+promoted rules are published as a bundle and the live days are replayed
+through the runtime, as the chatbot would have served them.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from rulelife import operations, registry
+from rulelife import operations, promotion, registry
 from rulelife.config import Workspace
-from rulelife.errors import ConfigError
+from rulelife.errors import ConfigError, GateRefused
 from rulelife.replay import ReplaySummary, replay, summarize_replay
 from rulelife.runtime import RuleClassifier
 from rulelife.simulate import default_scenarios, simulate_traffic, write_ground_truth, write_log
 
-__all__ = ["QuickstartResult", "run_quickstart", "shipped_rules_dir"]
+__all__ = ["GateOutcome", "QuickstartResult", "run_quickstart", "shipped_rules_dir"]
 
 ACTOR = "quickstart"
 DEFAULT_START = date(2026, 1, 1)
@@ -37,11 +40,26 @@ def shipped_rules_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class GateOutcome:
+    rule_id: str
+    promoted: bool
+    agreement: float | None
+    low: float | None
+    high: float | None
+    rows: int
+    reasons: list[str]
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
 class QuickstartResult:
     workspace: Workspace
-    log_files: list[Path]
-    bundle_number: int
-    activated: list[str]
+    history: tuple[date, date]
+    live: tuple[date, date]
+    gate: list[GateOutcome]
+    bundle_number: int | None
     day: date
     summary: ReplaySummary
     model_call_cost: float
@@ -49,61 +67,81 @@ class QuickstartResult:
     def to_dict(self) -> dict:
         return {
             "workspace": str(self.workspace.root),
-            "log_files": len(self.log_files),
+            "history": [d.isoformat() for d in self.history],
+            "live": [d.isoformat() for d in self.live],
+            "gate": [g.to_dict() for g in self.gate],
             "bundle": self.bundle_number,
-            "activated": self.activated,
             "day": self.day.isoformat(),
             "summary": self.summary.to_dict(),
             "cost_saved": round(self.summary.model_calls_saved * self.model_call_cost, 4),
         }
 
 
+def _gate_all(workspace: Workspace, store, rule_ids: list[str]) -> list[GateOutcome]:
+    outcomes = []
+    for rule_id in rule_ids:
+        try:
+            result = promotion.promote(workspace, rule_id, actor=ACTOR, store=store, republish=False)
+        except GateRefused as refused:
+            evaluation = promotion.evaluate(workspace, rule_id, actor=ACTOR, store=store, record=True).evaluation
+            p = evaluation.production
+            outcomes.append(GateOutcome(rule_id, False, p.estimate, p.low, p.high, evaluation.rows, refused.reasons))
+            continue
+        p = result.evaluation.evaluation.production
+        outcomes.append(GateOutcome(rule_id, True, p.estimate, p.low, p.high, result.evaluation.evaluation.rows, []))
+    return outcomes
+
+
 def run_quickstart(
     root: Path,
     *,
-    days: int = 30,
-    queries_per_day: int = 2000,
+    history_days: int = 21,
+    live_days: int = 7,
+    queries_per_day: int = 10_000,
     seed: int = 7,
     start: date = DEFAULT_START,
 ) -> QuickstartResult:
-    """Set up ``root`` and run the spine end to end (idempotent on re-run)."""
-    if days < 1 or queries_per_day < 1:
-        raise ConfigError(f"days and queries_per_day must be at least 1, got {days} and {queries_per_day}")
+    """Set up ``root`` and run the lifecycle end to end (safe to re-run)."""
+    if history_days < 1 or live_days < 7 or queries_per_day < 1:
+        raise ConfigError(
+            f"need history_days >= 1, live_days >= 7 (one day per drift scenario) and queries_per_day >= 1, "
+            f"got {history_days}, {live_days}, {queries_per_day}"
+        )
     workspace = Workspace.create(root)
     if not any(workspace.rules_dir.rglob("*.yaml")):
         shutil.copytree(shipped_rules_dir(), workspace.rules_dir, dirs_exist_ok=True)
     store = operations.open_store(workspace)
     operations.sync(workspace, actor=ACTOR, store=store)
 
-    activated = []
-    for status in registry.list_rules(store, state="candidate"):
-        # Direct activation stands in for the promotion gate on a fresh demo.
-        registry.transition(
-            store, status.rule_id, "active", actor=ACTOR,
-            reason="quickstart: shipped starter rule activated without a gate",
-            expiry_days=workspace.settings.expiry_days,
-        )
-        activated.append(status.rule_id)
-    published = operations.publish_active(workspace, actor=ACTOR, store=store)
-
-    scenarios = default_scenarios(start, days)
-    traffic = simulate_traffic(start=start, days=days, queries_per_day=queries_per_day, seed=seed, scenarios=scenarios)
-    classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
-    production = replay(traffic, classifier)
-    log_files = write_log(production, workspace.log_dir)
+    launch = start + timedelta(days=history_days)
+    last = launch + timedelta(days=live_days - 1)
+    # Drift happens after launch, where the runtime and the monitors can see it.
+    scenarios = default_scenarios(launch, live_days)
+    traffic = simulate_traffic(start=start, days=history_days + live_days, queries_per_day=queries_per_day,
+                               seed=seed, scenarios=scenarios)
+    day = traffic["ts"].dt.date
+    write_log(traffic[day < launch], workspace.log_dir)
     write_ground_truth(scenarios, workspace.log_dir / "scenarios.json")
 
-    last_day = start + timedelta(days=days - 1)
-    day_rows = production[production["ts"].dt.date == last_day]
+    candidates = [s.rule_id for s in registry.list_rules(store, state="candidate")]
+    history_end = launch - timedelta(days=1)
+    promotion.build_datasets(workspace, candidates, since=start, until=history_end, actor=ACTOR, store=store)
+    outcomes = _gate_all(workspace, store, candidates)
+    published = operations.publish_active(workspace, actor=ACTOR, store=store)
+
+    classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
+    live = replay(traffic[day >= launch], classifier)
+    write_log(live, workspace.log_dir)
     intents = {rule.id: rule.intent for rule in published.bundle.rules}
-    summary = summarize_replay(day_rows, intents)
+    summary = summarize_replay(live[live["ts"].dt.date == last], intents)
     store.dispose()
     return QuickstartResult(
         workspace=workspace,
-        log_files=log_files,
+        history=(start, history_end),
+        live=(launch, last),
+        gate=outcomes,
         bundle_number=published.bundle.number,
-        activated=activated,
-        day=last_day,
+        day=last,
         summary=summary,
         model_call_cost=workspace.settings.model_call_cost,
     )

@@ -37,6 +37,7 @@ app.add_typer(gate_commands.dataset_app, name="dataset")
 app.command("evaluate")(gate_commands.evaluate)
 app.command("promote")(gate_commands.promote)
 app.command("revalidate")(gate_commands.revalidate)
+app.command("analyze")(gate_commands.analyze)
 
 
 @app.callback()
@@ -181,28 +182,34 @@ def _parse_day(value: str, option: str) -> date:
 @app.command("quickstart")
 def quickstart(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo workspace.")] = Path("rulelife-demo"),
-    days: Annotated[int, typer.Option(min=1, help="Days of simulated traffic.")] = 30,
-    queries_per_day: Annotated[int, typer.Option(min=1, help="Mean queries a day.")] = 2000,
+    history_days: Annotated[int, typer.Option(min=1, help="Days of model-only traffic before launch.")] = 21,
+    live_days: Annotated[int, typer.Option(min=7, help="Days served by the rules after launch.")] = 7,
+    queries_per_day: Annotated[int, typer.Option(min=1, help="Mean queries a day.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     as_json: JsonOption = False,
 ) -> None:
-    """Set up a demo workspace and run the whole pipeline on simulated traffic."""
+    """Set up a demo workspace and run the whole lifecycle on simulated traffic."""
     from rulelife.quickstart import per_rule_table, run_quickstart
 
-    result = run_quickstart(directory, days=days, queries_per_day=queries_per_day, seed=seed)
+    result = run_quickstart(directory, history_days=history_days, live_days=live_days,
+                            queries_per_day=queries_per_day, seed=seed)
     if as_json:
         print_json(result.to_dict())
         return
+    ws = result.workspace
+    console.print(f"[bold]workspace[/] {ws.root}", highlight=False)
+    console.print(f"history {result.history[0]}..{result.history[1]} (model only) and live "
+                  f"{result.live[0]}..{result.live[1]} (rules serving) simulated into {ws.log_dir}", highlight=False)
+    promoted = [g for g in result.gate if g.promoted]
+    console.print(table(f"promotion gate: {len(promoted)} of {len(result.gate)} rules promoted",
+                        ["rule", "result", "agreement", "95% interval", "rows", "why not"],
+                        [[g.rule_id, "promoted" if g.promoted else "REFUSED", _pct(g.agreement),
+                          f"{_pct(g.low)}-{_pct(g.high)}", g.rows, "\n".join(g.reasons)] for g in result.gate]))
     s = result.summary
-    console.print(f"[bold]workspace[/] {result.workspace.root}", highlight=False)
-    console.print(f"activated {len(result.activated)} shipped rules; serving bundle {result.bundle_number}")
-    console.print(f"simulated {days} days into {len(result.log_files)} log files under {result.workspace.log_dir}",
-                  highlight=False)
     frame = per_rule_table(s)
-    rows = [[r.rule_id, r.intent, r.fires, f"{r.fire_rate:.2%}", r.shadow_n,
-             "" if r.agreement is None or r.agreement != r.agreement else f"{r.agreement:.1%}"]
+    rows = [[r.rule_id, r.intent, r.fires, f"{r.fire_rate:.2%}", r.shadow_n, _pct(r.agreement)]
             for r in frame.itertuples()]
-    console.print(table(f"replay of {result.day} through bundle {result.bundle_number}",
+    console.print(table(f"live day {result.day} through bundle {result.bundle_number}",
                         ["rule", "intent", "fires", "fire rate", "shadow n", "agreement (shadow)"], rows))
     cost = s.model_calls_saved * result.model_call_cost
     console.print(
@@ -211,6 +218,10 @@ def quickstart(
         f"(saved {s.model_calls_saved}, {cost:.2f} at {result.model_call_cost}/call)",
         highlight=False,
     )
+
+
+def _pct(x) -> str:
+    return "" if x is None or x != x else f"{x:.1%}"
 
 
 def main() -> None:

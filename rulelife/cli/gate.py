@@ -136,3 +136,37 @@ def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = N
             err_console.print(f"  - {line}", highlight=False)
     if any(not r.passed for r in results):
         raise typer.Exit(1)
+
+
+def analyze(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
+            bundle: Annotated[int | None, typer.Option(help="Bundle number (default: CURRENT).")] = None,
+            top: Annotated[int, typer.Option(help="Rows shown per table.")] = 15,
+            as_json: JsonOption = False) -> None:
+    """Rule overlaps and conflicts, rules shadowed in traffic, coverage per intent x locale, residual traffic."""
+    from rulelife.operations import analyze as run_analysis
+
+    used, result = run_analysis(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
+                                until=parse_day(until, "--until"), bundle_number=bundle)
+    if as_json:
+        print_json({"bundle": used.number, **result.to_dict()})
+        return
+    console.print(f"bundle {used.number} over {result.queries} queries: rules answer {_pct(result.coverage)} "
+                  f"({_pct(result.labelled_coverage)} of model-labelled traffic)", highlight=False)
+    _frame(result.rule_overlaps().head(top), "overlaps (queries on which both rules fire)")
+    _frame(result.rule_conflicts().head(top), "conflicts (overlaps between different intents)")
+    _frame(result.shadowed_rules().head(top), "rules that fire but never win")
+    _frame(result.coverages().head(top * 2), "coverage per model intent x locale")
+    console.print(
+        f"residual traffic (left to the model): mean confidence {result.residual_confidence_mean:.3f} vs "
+        f"{result.labelled_confidence_mean:.3f} on all traffic; below 0.5: "
+        f"{_pct(result.residual_low_confidence_share)} vs {_pct(result.labelled_low_confidence_share)}",
+        highlight=False)
+    _frame(result.residual_summary(), "model confidence histogram: all labelled vs residual")
+
+
+def _frame(frame, title: str) -> None:
+    if frame.empty:
+        console.print(f"{title}: none")
+        return
+    rows = [[f"{v:.3f}" if isinstance(v, float) else v for v in row] for row in frame.itertuples(index=False)]
+    console.print(table(title, [str(c) for c in frame.columns], rows))

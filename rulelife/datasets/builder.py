@@ -48,23 +48,46 @@ _REASON_ORDER = ("fires", "excluded", "partial_pattern", "shared_vocabulary")
 _EXAMPLES = 5
 
 
-@dataclass
 class _BottomK:
-    """The k rows with the smallest ``_key`` seen so far (a mergeable sample)."""
+    """Per group, the k rows with the smallest ``_key`` seen so far.
 
-    k: int
-    frame: pd.DataFrame | None = None
+    Invariant: after a prune, ``_parts`` is one frame holding, for every
+    group, its k smallest-key rows. Offers are buffered and pruned in bulk
+    (one sort and one ``groupby().head``), so memory stays under
+    ``buffer_rows`` plus k rows a group, however long the log.
+    """
+
+    def __init__(self, k: int, by: str, buffer_rows: int = 200_000):
+        self.k = k
+        self.by = by
+        self.buffer_rows = max(buffer_rows, k)
+        self._parts: list[pd.DataFrame] = []
+        self._rows = 0
 
     def offer(self, rows: pd.DataFrame) -> None:
         if rows.empty:
             return
-        merged = rows if self.frame is None else pd.concat([self.frame, rows], ignore_index=True)
-        self.frame = merged.nsmallest(self.k, "_key") if len(merged) > self.k else merged
+        self._parts.append(rows)
+        self._rows += len(rows)
+        if self._rows > self.buffer_rows:
+            self._prune()
 
-    def take(self, n: int) -> pd.DataFrame:
-        if self.frame is None or n <= 0:
+    def _prune(self) -> pd.DataFrame:
+        if not self._parts:
             return pd.DataFrame()
-        return self.frame.nsmallest(n, "_key")
+        frame = self._parts[0] if len(self._parts) == 1 else pd.concat(self._parts, ignore_index=True)
+        frame = frame.sort_values("_key", kind="stable").groupby(self.by, sort=False, observed=True).head(self.k)
+        self._parts, self._rows = [frame], len(frame)
+        return frame
+
+    def take(self, counts: dict[str, int]) -> pd.DataFrame:
+        """The ``counts[g]`` smallest-key rows of each group g."""
+        frame = self._prune()
+        if frame.empty:
+            return frame
+        rank = frame.groupby(self.by, sort=False, observed=True).cumcount().to_numpy()
+        limit = frame[self.by].astype(str).map(counts).fillna(0).to_numpy()
+        return frame[rank < limit]
 
 
 @dataclass
@@ -104,11 +127,11 @@ class DatasetBuilder:
         self._salt = f"{rule.id}@{rule.version}"
         cap = max(settings.dataset_floor, settings.dataset_floor_high_traffic)
         self._cap = cap
-        # Invariant: _production[s] holds the cap smallest-key fired, labelled
-        # rows of stratum s; _population[s] counts all of them.
-        self._production: dict[str, _BottomK] = {}
+        # _production keeps, per stratum s, the cap smallest-key fired,
+        # labelled rows; _population[s] counts all of them.
+        self._production = _BottomK(cap, "stratum_key")
         self._population: Counter[str] = Counter()
-        self._negatives = {reason: _BottomK(cap) for reason in _REASON_ORDER}
+        self._negatives = _BottomK(cap, "hard_negative_reason")
         self._negative_counts: Counter[str] = Counter()
         self._safety_fp: Counter[str] = Counter()
         self._safety_examples: list[dict] = []
@@ -118,8 +141,16 @@ class DatasetBuilder:
         self._first_ts: pd.Timestamp | None = None
         self._last_ts: pd.Timestamp | None = None
 
-    def add(self, chunk: pd.DataFrame) -> None:
-        """Count and sample one chunk of the log (contract columns and dtypes)."""
+    def add(
+        self, chunk: pd.DataFrame, normalized: list[str | None] | None = None, fires: np.ndarray | None = None
+    ) -> None:
+        """Count and sample one chunk of the log (contract columns and dtypes).
+
+        Callers feeding one chunk to several builders pass what they computed
+        once: ``normalized`` (the chunk's text, normalised) and ``fires`` (a
+        boolean array: this rule fired on the row, e.g. from one matcher of
+        all the rules' ``MatchResult.fired``).
+        """
         if chunk.empty:
             return
         self.rows_seen += len(chunk)
@@ -128,8 +159,12 @@ class DatasetBuilder:
         self._first_ts = low if self._first_ts is None else min(self._first_ts, low)
         self._last_ts = high if self._last_ts is None else max(self._last_ts, high)
 
-        results = self._matcher.match_many(chunk["text"], chunk["locale"])
-        fires = np.fromiter((r is not None for r in results), dtype=bool, count=len(results))
+        if fires is None:
+            if normalized is None:
+                results = self._matcher.match_many(chunk["text"], chunk["locale"])
+            else:
+                results = self._matcher.match_many(normalized, chunk["locale"], normalized=True)
+            fires = np.fromiter((r is not None for r in results), dtype=bool, count=len(results))
         labelled = chunk["model_intent"].notna().to_numpy()
         self.fires += int(fires.sum())
         production = chunk[fires & labelled]
@@ -137,7 +172,7 @@ class DatasetBuilder:
         if not production.empty:
             self._add_production(production)
         if self.miner is not None:
-            self._add_negatives(self.miner.candidates(chunk))
+            self._add_negatives(self.miner.candidates(chunk, normalized))
 
     def _add_production(self, rows: pd.DataFrame) -> None:
         rows = rows.assign(
@@ -151,18 +186,19 @@ class DatasetBuilder:
             self._safety_fp[str(intent)] += int(count)
         for row in unsafe.head(_EXAMPLES - len(self._safety_examples)).itertuples():
             self._safety_examples.append({"query_id": row.query_id, "text": row.text, "model_intent": row.model_intent})
-        for key, group in rows.groupby("stratum_key", sort=False):
-            self._population[key] += len(group)
-            self._production.setdefault(key, _BottomK(self._cap)).offer(group)
+        for key, count in rows["stratum_key"].value_counts().items():
+            self._population[str(key)] += int(count)
+        self._production.offer(rows)
 
     def _add_negatives(self, rows: pd.DataFrame) -> None:
         if rows.empty:
             return
-        rows = rows.assign(_key=sample_keys(rows["query_id"], self._salt))
-        for reason, group in rows.groupby("hard_negative_reason", sort=False):
-            if reason in self._negatives:
-                self._negative_counts[reason] += len(group)
-                self._negatives[reason].offer(group)
+        rows = rows.assign(_key=sample_keys(rows["query_id"], self._salt),
+                           hard_negative_reason=rows["hard_negative_reason"].astype(str))
+        rows = rows[rows["hard_negative_reason"].isin(_REASON_ORDER)]
+        for reason, count in rows["hard_negative_reason"].value_counts().items():
+            self._negative_counts[str(reason)] += int(count)
+        self._negatives.offer(rows)
 
     def target_size(self) -> int:
         s = self.settings
@@ -218,20 +254,19 @@ class DatasetBuilder:
             allocation = dict(self._population)
         else:
             allocation = _allocate(self._population, target)
-        frames = [self._production[key].take(n) for key, n in allocation.items() if n > 0]
-        rows = pd.concat(frames, ignore_index=True).assign(stratum="production", reason="")
+        rows = self._production.take(allocation).assign(stratum="production", reason="")
         return rows, {k: int(v) for k, v in allocation.items()}
 
     def _take_negatives(self, target: int) -> pd.DataFrame:
-        frames, left = [], target
-        for reason in _REASON_ORDER:  # the rule firing against the model first: the hardest negatives
-            taken = self._negatives[reason].take(left)
-            if not taken.empty:
-                frames.append(taken)
-                left -= len(taken)
-        if not frames:
+        # The rule firing against the model first (the hardest negatives), then
+        # vetoed, partial and shared-vocabulary look-alikes.
+        counts, left = {}, target
+        for reason in _REASON_ORDER:
+            counts[reason] = min(left, self._negative_counts[reason], self._cap)
+            left -= counts[reason]
+        rows = self._negatives.take(counts)
+        if rows.empty:
             return pd.DataFrame()
-        rows = pd.concat(frames, ignore_index=True)
         return rows.assign(stratum="hard_negative", stratum_key=rows["hard_negative_reason"],
                            reason=rows["hard_negative_reason"])
 
