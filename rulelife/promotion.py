@@ -80,6 +80,7 @@ def build_datasets(
     until: date | None = None,
     actor: str = "cli",
     store: Store | None = None,
+    now: datetime | None = None,
 ) -> list[DatasetResult]:
     """Build and store the datasets of several rules' latest versions in one
     pass over the log (the log is read and normalised once, whatever the count)."""
@@ -112,7 +113,7 @@ def build_datasets(
     results = []
     for builder, adversarial in builders:
         built = builder.finish(adversarial, sources=sources)
-        snapshot = save_dataset(store, built, workspace.root / "datasets", actor=actor)
+        snapshot = save_dataset(store, built, workspace.root / "datasets", actor=actor, now=now)
         results.append(DatasetResult(snapshot, report))
     return results
 
@@ -266,7 +267,8 @@ def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] |
                 f"version {status.pending_version} is pending; evaluate and promote it with "
                 f"`rulelife promote {status.rule_id}`, which also renews the expiry"]))
             continue
-        build_rule_dataset(workspace, status.rule_id, log=log, since=since, until=until, actor=actor, store=store)
+        build_rule_dataset(workspace, status.rule_id, log=log, since=since, until=until, actor=actor, store=store,
+                           now=now)
         if status.state == State.EXPIRED:
             try:
                 promote(workspace, status.rule_id, actor=actor, store=store, now=now)

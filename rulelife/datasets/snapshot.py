@@ -73,12 +73,16 @@ def _snapshot(row: DatasetRow) -> DatasetSnapshot:
     )
 
 
-def save_dataset(store: Store, built: BuiltDataset, folder: Path, *, actor: str) -> DatasetSnapshot:
+def save_dataset(
+    store: Store, built: BuiltDataset, folder: Path, *, actor: str, now: datetime | None = None
+) -> DatasetSnapshot:
     """Write the rows (atomically, by content hash) and register the snapshot.
 
     Building the same rows again re-registers nothing new: the existing
     snapshot's build time is refreshed, since the data was re-checked.
+    ``now`` is the build time to record (default: the clock).
     """
+    now = now or utcnow()
     folder = Path(folder) / built.rule.id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{built.content_hash}.parquet"
@@ -93,11 +97,11 @@ def save_dataset(store: Store, built: BuiltDataset, folder: Path, *, actor: str)
         row = session.get(DatasetRow, built.content_hash)
         if row is None:
             row = DatasetRow(content_hash=built.content_hash, rule_id=built.rule.id, rule_version=built.rule.version,
-                             built_at=utcnow(), built_by=actor, window_start=start, window_end=end,
+                             built_at=now, built_by=actor, window_start=start, window_end=end,
                              rows=len(built.rows), fires=int(built.meta["fires"]), path=str(path),
                              meta=json.dumps(meta, sort_keys=True, default=str))
         else:
-            row.built_at = utcnow()
+            row.built_at = now
             row.built_by = actor
         session.add(row)
         session.flush()

@@ -1,0 +1,184 @@
+"""Datasets → evaluation → gate → promotion, end to end on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from rulelife import operations, promotion, registry
+from rulelife.bundle import BundleStore
+from rulelife.cli import app
+from rulelife.config import Workspace
+from rulelife.errors import GateRefused, LogError
+from rulelife.lifecycle import State
+from rulelife.store import EvaluationRow, PromotionRow, utcnow
+
+HOURS = """\
+id: faq.opening_hours
+intent: faq
+patterns: ["opening hours"]
+locales: ["en-US"]
+owner: ds
+description: Shop opening hours.
+"""
+MY_ORDER = """\
+id: order_tracking.my_order
+intent: order_tracking
+patterns: ["my order"]
+locales: ["en-US"]
+owner: ds
+description: Broad.
+"""
+
+
+def write_log(ws: Workspace, rows: list[tuple[str, str]], day: str = "2026-03-01") -> None:
+    frame = pd.DataFrame(rows, columns=["text", "model_intent"])
+    frame["query_id"] = [f"q-{day}-{i:05d}" for i in range(len(frame))]
+    frame["ts"] = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(range(len(frame)), unit="s")
+    frame["locale"] = "en-US"
+    frame["model_confidence"] = 0.9
+    frame.to_parquet(ws.log_dir / f"queries-{day}.parquet", index=False)
+
+
+def traffic(n_hours=400, n_order=300, n_return=20, n_other=300) -> list[tuple[str, str]]:
+    return (
+        [(f"what are your opening hours {i}", "faq") for i in range(n_hours)]
+        + [(f"where is my order #{i}", "order_tracking") for i in range(n_order)]
+        + [(f"i want to return my order #{i}", "return_request") for i in range(n_return)]
+        + [(f"recommend a manga like berserk {i}", "recommendation") for i in range(n_other)]
+    )
+
+
+@pytest.fixture
+def ws(tmp_path, db_url, monkeypatch):
+    url, schema = db_url
+    if schema:
+        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
+    monkeypatch.setenv("RULELIFE_DATASET_FLOOR", "300")
+    workspace = Workspace.create(tmp_path / "ws", db_url=url)
+    for name, text in (("faq/opening_hours.yaml", HOURS), ("order_tracking/my_order.yaml", MY_ORDER)):
+        path = workspace.rules_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    operations.sync(workspace, actor="ana")
+    write_log(workspace, traffic())
+    return workspace
+
+
+def test_a_rule_that_agrees_is_promoted_and_published(ws):
+    built = promotion.build_rule_dataset(ws, "faq.opening_hours", actor="ana")
+    # 400 fired, labelled rows; floor 300: 75 hard negatives wanted, none exist (every
+    # "opening hours" query is faq), no adversarial file: production fills all 300.
+    assert built.snapshot.counts == {"production": 300}
+    assert built.snapshot.fires == 400
+
+    result = promotion.promote(ws, "faq.opening_hours", actor="ben")
+    assert result.status.state == State.ACTIVE
+    assert (result.status.expires_at - result.status.updated_at) == timedelta(days=90)
+    assert result.evaluation.evaluation.production.estimate == 1.0
+    assert [r.id for r in BundleStore(ws.bundle_dir).current().rules] == ["faq.opening_hours"]
+
+    store = operations.open_store(ws)
+    with store.session() as session:
+        promotions = session.exec(select(PromotionRow)).all()
+        evaluations = session.exec(select(EvaluationRow)).all()
+    assert [(p.rule_id, p.actor, p.dataset_hash, p.to_state) for p in promotions] == [
+        ("faq.opening_hours", "ben", built.snapshot.content_hash, "active")]
+    assert [e.passed for e in evaluations] == [True]
+    audit = registry.audit_log(store, "faq.opening_hours")[-1]
+    assert (audit.action, audit.actor) == ("promote", "ben")
+    assert json.loads(audit.evidence)["dataset"] == built.snapshot.content_hash
+
+
+def test_a_refusal_lists_every_reason_and_changes_nothing(ws):
+    promotion.build_rule_dataset(ws, "order_tracking.my_order")
+    store = operations.open_store(ws)
+    audit_before = len(registry.audit_log(store))
+    with pytest.raises(GateRefused) as refused:
+        promotion.promote(ws, "order_tracking.my_order", actor="ben")
+    reasons = refused.value.reasons
+    # 300 order-tracking fires agree, 20 return requests do not: 300 / 320 = 93.75%.
+    assert any(r.startswith("agreement with the model 93.8%") for r in reasons)
+    assert any("safety intents" in r and "return_request: 20" in r for r in reasons)
+    assert registry.get_status(store, "order_tracking.my_order").state == State.CANDIDATE
+    assert len(registry.audit_log(store)) == audit_before
+    with store.session() as session:
+        assert session.exec(select(PromotionRow)).all() == []
+        assert session.exec(select(EvaluationRow)).all() == []
+    assert BundleStore(ws.bundle_dir).pointer() is None
+
+
+def test_no_dataset_or_a_dataset_for_another_version_is_refused(ws):
+    with pytest.raises(GateRefused, match="dataset build faq.opening_hours"):
+        promotion.promote(ws, "faq.opening_hours", actor="ben")
+    promotion.build_rule_dataset(ws, "faq.opening_hours")
+    (ws.rules_dir / "faq" / "opening_hours.yaml").write_text(HOURS.replace('["opening hours"]', '["opening hours", "open on sunday"]'))
+    operations.sync(ws, actor="ana")
+    with pytest.raises(GateRefused, match="built for version"):
+        promotion.promote(ws, "faq.opening_hours", actor="ben")
+
+
+def test_a_stale_dataset_is_refused(ws):
+    promotion.build_rule_dataset(ws, "faq.opening_hours")
+    with pytest.raises(GateRefused, match="older than 7 days"):
+        promotion.promote(ws, "faq.opening_hours", actor="ben", now=utcnow() + timedelta(days=8))
+
+
+def test_too_little_evidence_is_refused(ws):
+    for path in ws.log_dir.glob("*.parquet"):
+        path.unlink()
+    write_log(ws, traffic(n_hours=50))
+    promotion.build_rule_dataset(ws, "faq.opening_hours")
+    with pytest.raises(GateRefused, match="50 dataset rows .*floor 300.*not enough evidence"):
+        promotion.promote(ws, "faq.opening_hours", actor="ben")
+
+
+def test_revalidation_extends_a_rule_near_expiry(ws):
+    promotion.build_rule_dataset(ws, "faq.opening_hours")
+    promotion.promote(ws, "faq.opening_hours", actor="ben")
+    now = utcnow() + timedelta(days=80)  # 10 days before expiry: inside the 14-day window
+    results = promotion.revalidate(ws, actor="nightly", now=now)
+    assert [(r.rule_id, r.action) for r in results] == [("faq.opening_hours", "extended")]
+    status = registry.get_status(operations.open_store(ws), "faq.opening_hours")
+    assert status.expires_at > utcnow() + timedelta(days=89)
+
+
+def test_disable_republishes_without_the_rule(ws):
+    promotion.build_rule_dataset(ws, "faq.opening_hours")
+    promotion.promote(ws, "faq.opening_hours", actor="ben")
+    status, published = operations.set_state(ws, "faq.opening_hours", "disabled", actor="ana", reason="campaign")
+    assert status.state == State.DISABLED
+    assert published.bundle.rules == ()
+
+
+def test_empty_log_folder_is_a_clear_refusal(ws):
+    for path in ws.log_dir.glob("*.parquet"):
+        path.unlink()
+    with pytest.raises(LogError):
+        promotion.build_rule_dataset(ws, "faq.opening_hours")
+
+
+runner = CliRunner()
+
+
+def test_cli_promote_refusal_and_success(ws):
+    base = ["--workspace", str(ws.root)]
+    result = runner.invoke(app, [*base, "dataset", "build", "order_tracking.my_order"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*base, "promote", "order_tracking.my_order", "--actor", "ben"])
+    assert result.exit_code == 1
+    assert "refused" in result.output and "safety intents" in result.output and "agreement" in result.output
+    assert "Traceback" not in result.output
+
+    runner.invoke(app, [*base, "dataset", "build", "faq.opening_hours"])
+    result = runner.invoke(app, [*base, "evaluate", "faq.opening_hours", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["gate"]["passed"] is True
+    result = runner.invoke(app, [*base, "promote", "faq.opening_hours", "--actor", "ben"])
+    assert result.exit_code == 0, result.output
+    assert "now active" in result.output and "published bundle 1" in result.output
