@@ -1,0 +1,117 @@
+"""Benchmark the rulelife spine: batch throughput, single-query latency, bundle load.
+
+    .venv/bin/python -m benchmarks.bench_spine [--quick] [--json out.json]
+
+Every figure comes with a baseline measured in the same run and is reported
+as a median over repetitions (see ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from benchmarks._timing import timer_floor_ns
+from benchmarks.latency import bench_latency
+from benchmarks.load import bench_load
+from benchmarks.throughput import bench_throughput
+
+__all__ = ["FULL", "QUICK", "Config", "format_table", "main", "run"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and repetitions of one run."""
+
+    queries: int
+    throughput_reps: int
+    latency_patterns: tuple[int, ...]
+    latency_calls: int
+    latency_reps: int
+    load_patterns: tuple[int, ...]
+    load_reps: int
+
+
+FULL = Config(queries=1_000_000, throughput_reps=5, latency_patterns=(1_000, 10_000), latency_calls=100_000,
+              latency_reps=5, load_patterns=(10_000, 100_000), load_reps=7)
+QUICK = Config(queries=50_000, throughput_reps=3, latency_patterns=(1_000, 10_000), latency_calls=20_000,
+               latency_reps=3, load_patterns=(1_000, 10_000), load_reps=3)
+
+
+def run(config: Config, progress=print) -> dict:
+    """Measure every figure under ``config``; return them as one JSON-ready dict."""
+    started = time.perf_counter()
+    report = {
+        "meta": {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0],
+            "pyahocorasick": version("pyahocorasick"),
+            "rulelife": version("rulelife"),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": list(os.getloadavg()),
+            "timer_floor_ns": timer_floor_ns(),
+            "config": asdict(config),
+        },
+        "throughput": bench_throughput(config.queries, config.throughput_reps, progress),
+        "latency": {"target_p99_us": 10.0,
+                    "rows": bench_latency(config.latency_patterns, config.latency_calls, config.latency_reps, progress)},
+        "load": {"target_s": 0.3, "rows": bench_load(config.load_patterns, config.load_reps, progress)},
+    }
+    report["meta"]["load_average_end"] = list(os.getloadavg())
+    report["meta"]["elapsed_s"] = time.perf_counter() - started
+    return report
+
+
+def format_table(report: dict) -> str:
+    """The figures as a compact plain-text table."""
+    t = report["throughput"]
+    lines = [
+        f"[1] classify_many, {t['queries']:,} simulated queries ({t['rules']} rules, {t['patterns']} patterns); "
+        f"duplicate (text, locale) share {t['duplicate_share']:.1%}; target ratio <= {t['target_ratio']}",
+        f"    {'set':<10}{'texts':>10}{'base µs/q':>11}{'cm µs/q':>10}{'ratio':>8}{'mm ratio':>10}",
+    ]
+    for name in ("simulated", "unique"):
+        s = t[name]
+        lines.append(f"    {name:<10}{s['texts']:>10,}{s['baseline_us_per_query']:>11.2f}"
+                     f"{s['classify_many_us_per_query']:>10.2f}{s['ratio']:>8.2f}{s['ratio_match_many']:>10.2f}")
+    lines.append(f"[2] classify latency, µs (target p99 <= {report['latency']['target_p99_us']} at 10K patterns)")
+    lines.append(f"    {'patterns':>9}{'match':>7}{'p50':>8}{'p99':>8}{'base p50':>10}{'base p99':>10}"
+                 f"{'r p50':>7}{'r p99':>7}")
+    for r in report["latency"]["rows"]:
+        lines.append(f"    {r['patterns']:>9,}{r['match_share']:>7.0%}{r['classify_p50_us']:>8.2f}{r['classify_p99_us']:>8.2f}"
+                     f"{r['baseline_p50_us']:>10.2f}{r['baseline_p99_us']:>10.2f}{r['ratio_p50']:>7.2f}{r['ratio_p99']:>7.2f}")
+    lines.append(f"[3] read_bundle, s (target <= {report['load']['target_s']} at 100K patterns); ratio to a bare build")
+    for r in report["load"]["rows"]:
+        parts = " ".join(f"{k}={v:.3f}" for k, v in r["breakdown_s"].items())
+        lines.append(f"    {r['patterns']:>9,} patterns: read_bundle {r['read_bundle_s']:.3f}  bare build "
+                     f"{r['bare_build_s']:.3f}  ratio {r['ratio']:.2f}  ({r['bundle_bytes'] / 1e6:.1f} MB)")
+        lines.append(f"              {parts}")
+    meta = report["meta"]
+    lines.append(f"    load average {meta['load_average'][0]:.2f} -> {meta['load_average_end'][0]:.2f} on "
+                 f"{meta['cpus']} CPUs; timer floor {meta['timer_floor_ns']:.0f} ns; {meta['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_spine", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes for a smoke run (< 60 s)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+    report = run(QUICK if args.quick else FULL, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(format_table(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Figure 3: ``read_bundle`` (read, verify, compile) on synthetic rule sets.
+
+The breakdown repeats ``read_bundle``'s steps one by one, through the same
+private helpers, so the parts add up to (about) the whole. The baseline is a
+bare pyahocorasick build of the same phrases: what loading would cost if
+bundles shipped only the rules, i.e. what shipping the compiled automaton buys.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import ahocorasick
+
+from benchmarks._synth import synth_rules
+from benchmarks._timing import interleaved, median, paired_ratio
+from rulelife.bundle import MAGIC, BundleStore, _AutomatonOnly, _checksum, read_bundle
+from rulelife.matcher import CompiledRule, Matcher
+
+__all__ = ["bench_load"]
+
+# read_bundle's steps in order; "key_table" is the part of "matcher_init"
+# (Matcher.__init__) spent in Matcher._key_table, so it is not added twice.
+_STEPS = ("read_bytes", "sha256", "rules_json", "rules_objects", "unpickle", "matcher_init", "key_table")
+
+
+def _bare_build(phrases: list[str]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for index, phrase in enumerate(phrases):
+        automaton.add_word(phrase, index)
+    automaton.make_automaton()
+    return automaton
+
+
+def _breakdown(path: Path) -> dict[str, float]:
+    """Seconds per step of read_bundle, done the same way, once."""
+    clock = time.perf_counter
+    t0 = clock()
+    data = path.read_bytes()
+    t1 = clock()
+    end = data.find(b"\n", len(MAGIC))
+    header = json.loads(data[len(MAGIC) : end])
+    payload = memoryview(data)[end + 1 :]
+    if _checksum(header, payload) != header["checksum"]:
+        raise AssertionError(f"{path} fails its checksum; the benchmark bundle is damaged")
+    t2 = clock()
+    items = json.loads(bytes(payload[: header["rules_bytes"]]))
+    t3 = clock()
+    rules = tuple(CompiledRule.from_dict(item) for item in items)
+    t4 = clock()
+    automaton = _AutomatonOnly(io.BytesIO(payload[header["rules_bytes"] :])).load()
+    t5 = clock()
+    Matcher(rules, automaton=automaton)
+    t6 = clock()
+    Matcher._key_table(sorted(rules, key=lambda r: r.id))
+    t7 = clock()
+    return dict(zip(_STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)))
+
+
+def _one_size(patterns: int, reps: int) -> dict:
+    rules, _ = synth_rules(patterns, seed=patterns)
+    with tempfile.TemporaryDirectory(prefix="rulelife-bench-") as tmp:
+        bundle, _ = BundleStore(Path(tmp)).build_and_publish(rules)
+        path = bundle.path
+        phrases = list(bundle.matcher._phrases)  # sorted normalised keys, as the bundle's automaton holds
+        seconds = interleaved({"read_bundle": lambda: read_bundle(path), "bare_build": lambda: _bare_build(phrases)}, reps)
+        steps = [_breakdown(path) for _ in range(reps)]
+        size = path.stat().st_size
+        header = BundleStore.peek_header(path)
+    row = {
+        "patterns": bundle.pattern_count,
+        "rules": len(rules),
+        "reps": reps,
+        "bundle_bytes": size,
+        "automaton_bytes": header["automaton_bytes"],
+        "rules_bytes": header["rules_bytes"],
+        "read_bundle_s": median(seconds["read_bundle"]),
+        "bare_build_s": median(seconds["bare_build"]),
+        "ratio": paired_ratio(seconds, "read_bundle", "bare_build"),
+        "seconds_per_rep": seconds,
+    }
+    row["breakdown_s"] = {step: median([s[step] for s in steps]) for step in _STEPS}
+    row["breakdown_sum_s"] = sum(v for k, v in row["breakdown_s"].items() if k != "key_table")
+    return row
+
+
+def bench_load(pattern_counts: tuple[int, ...], reps: int, progress=print) -> list[dict]:
+    """One row per size: read_bundle and bare-build medians, their ratio, and the step breakdown."""
+    rows = []
+    for patterns in pattern_counts:
+        progress(f"[3] {patterns:,} patterns: {reps} reps of read_bundle and a bare build")
+        rows.append(_one_size(patterns, reps))
+    return rows
