@@ -71,6 +71,23 @@ class Settings(BaseSettings):
     )
     revalidate_within_days: int = Field(14, ge=0, description="revalidate active rules expiring within this many days")
 
+    # Nightly monitoring.
+    monitors: list[str] = Field(
+        ["agreement_cusum", "agreement_floor", "coverage_drift", "safety_fp", "expiry"],
+        description="monitors the nightly job runs, by entry-point name",
+    )
+    monitor_min_shadow: int = Field(20, ge=1, description="shadow samples a day needs before its agreement counts")
+    floor_days: int = Field(3, ge=1, description="consecutive days below the agreement floor that disable a rule")
+    cusum_k: float = Field(0.5, gt=0, description="CUSUM reference value, in standard errors of daily agreement")
+    cusum_arl0: float = Field(2000.0, gt=1, description="target days between false CUSUM alarms on a stable series")
+    coverage_window_days: int = Field(90, ge=7, description="days of history for the fire-rate median")
+    coverage_min_days: int = Field(14, ge=3, description="history days needed before coverage drift is judged")
+    coverage_tolerance: float = Field(0.20, gt=0, description="relative band around the median fire rate")
+    expiry_grace_days: int = Field(7, ge=0, description="days past expiry before an unrenewed rule is disabled")
+    ticket_dir: Path = Field(Path("tickets"), description="folder sink: one JSON and Markdown file per ticket")
+    webhook_url: str | None = Field(None, description="generic JSON webhook for ticket events (none: off)")
+    webhook_attempts: int = Field(3, ge=1, description="delivery attempts per webhook event per run")
+
     @field_validator("dataset_mix")
     @classmethod
     def _mix_is_complete(cls, mix: dict[str, float]) -> dict[str, float]:
