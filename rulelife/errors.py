@@ -64,3 +64,7 @@ class GateRefused(LifecycleError):
         self.reasons = list(reasons)
         lines = "\n".join(f"  - {reason}" for reason in self.reasons)
         super().__init__(f"promotion of {rule_id} refused; nothing was changed:\n{lines}")
+
+
+class JobLocked(RulelifeError):
+    """Another run of the same job holds its lock; retry later."""

@@ -15,7 +15,7 @@ import pandas as pd
 from rulelife.errors import LogError
 from rulelife.querylog.quarantine import QuarantineWriter, Verdict, load_verdict, save_verdict, verdict_key
 from rulelife.querylog.report import LogReport
-from rulelife.querylog.schema import REQUIRED_COLUMNS, coerce, missing_columns
+from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, missing_columns
 from rulelife.querylog.sources import LogSource, RawFile, day_of, describe, resolve
 from rulelife.querylog.validate import SUITE_VERSION, FileValidator, known_intents_key
 
@@ -34,6 +34,7 @@ def iter_log(
     chunk_rows: int = 250_000,
     validate: bool = True,
     report: LogReport | None = None,
+    require_runtime: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Stream the valid rows of a query log, one contract-typed DataFrame a chunk.
 
@@ -61,6 +62,9 @@ def iter_log(
         value that does not parse becomes NA.
     report
         A :class:`LogReport` to fill as the log streams.
+    require_runtime
+        Refuse a file without the runtime columns (rule_id, rule_version,
+        bundle_version, shadow): jobs that judge live rules need them.
 
     Every row is checked (with great-expectations) for a non-null query_id
     unique within its file (the first occurrence is kept), a parseable
@@ -99,6 +103,13 @@ def iter_log(
                 f"{path}: missing required column(s) {', '.join(missing)}; a query log needs "
                 f"{', '.join(REQUIRED_COLUMNS)} (model_intent/model_confidence may be empty on rows a rule answered)"
             )
+        if require_runtime:
+            absent = [c for c in RUNTIME_COLUMNS if c not in raw.columns()]
+            if absent:
+                raise LogError(
+                    f"{path}: missing the runtime column(s) {', '.join(absent)}; this job needs the log the "
+                    "chatbot runtime writes (rule hits and the shadow flag), not a model-only log"
+                )
         files.append(raw)
     if not files:
         raise LogError(

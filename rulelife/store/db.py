@@ -3,17 +3,20 @@ SQLAlchemy errors translated into :class:`StoreError` at this boundary."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
-from rulelife.errors import StoreError
+from rulelife.errors import JobLocked, StoreError
 from rulelife.store import models  # noqa: F401  (registers the tables)
 
 __all__ = ["Store", "utcnow"]
@@ -122,6 +125,39 @@ class Store:
                     raise
         except SQLAlchemyError as exc:
             raise self._translate(exc) from None
+
+    @contextmanager
+    def job_lock(self, name: str) -> Iterator[None]:
+        """Hold an exclusive lock named ``name`` across processes and hosts.
+
+        PostgreSQL: a session advisory lock (every host sharing the database
+        sees it). SQLite: an flock on a file beside the database (the database
+        is one host's file anyway). Raises :class:`JobLocked` at once if another
+        holder has it, so a scheduler can retry later instead of queueing.
+        """
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+            with self.engine.connect() as conn:
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                if not got:
+                    raise JobLocked(f"another {name} run holds the lock on {_masked(self.url)}; try again later")
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        database = self.engine.url.database
+        path = Path(f"{database}.{name}.lock") if database and database != ":memory:" else Path(f".{name}.lock")
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise JobLocked(f"another {name} run holds {path}; try again later") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def drop_all(self) -> None:
         """Drop every table (tests and ``rulelife init --reset`` only)."""

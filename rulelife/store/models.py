@@ -3,12 +3,24 @@ and returns aware values); JSON is text, so both backends hold the same values."
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["AuditRow", "DatasetRow", "EvaluationRow", "PromotionRow", "RuleStateRow", "RuleVersionRow"]
+__all__ = [
+    "AuditRow",
+    "DailyMetricRow",
+    "DatasetRow",
+    "DeliveryRow",
+    "EvaluationRow",
+    "NightlyRunRow",
+    "PromotionRow",
+    "RuleStateRow",
+    "RuleVersionRow",
+    "TicketEventRow",
+    "TicketRow",
+]
 
 
 class RuleVersionRow(SQLModel, table=True):
@@ -115,3 +127,101 @@ class PromotionRow(SQLModel, table=True):
     kind: str = Field(default="promote", max_length=20)  # promote | revalidate
     expires_at: datetime | None = None
     metrics: str = Field(default="{}", sa_type=Text)
+
+
+class DailyMetricRow(SQLModel, table=True):
+    """One rule version's metrics for one UTC day and locale (see rulelife.monitoring.METRIC_COLUMNS)."""
+
+    __tablename__ = "daily_metrics"
+    __table_args__ = (UniqueConstraint("day", "rule_id", "rule_version", "locale", name="uq_daily_metric"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)
+    rule_id: str = Field(index=True, max_length=200)
+    rule_version: str = Field(max_length=64)
+    intent: str = Field(max_length=200)
+    locale: str = Field(max_length=40)
+    traffic: int
+    fires: int
+    fire_rate: float
+    shadow_n: int
+    agree_n: int
+    agreement: float | None = None
+    safety_fp: int = 0
+    fp_by_class: str = Field(default="{}", sa_type=Text)
+    examples: str = Field(default="[]", sa_type=Text)
+
+
+class TicketRow(SQLModel, table=True):
+    """A ticket for a person: one open ticket per subject × check.
+
+    Invariant: ``open_key`` equals ``dedupe_key`` while the ticket is open and
+    is NULL once closed, so the unique constraint allows one open ticket per
+    key (both backends allow many NULLs) and any number of closed ones.
+    """
+
+    __tablename__ = "tickets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(index=True, max_length=300)
+    open_key: str | None = Field(default=None, unique=True, max_length=300)
+    subject: str = Field(index=True, max_length=220)
+    check: str = Field(max_length=100)
+    locale: str | None = Field(default=None, max_length=40)
+    severity: str = Field(max_length=20)
+    status: str = Field(default="open", max_length=20, index=True)
+    title: str = Field(sa_type=Text)
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None = None
+    closed_by: str | None = Field(default=None, max_length=200)
+    close_reason: str | None = Field(default=None, sa_type=Text)
+    findings: int = 0
+    last_day: date | None = None
+    evidence: str = Field(default="{}", sa_type=Text)  # the newest finding's evidence
+
+
+class TicketEventRow(SQLModel, table=True):
+    """Something that happened to a ticket. ``fingerprint`` makes a re-run of
+    the same day append nothing twice."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (UniqueConstraint("ticket_id", "fingerprint", name="uq_ticket_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(index=True)
+    fingerprint: str = Field(max_length=300)
+    kind: str = Field(max_length=20)  # opened | appended | action | closed
+    at: datetime
+    day: date | None = None
+    body: str = Field(default="{}", sa_type=Text)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: one row per ticket event and sink until it is delivered.
+    A failed delivery stays pending for the next run; nothing is lost."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "sink", name="uq_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(index=True)
+    sink: str = Field(max_length=40)
+    status: str = Field(default="pending", max_length=20, index=True)  # pending | delivered
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    updated_at: datetime
+
+
+class NightlyRunRow(SQLModel, table=True):
+    """One attempt of the nightly job for one day (a re-run adds a row)."""
+
+    __tablename__ = "nightly_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = Field(default="running", max_length=20)  # running | ok | no_traffic | failed
+    actor: str = Field(default="nightly", max_length=200)
+    summary: str = Field(default="{}", sa_type=Text)

@@ -1,0 +1,69 @@
+"""``rulelife mine``: propose candidate rules from high-confidence model predictions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rulelife.cli._common import ActorOption, JsonOption, console, print_json, table, workspace
+from rulelife.cli.gate import LogOption, SinceOption, UntilOption, parse_day
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{x:.1%}"
+
+
+def mine(
+    ctx: typer.Context,
+    log: LogOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0,
+                                                  help="Model confidence that makes a prediction a seed.")] = 0.95,
+    min_support: Annotated[int, typer.Option("--min-support", min=1,
+                                             help="Confident queries a phrase needs, and agreeing queries a rule needs.")] = 20,
+    min_precision: Annotated[float, typer.Option("--min-precision", min=0.0, max=1.0,
+                                                 help="Share of all labelled queries a rule fires on that the model "
+                                                      "gives its intent.")] = 0.97,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only: write and register nothing.")] = False,
+    top: Annotated[int, typer.Option(help="Candidates shown in the table.")] = 30,
+    actor: ActorOption = "miner",
+    as_json: JsonOption = False,
+) -> None:
+    """Propose rules from model-labelled traffic, write them under rules/ and register them as candidates."""
+    from rulelife.mining import mine_workspace
+
+    report = mine_workspace(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
+                            until=parse_day(until, "--until"), min_confidence=min_confidence,
+                            min_support=min_support, min_precision=min_precision, actor=actor, write=not dry_run)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    start, end = report.window
+    console.print(f"mined {report.log.rows_valid} log rows, {start}..{end} ({report.days} days): "
+                  f"{len(report.candidates)} candidates, {len(report.written)} written", highlight=False)
+    rows = [[c.id, c.locale, ", ".join(c.rule.patterns), ", ".join(c.rule.exclude), c.fires,
+             f"{_pct(c.agreement)} [{_pct(c.low)}-{_pct(c.high)}]", f"{c.fires_per_day:.1f}",
+             f"{c.calls_saved_per_day:.1f}", f"{c.cost_saved_per_day:.4f}",
+             ", ".join(f"{x['intent']} {x['count']}" for x in c.confusers),
+             "written" if c.id in report.paths else ("dry run" if dry_run else "not written")]
+            for c in report.candidates[:top]]
+    console.print(table("candidate rules, most model calls saved first",
+                        ["rule", "locale", "patterns", "exclude", "fires", "agreement [95%]", "fires/day",
+                         "calls saved/day", "cost saved/day", "confusers", "file"], rows))
+    problems = [s for s in report.statuses if s["status"] != "mined"]
+    if problems:
+        console.print(table("intents and locales with no candidate",
+                            ["locale", "intent", "labelled", "confident", "why"],
+                            [[s["locale"], s["intent"], s["labelled"], s["confident"], s["detail"]] for s in problems]))
+    notable = [s for s in report.skipped if s.reason in ("safety", "covered_by_active", "conflict", "lint",
+                                                         "file_exists")]
+    if notable:
+        console.print(table("skipped (notable reasons)", ["phrase", "intent", "locale", "reason", "detail"],
+                            [[s.phrase, s.intent, s.locale, s.reason, s.detail] for s in notable[:top]]))
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    if report.sync is not None:
+        console.print(f"registered as candidates: {', '.join(report.sync.registered) or 'none new'}",
+                      highlight=False)

@@ -1,0 +1,108 @@
+"""``rulelife monitor nightly`` and ``rulelife tickets ...``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rulelife import nightly, tickets
+from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.cli.gate import LogOption, parse_day
+from rulelife.errors import JobLocked
+from rulelife.operations import open_store
+
+monitor_app = typer.Typer(cls=RulelifeGroup, help="The nightly monitor job.", no_args_is_help=True)
+tickets_app = typer.Typer(cls=RulelifeGroup, help="Tickets filed by the monitors.", no_args_is_help=True)
+
+
+@monitor_app.command("nightly")
+def run(
+    ctx: typer.Context,
+    log: LogOption = None,
+    day: Annotated[str | None, typer.Option("--date", help="The UTC day to process, YYYY-MM-DD.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Backfill from this day (with --to).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Backfill up to this day, inclusive.")] = None,
+    actor: ActorOption = "nightly",
+    as_json: JsonOption = False,
+) -> None:
+    """Daily metrics, monitors, auto-disables, tickets and republish for one day (or a range).
+
+    Exit codes: 0 done; 1 failed (safe to re-run); 4 done, but some ticket
+    deliveries are pending (kept for the next run); 75 another run holds the lock.
+    """
+    if (day is None) == (start is None or end is None):
+        raise typer.BadParameter("give --date D, or both --from D and --to D")
+    ws = workspace(ctx)
+    try:
+        if day is not None:
+            reports = [nightly.run_nightly(ws, parse_day(day, "--date"), log=log or None, actor=actor)]
+        else:
+            reports = nightly.backfill(ws, parse_day(start, "--from"), parse_day(end, "--to"), log=log or None,
+                                       actor=actor)
+    except JobLocked as exc:
+        err_console.print(f"error: {exc}", highlight=False)
+        raise typer.Exit(nightly.EXIT_LOCKED) from None
+    if as_json:
+        print_json([r.to_dict() for r in reports] if day is None else reports[0].to_dict())
+    else:
+        for report in reports:
+            _print_report(report)
+    code = max(r.exit_code for r in reports)
+    if code:
+        raise typer.Exit(code)
+
+
+def _print_report(report: nightly.NightlyReport) -> None:
+    log = report.log
+    console.print(f"[bold]{report.day}[/] {report.status}: {log.get('rows_valid', 0)} log rows, "
+                  f"{report.metric_rows} metric rows, {len(report.findings)} findings, "
+                  f"{report.tickets_opened} tickets opened, {report.tickets_appended} appended, "
+                  f"disabled: {', '.join(report.disabled) or 'none'}; bundle {report.bundle}"
+                  f"{' (republished)' if report.bundle_published else ''}", highlight=False)
+    for finding in report.findings:
+        console.print(f"  {finding['severity']:8} {finding['action']:7} {finding['subject']} "
+                      f"[{finding['check']}] {finding['summary']}", highlight=False)
+    for note in report.notes:
+        console.print(f"  note: {note}", highlight=False)
+    for failure in report.deliveries.failed:
+        err_console.print(f"  delivery pending: {failure}", highlight=False)
+
+
+@tickets_app.command("list")
+def list_tickets(
+    ctx: typer.Context,
+    status: Annotated[str, typer.Option(help="open, closed or all.")] = "open",
+    as_json: JsonOption = False,
+) -> None:
+    """Tickets, newest last."""
+    rows = tickets.list_tickets(open_store(workspace(ctx)), status=status)
+    if as_json:
+        print_json([tickets.ticket_dict(t) for t in rows])
+        return
+    console.print(table(None, ["id", "status", "severity", "subject", "check", "locale", "findings", "last day", "title"],
+                        [[t.id, t.status, t.severity, t.subject, t.check, t.locale, t.findings, t.last_day, t.title]
+                         for t in rows]))
+
+
+@tickets_app.command("show")
+def show(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Ticket id.")],
+         as_json: JsonOption = False) -> None:
+    """A ticket with every event and its latest evidence."""
+    ticket, events = tickets.get_ticket(open_store(workspace(ctx)), ticket_id)
+    data = tickets.ticket_dict(ticket, events)
+    if as_json:
+        print_json(data)
+        return
+    console.print(tickets.render_markdown(data), highlight=False, markup=False)
+
+
+@tickets_app.command("close")
+def close(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Ticket id.")],
+          reason: Annotated[str, typer.Option("--reason", help="Why it is closed.")], actor: ActorOption = "cli") -> None:
+    """Close a ticket; the next finding of the same check opens a new one."""
+    ws = workspace(ctx)
+    store = open_store(ws)
+    ticket = tickets.close_ticket(store, ticket_id, actor=actor, reason=reason, sinks=list(nightly.sinks_for(ws)))
+    tickets.deliver_pending(store, nightly.sinks_for(ws))
+    console.print(f"closed ticket {ticket.id}")

@@ -1,0 +1,176 @@
+"""Daily per-rule metrics from the runtime's query log.
+
+The counting is a pure function of one chunk (:func:`count_chunk`) whose
+outputs add up across chunks (:meth:`MetricCounts.__add__`); ratios (fire
+rate, agreement) are computed only after summing (:func:`finalize`), never
+averaged across chunks. The same function serves a streamed local read and,
+run per partition, a distributed engine.
+
+What the runtime wrote is the evidence: ``rule_id`` / ``rule_version`` say
+which rule answered, ``shadow`` marks the sample for which the model was
+called anyway, and only there does ``model_intent`` carry the model's label.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rulelife.matcher import locale_applies
+from rulelife.monitoring import METRIC_COLUMNS
+
+__all__ = ["MetricCounts", "RuleVersionInfo", "count_chunk", "finalize"]
+
+_KEYS = ["date", "rule_id", "rule_version", "locale"]
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class RuleVersionInfo:
+    """A rule version that was live on the day (from the bundles the log names)."""
+
+    rule_id: str
+    version: str
+    intent: str
+    locales: tuple[str, ...]
+
+
+@dataclass
+class MetricCounts:
+    """Additive counts of part of a log.
+
+    hits: per (date, rule_id, rule_version, locale): fires, shadow_n, agree_n, safety_fp
+    classes: per (date, rule_id, rule_version, locale, model_intent): disagreeing shadow fires
+    traffic: per (date, locale): queries
+    examples: per rule_id, the few disagreeing shadow queries with the smallest ids
+    """
+
+    hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, "fires", "shadow_n", "agree_n", "safety_fp"]))
+    classes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, "model_intent", "n"]))
+    traffic: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["date", "locale", "traffic"]))
+    examples: dict[str, list[dict]] = field(default_factory=dict)
+
+    def __add__(self, other: MetricCounts) -> MetricCounts:
+        def add(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+            frames = [f for f in (a, b) if not f.empty]
+            if not frames:
+                return a
+            both = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            return both.groupby(keys, as_index=False, sort=True).sum()
+
+        examples = {k: list(v) for k, v in self.examples.items()}
+        for rule_id, rows in other.examples.items():
+            merged = {r["query_id"]: r for r in [*examples.get(rule_id, []), *rows]}
+            examples[rule_id] = [merged[q] for q in sorted(merged)][:_EXAMPLES]
+        return MetricCounts(
+            hits=add(self.hits, other.hits, _KEYS),
+            classes=add(self.classes, other.classes, [*_KEYS, "model_intent"]),
+            traffic=add(self.traffic, other.traffic, ["date", "locale"]),
+            examples=examples,
+        )
+
+
+def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_intents: Iterable[str]) -> MetricCounts:
+    """Counts of one chunk of the runtime's log (contract columns and dtypes).
+
+    ``rule_intents`` maps each rule id that can appear to its intent.
+    """
+    date = chunk["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    locale = chunk["locale"].astype(str)
+    traffic = (
+        pd.DataFrame({"date": date, "locale": locale})
+        .groupby(["date", "locale"], as_index=False, sort=True)
+        .size()
+        .rename(columns={"size": "traffic"})
+    )
+    hit = chunk["rule_id"].notna().to_numpy()
+    if not hit.any():
+        return MetricCounts(traffic=traffic)
+    rows = chunk[hit]
+    frame = pd.DataFrame({
+        "date": date[hit],
+        "rule_id": rows["rule_id"].astype(str),
+        "rule_version": rows["rule_version"].astype(str),
+        "locale": locale[hit],
+        "model_intent": rows["model_intent"],
+        "shadow": rows["shadow"].fillna(False).astype(bool),
+        "query_id": rows["query_id"].astype(str),
+        "text": rows["text"].astype(str),
+    })
+    unknown = set(frame["rule_id"].unique()) - set(rule_intents)
+    if unknown:
+        raise KeyError(f"rule ids in the log that no bundle of the day holds: {sorted(unknown)}")
+    intent = frame["rule_id"].map(rule_intents)
+    labelled = frame["shadow"] & frame["model_intent"].notna()
+    agrees = labelled & (frame["model_intent"] == intent).fillna(False)
+    disagrees = labelled & ~agrees
+    safety = set(safety_intents)
+    unsafe = disagrees & frame["model_intent"].isin(safety).fillna(False) & ~intent.isin(safety)
+    counts = frame.assign(
+        fires=1,
+        shadow_n=labelled.astype("int64"),
+        agree_n=agrees.astype("int64"),
+        safety_fp=unsafe.astype("int64"),
+    )
+    hits = counts.groupby(_KEYS, as_index=False, sort=True)[["fires", "shadow_n", "agree_n", "safety_fp"]].sum()
+    wrong = frame[disagrees.to_numpy()]
+    classes = (
+        wrong.assign(model_intent=wrong["model_intent"].astype(str))
+        .groupby([*_KEYS, "model_intent"], as_index=False, sort=True)
+        .size()
+        .rename(columns={"size": "n"})
+    )
+    examples: dict[str, list[dict]] = {}
+    for rule_id, group in wrong.sort_values("query_id").groupby("rule_id", sort=False):
+        examples[str(rule_id)] = [
+            {"query_id": r.query_id, "text": r.text, "locale": r.locale, "model_intent": str(r.model_intent)}
+            for r in group.head(_EXAMPLES).itertuples()
+        ]
+    return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
+
+
+def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataFrame:
+    """The metrics table: one row per live rule version × locale with traffic that
+    day (a rule that did not fire gets fires 0, so a rule that stops firing shows)."""
+    traffic = counts.traffic
+    grid = []
+    for rule in rules:
+        for row in traffic.itertuples(index=False):
+            if locale_applies(rule.locales, row.locale):
+                grid.append((row.date, rule.rule_id, rule.version, row.locale, rule.intent, int(row.traffic)))
+    base = pd.DataFrame(grid, columns=[*_KEYS, "intent", "traffic"])
+    hits = counts.hits.copy()
+    if not hits.empty:
+        # Fires by a version no bundle lists for a locale it covers still count (e.g. a locale added to the rule).
+        extra = hits.merge(base[_KEYS], on=_KEYS, how="left", indicator=True)
+        missing = extra[extra["_merge"] == "left_only"][_KEYS]
+        if not missing.empty:
+            intents = {r.rule_id: r.intent for r in rules}
+            add = missing.merge(traffic, on=["date", "locale"], how="left")
+            add["intent"] = add["rule_id"].map(intents).fillna("")
+            base = pd.concat([base, add[[*_KEYS, "intent", "traffic"]]], ignore_index=True)
+    table = base.merge(hits, on=_KEYS, how="left")
+    for column in ("fires", "shadow_n", "agree_n", "safety_fp"):
+        table[column] = table[column].fillna(0).astype("int64")
+    table["traffic"] = table["traffic"].fillna(0).astype("int64")
+    table["fire_rate"] = np.where(table["traffic"] > 0, table["fires"] / table["traffic"].clip(lower=1), 0.0)
+    agreement = pd.array(table["agree_n"] / table["shadow_n"].where(table["shadow_n"] > 0), dtype="Float64")
+    table["agreement"] = agreement
+    by_class: dict[tuple, dict[str, int]] = {}
+    for row in counts.classes.itertuples(index=False):
+        key = (row.date, row.rule_id, row.rule_version, row.locale)
+        by_class.setdefault(key, {})[row.model_intent] = int(row.n)
+    table["fp_by_class"] = [by_class.get(tuple(k), {}) for k in table[_KEYS].itertuples(index=False, name=None)]
+    table["date"] = pd.to_datetime(table["date"])
+    for column, dtype in METRIC_COLUMNS.items():
+        if dtype in ("string", "int64", "float64", "Float64"):
+            table[column] = table[column].astype(dtype)
+    return table[list(METRIC_COLUMNS)].sort_values(_KEYS, ignore_index=True)
+
+
+def fp_json(value: Mapping[str, int]) -> str:
+    return json.dumps(dict(sorted(value.items())))

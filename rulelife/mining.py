@@ -1,0 +1,171 @@
+"""``rulelife mine``: propose candidate rules from the query log, write them, register them.
+
+The miner itself is a plugin (entry point ``candidates`` in ``rulelife.miners``);
+this module is the workspace around it: read the log window, pass the live and
+known rules, write one YAML file a candidate under ``rules/<intent>/``, make
+sure the whole folder still lints clean (a candidate that would break it is
+removed again, with the lint message as its reason), and register the new
+files as candidates. Nothing here ever makes a rule active: that is the gate's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from rulelife import operations, registry
+from rulelife.config import Workspace
+from rulelife.errors import RuleError
+from rulelife.lint import lint_rules
+from rulelife.plugins import MINERS, load_plugin
+from rulelife.querylog import LogReport, iter_log
+from rulelife.registry import SyncReport
+from rulelife.rules import rule_to_yaml
+from rulelife.store import Store
+
+__all__ = ["MiningReport", "Skip", "mine_workspace"]
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A candidate not written, and why (same fields as the miner's own skip records)."""
+
+    phrase: str
+    intent: str
+    locale: str
+    reason: str
+    detail: str
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class MiningReport:
+    """What a mining run found, wrote and registered, and what it skipped and why."""
+
+    window: tuple[date | None, date | None]
+    days: int
+    min_confidence: float
+    candidates: list = field(default_factory=list)  # miners.candidates.Candidate, best savings first
+    paths: dict[str, str] = field(default_factory=dict)  # candidate id -> file written
+    skipped: list = field(default_factory=list)  # miners.candidates.Skip
+    statuses: list[dict] = field(default_factory=list)  # one per (locale, intent)
+    notes: list[str] = field(default_factory=list)
+    log: LogReport = field(default_factory=LogReport)
+    sync: SyncReport | None = None
+    undercount_bound: int = 0
+
+    @property
+    def written(self) -> list:
+        return [c for c in self.candidates if c.id in self.paths]
+
+    def to_dict(self) -> dict:
+        return {
+            "window": [d.isoformat() if d else None for d in self.window],
+            "days": self.days,
+            "min_confidence": self.min_confidence,
+            "candidates": [{**c.to_dict(), "path": self.paths.get(c.id)} for c in self.candidates],
+            "skipped": [s.to_dict() for s in self.skipped],
+            "statuses": self.statuses,
+            "notes": self.notes,
+            "log": self.log.to_dict(),
+            "sync": self.sync.to_dict() if self.sync else None,
+            "undercount_bound": self.undercount_bound,
+        }
+
+
+def mine_workspace(
+    workspace: Workspace,
+    *,
+    log: Path | Sequence[Path] | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    min_confidence: float = 0.95,
+    min_support: int = 20,
+    min_precision: float = 0.97,
+    actor: str = "miner",
+    write: bool = True,
+    store: Store | None = None,
+    **miner_params,
+) -> MiningReport:
+    """Mine candidate rules from the log window ``[since, until]`` (default: the workspace's logs/).
+
+    With ``write`` (the default) each candidate is written to
+    ``rules/<intent>/mined_<slug>.yaml`` and registered as a candidate; an
+    existing file is never overwritten. ``miner_params`` go to the miner
+    (see :class:`miners.candidates.CandidateMiner`).
+    """
+    settings = workspace.settings
+    before = lint_rules(workspace.rules_dir)
+    if not before.ok:
+        raise RuleError(f"{len(before.problems)} lint problem(s) in {workspace.rules_dir} before mining; "
+                        "fix them first (`rulelife rules lint`) so new candidates can be checked against a clean folder")
+    store = store or operations.open_store(workspace)
+    active = registry.active_rules(store)
+    active_ids = {r.id for r in active}
+    miner_class = load_plugin(MINERS, "candidates")
+    miner = miner_class(min_confidence=min_confidence, min_support=min_support, min_precision=min_precision,
+                        safety_intents=list(settings.safety_intents), shadow_rate=settings.shadow_rate,
+                        model_call_cost=settings.model_call_cost, intents=list(settings.intents) or None,
+                        **miner_params)
+    report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)
+    source = log if log is not None else workspace.log_dir
+    reads = []
+
+    def chunks():
+        # The miner reads the window three times; the first read fills the log report.
+        first = not reads
+        reads.append(1)
+        return iter_log(source, since=since, until=until, known_intents=settings.intents or None,
+                        quarantine_dir=workspace.quarantine_dir, report=report.log if first else LogReport())
+
+    miner.fit(chunks, active_rules=active, rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
+    days = sorted(miner.counts_.days)
+    report.window = (since or (days[0] if days else None), until or (days[-1] if days else None))
+    report.days = miner.days_
+    report.candidates = list(miner.candidates_)
+    report.skipped = list(miner.skipped_)
+    report.statuses = miner.statuses_.to_dict("records")
+    report.undercount_bound = miner.counts_.undercount
+    confident = int(miner.counts_.rows["n_conf"].sum()) if len(miner.counts_.rows) else 0
+    if confident == 0:
+        report.notes.append(f"no model prediction at confidence >= {min_confidence} in the window: nothing to mine")
+    if write and report.candidates:
+        _write(workspace, report)
+    if write and report.paths:
+        report.sync = operations.sync(workspace, actor=actor, store=store)
+    return report
+
+
+def _write(workspace: Workspace, report: MiningReport) -> None:
+    """Write each candidate's file, then remove any that makes the folder fail lint."""
+    for candidate in report.candidates:
+        name = candidate.id.split(".", 1)[1]
+        path = workspace.rules_dir / candidate.intent / f"{name}.yaml"
+        if path.exists():
+            report.skipped.append(Skip(", ".join(candidate.rule.patterns), candidate.intent, candidate.locale,
+                                       "file_exists", f"{path} already exists; it is left as it is"))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
+                        + rule_to_yaml(candidate.rule), encoding="utf-8")
+        report.paths[candidate.id] = str(path)
+    # Each round removes every written file lint complains about; removing a
+    # file can only remove problems, so this ends (at most once per file).
+    while True:
+        problems = [p for p in lint_rules(workspace.rules_dir).problems if str(p.path) in report.paths.values()]
+        if not problems:
+            return
+        by_path = {}
+        for problem in problems:
+            by_path.setdefault(str(problem.path), []).append(f"{problem.field}: {problem.message}")
+        for rule_id, path in list(report.paths.items()):
+            if path in by_path:
+                Path(path).unlink()
+                del report.paths[rule_id]
+                candidate = next(c for c in report.candidates if c.id == rule_id)
+                report.skipped.append(Skip(", ".join(candidate.rule.patterns), candidate.intent, candidate.locale,
+                                           "lint", "; ".join(by_path[path])))
