@@ -1,0 +1,101 @@
+"""Agreement floor: disable a rule below the floor on N consecutive known days.
+
+A day is *known* when its shadow sample has at least ``min_shadow`` rows; any
+other day (a small sample, or no row at all because the rule did not fire) is
+*unknown*. Unknown days are skipped: the run is counted over known days only,
+so "low, unknown, low, low" is a run of three and "low, unknown, high" is
+broken by the high day, never by the unknown one. An unknown day neither
+extends the run nor passes the rule, because a 5-sample day says nothing
+either way. The run must end on ``context.day`` itself: when ``context.day`` is
+unknown, the finding waits for the next known day rather than disabling on
+stale evidence (and a re-run of an earlier day still reproduces its verdict).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from monitors._series import SERIES, active_current, check_fraction, check_int, points, upto
+from rulelife.monitoring import Action, Finding, MonitorContext, Severity
+
+__all__ = ["AgreementFloor"]
+
+
+class AgreementFloor:
+    """Disable a rule whose agreement stays under the floor on ``days`` consecutive known days.
+
+    Parameters
+    ----------
+    floor
+        Minimum daily agreement (None: ``settings.agreement_floor``); a day exactly
+        on the floor passes.
+    days
+        Consecutive known days below the floor that disable (None: ``settings.floor_days``).
+    min_shadow
+        Shadow samples a day needs to be known (None: ``settings.monitor_min_shadow``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from datetime import date, timedelta
+    >>> from monitors._series import demo_context, demo_history
+    >>> rng = np.random.default_rng(11)
+    >>> p = np.r_[np.full(20, 0.98), np.full(10, 0.85)]  # agreement falls on day 20
+    >>> history = demo_history(rng.binomial(60, p), [60] * 30)
+    >>> monitor = AgreementFloor()
+    >>> for i in range(30):
+    ...     if found := monitor.check(history, demo_context(date(2026, 1, 1) + timedelta(days=i))):
+    ...         print(f"Disable on day {i}: {found[0].evidence['run_dates']}")
+    ...         break
+    Disable on day 22: ['2026-01-21', '2026-01-22', '2026-01-23']
+    """
+
+    name = "agreement_floor"
+
+    def __init__(self, *, floor: float | None = None, days: int | None = None, min_shadow: int | None = None):
+        self.floor = check_fraction(self.name, "floor", floor, "agreement_floor")
+        self.days = check_int(self.name, "days", days, 1, "floor_days")
+        self.min_shadow = check_int(self.name, "min_shadow", min_shadow, 1, "monitor_min_shadow")
+
+    @classmethod
+    def from_settings(cls, settings) -> AgreementFloor:
+        return cls(floor=settings.agreement_floor, days=settings.floor_days, min_shadow=settings.monitor_min_shadow)
+
+    def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
+        s = context.settings
+        floor = self.floor if self.floor is not None else s.agreement_floor
+        days = self.days if self.days is not None else s.floor_days
+        min_shadow = self.min_shadow if self.min_shadow is not None else s.monitor_min_shadow
+        rows = active_current(upto(history, context.day), context.rules)
+        known = rows[rows["shadow_n"] >= min_shadow]
+        # tail(days) of each series = its last `days` known days, in date order.
+        tail = known.groupby(SERIES, sort=False).tail(days)
+        tail = tail.assign(below=tail["agree_n"] < floor * tail["shadow_n"])  # exact, no float division
+        verdict = tail.groupby(SERIES, sort=False).agg(
+            count=("below", "size"), below=("below", "all"), last=("date", "max"))
+        hit = verdict[(verdict["count"] == days) & verdict["below"] & (verdict["last"] == pd.Timestamp(context.day))]
+        if hit.empty:
+            return []
+        own, run = rows.groupby(SERIES, sort=False), tail.groupby(SERIES, sort=False)
+        return [self._finding(context, own.get_group(key), run.get_group(key), *key, floor, days, min_shadow)
+                for key in hit.index]
+
+    def _finding(self, context, own, run, rule_id, locale, floor, days, min_shadow) -> Finding:
+        agreement = own["agree_n"] / own["shadow_n"].where(own["shadow_n"] > 0)
+        first = run["date"].min()
+        skipped = own[(own["date"] > first) & (own["shadow_n"] < min_shadow)]["date"]
+        run_values = ", ".join(f"{a / n:.1%}" for a, n in zip(run["agree_n"], run["shadow_n"]))
+        return Finding(
+            subject=rule_id, check=self.name, severity=Severity.CRITICAL, action=Action.DISABLE,
+            day=context.day, locale=locale,
+            summary=(f"{rule_id} agreed with the model less than {floor:.0%} of the time in {locale} "
+                     f"on {days} consecutive measured days ({run_values}), so it is disabled."),
+            evidence={
+                "locale": locale, "rule_version": str(run["rule_version"].iloc[0]),
+                "floor": floor, "days": days, "min_shadow": min_shadow,
+                "run_dates": [d.date().isoformat() for d in run["date"]],
+                "skipped_unknown_dates": [d.date().isoformat() for d in skipped],
+                "agreement": points(own["date"], agreement, own["shadow_n"], context.day),
+                "examples": list(context.examples.get(rule_id, [])),
+            },
+        )
