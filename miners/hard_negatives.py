@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import dataclasses
 import re
 import unicodedata
 
@@ -116,9 +115,9 @@ class HardNegativeMiner:
         # The locale filter runs once per distinct locale in candidates(), so
         # both matchers here answer for any locale; the rule's phrases and
         # word boundaries are untouched, so they fire exactly as the bundle's.
-        everywhere = dataclasses.replace(self.rule_, locales=("*",))
+        everywhere = self.rule_._replace(locales=("*",))
         self.matcher_ = Matcher([everywhere])
-        self.unvetoed_matcher_ = Matcher([dataclasses.replace(everywhere, exclude=())])
+        self.unvetoed_matcher_ = Matcher([everywhere._replace(exclude=())])
         # Prefilter: any reason needs a vocabulary token or a whole pattern in
         # the text (a pattern made only of stop words has no tokens), so a row
         # the automaton misses has no reason and costs one scan in C.

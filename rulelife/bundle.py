@@ -22,6 +22,7 @@ new pointer, never half of one. Rollback is re-pointing ``CURRENT``.
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import io
 import json
@@ -88,13 +89,19 @@ class Bundle:
         }
 
 
-class _AutomatonOnly(pickle.Unpickler):
-    """Unpickle exactly one Automaton and nothing else (no arbitrary code)."""
+class _CompiledOnly(pickle.Unpickler):
+    """Unpickle the compiled matcher state and nothing else: plain containers,
+    :class:`CompiledRule` and one Automaton. Any other class is refused, so a
+    bundle cannot run code when it is loaded."""
+
+    _ALLOWED = {("ahocorasick", "Automaton"): ahocorasick.Automaton,
+                ("rulelife.matcher", "CompiledRule"): CompiledRule}
 
     def find_class(self, module: str, name: str):
-        if (module, name) == ("ahocorasick", "Automaton"):
-            return ahocorasick.Automaton
-        raise pickle.UnpicklingError(f"bundle automaton may not reference {module}.{name}")
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"a bundle may not reference {module}.{name}") from None
 
 
 def _rules_json(rules: Sequence[CompiledRule]) -> bytes:
@@ -120,8 +127,11 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[by
     compiled = [r if isinstance(r, CompiledRule) else compile_rule(r) for r in rules]
     matcher = Matcher(compiled)
     rules_bytes = _rules_json(compiled)
-    automaton_bytes = pickle.dumps(matcher.automaton, protocol=5)
-    payload = rules_bytes + automaton_bytes
+    # The compiled state (rules, key table, automaton) is shipped beside the
+    # readable rules so a load is one C-speed unpickle instead of a rebuild.
+    state = (matcher.rules, matcher._keys, matcher._phrases, matcher.automaton)
+    compiled_bytes = pickle.dumps(state, protocol=5)
+    payload = rules_bytes + compiled_bytes
     header = {
         "number": number,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -131,7 +141,7 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[by
         "rule_count": len(compiled),
         "pattern_count": matcher.pattern_count,
         "rules_bytes": len(rules_bytes),
-        "automaton_bytes": len(automaton_bytes),
+        "compiled_bytes": len(compiled_bytes),
         "automaton_format": _AUTOMATON_FORMAT,
     }
     header["checksum"] = _checksum(header, payload)
@@ -154,16 +164,12 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
     try:
         header = json.loads(data[len(MAGIC) : end])
         payload = memoryview(data)[end + 1 :]
-        rules_bytes = bytes(payload[: header["rules_bytes"]])
-        automaton_bytes = payload[header["rules_bytes"] :]
+        sizes = (header["rules_bytes"], header["compiled_bytes"])
         declared = header["checksum"]
     except (ValueError, KeyError, TypeError):
         raise BundleIntegrityError(f"{path} has a damaged header; {fix}") from None
-    if len(payload) != header["rules_bytes"] + header["automaton_bytes"]:
-        raise BundleIntegrityError(
-            f"{path} is truncated ({len(payload)} of {header['rules_bytes'] + header['automaton_bytes']} "
-            f"payload bytes); {fix}"
-        )
+    if len(payload) != sum(sizes):
+        raise BundleIntegrityError(f"{path} is truncated ({len(payload)} of {sum(sizes)} payload bytes); {fix}")
     if _checksum(header, payload) != declared:
         raise BundleIntegrityError(f"{path} fails its checksum: it was modified after it was written; {fix}")
     if expected_checksum is not None and expected_checksum != declared:
@@ -173,15 +179,26 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
             f"{path} was compiled with normalisation v{header['normalization_version']}, this rulelife "
             f"uses v{NORMALIZATION_VERSION}; rebuild it with `rulelife bundle publish`"
         )
-    rules = tuple(CompiledRule.from_dict(item) for item in json.loads(rules_bytes))
-    automaton = None
-    if header.get("automaton_format") == _AUTOMATON_FORMAT:
-        try:
-            automaton = _AutomatonOnly(io.BytesIO(automaton_bytes)).load()
-        except (pickle.UnpicklingError, ValueError, TypeError, EOFError):
-            automaton = None  # rebuilt below from the rules, which the checksum vouches for
-    if automaton is not None and len(automaton) != header["pattern_count"]:
-        automaton = None
+    # Decoding makes hundreds of thousands of small objects that all live as
+    # long as the bundle; pausing the collector meanwhile saves it scanning
+    # them again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        matcher = None
+        if header.get("automaton_format") == _AUTOMATON_FORMAT:
+            try:
+                rules, keys, phrases, automaton = _CompiledOnly(io.BytesIO(payload[sizes[0] :])).load()
+                if len(automaton) == header["pattern_count"] == len(keys):
+                    matcher = Matcher(rules, automaton=automaton, key_table=(keys, phrases))
+            except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError):
+                matcher = None  # rebuilt below from the rules, which the checksum vouches for
+        if matcher is None:
+            rules = tuple(CompiledRule.from_dict(item) for item in json.loads(bytes(payload[: sizes[0]])))
+            matcher = Matcher(rules)
+    finally:
+        if collecting:
+            gc.enable()
     return Bundle(
         number=int(header["number"]),
         created_at=header["created_at"],
@@ -189,8 +206,8 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
         normalization_version=header["normalization_version"],
         content_hash=header["content_hash"],
         checksum=declared,
-        rules=rules,
-        matcher=Matcher(rules, automaton=automaton),
+        rules=matcher.rules,
+        matcher=matcher,
         path=path,
     )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -35,9 +36,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    """What the matcher (and a bundle) keeps of a rule version: phrases normalised."""
+class CompiledRule(NamedTuple):
+    """What the matcher (and a bundle) keeps of a rule version: phrases normalised.
+
+    A named tuple so a bundle of 20,000 rules unpickles at C speed."""
 
     id: str
     version: str
@@ -119,13 +121,20 @@ def locale_applies(rule_locales: Sequence[str], locale: str | None) -> bool:
     return False
 
 
+_UNSET = object()
+_RESULT_CACHE = 100_000  # distinct outcomes kept; beyond it results are built per call
+
+
 def _is_word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
-    """The winning rule for one query, and every rule that fired on it."""
+class MatchResult(NamedTuple):
+    """The winning rule for one query, and every rule that fired on it.
+
+    A named tuple, not a dataclass: it is built on the hot path, and a tuple
+    is the cheapest immutable record Python has.
+    """
 
     rule_id: str
     rule_version: str
@@ -205,17 +214,23 @@ class Matcher:
         omitted.
     """
 
-    def __init__(self, rules: Sequence[CompiledRule], automaton: ahocorasick.Automaton | None = None):
-        ids = [rule.id for rule in rules]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"rule ids must be unique in one matcher, repeated: {', '.join(dupes)}")
+    def __init__(
+        self,
+        rules: Sequence[CompiledRule],
+        automaton: ahocorasick.Automaton | None = None,
+        key_table: tuple[list, list[str]] | None = None,
+    ):
         # Rules are kept sorted by id, so a rule's index is its tie-break rank.
         self.rules: tuple[CompiledRule, ...] = tuple(sorted(rules, key=lambda r: r.id))
         self._by_id = {rule.id: rule for rule in self.rules}
-        self._keys, self._phrases = self._key_table(self.rules)
+        if len(self._by_id) != len(self.rules):
+            ids = [rule.id for rule in self.rules]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"rule ids must be unique in one matcher, repeated: {', '.join(dupes)}")
+        self._keys, self._phrases = key_table if key_table is not None else self._key_table(self.rules)
         self._automaton = automaton if automaton is not None else self._build(self._phrases)
         self._locale_cache: dict[str | None, frozenset[int] | None] = {}
+        self._results: dict[tuple[tuple[int, ...], int], MatchResult] = {}
         self._all_locales = all("*" in rule.locales for rule in self.rules)
 
     @classmethod
@@ -237,6 +252,27 @@ class Matcher:
                     entries.setdefault(phrase, []).append((index, is_exclude, check_left, check_right))
         phrases = sorted(entries)
         keys = [(len(p), tuple(entries[p])) for p in phrases]
+        return keys, phrases
+
+    def export_key_table(self) -> dict:
+        """The key table in a compact, JSON-ready form (bundles ship it so a
+        load skips :meth:`_key_table`). Entry bits: index << 3 | exclude << 2 |
+        check_left << 1 | check_right; phrases never hold a newline (normalised
+        whitespace is single spaces), so they are joined by one."""
+        offsets, flat = [0], []
+        for _, entries in self._keys:
+            for index, is_exclude, left, right in entries:
+                flat.append(index << 3 | is_exclude << 2 | left << 1 | right)
+            offsets.append(len(flat))
+        return {"phrases": "\n".join(self._phrases), "offsets": offsets, "entries": flat}
+
+    @staticmethod
+    def import_key_table(data: dict) -> tuple[list, list[str]]:
+        """Inverse of :meth:`export_key_table`."""
+        phrases = data["phrases"].split("\n") if data["phrases"] else []
+        offsets, flat = data["offsets"], data["entries"]
+        decoded = [(e >> 3, bool(e & 4), bool(e & 2), bool(e & 1)) for e in flat]
+        keys = [(len(p), tuple(decoded[offsets[i] : offsets[i + 1]])) for i, p in enumerate(phrases)]
         return keys, phrases
 
     @staticmethod
@@ -275,14 +311,21 @@ class Matcher:
         return allowed
 
     def match_normalized(self, text: str, locale: str | None) -> MatchResult | None:
-        """Match an already-normalised query. The hot path: keep it lean."""
-        if not self._keys or not text:
+        """Match an already-normalised query. The hot path: keep it lean.
+
+        Most queries hit one key of one rule, so the first counted hit is
+        kept in locals and a dict is made only when a second rule fires.
+        """
+        if not text or not self._keys:
             return None
-        allowed = self._allowed(locale)
+        allowed = self._locale_cache.get(locale, _UNSET)
+        if allowed is _UNSET:
+            allowed = self._allowed(locale)
         keys = self._keys
         size = len(text)
-        best: dict[int, int] = {}  # rule index -> longest pattern length that fired
-        best_key: dict[int, int] = {}
+        first = -1  # the only rule counted so far (index), its longest length and key
+        first_len = first_key = 0
+        best: dict[int, tuple[int, int]] | None = None  # rule index -> (length, key), once two rules fired
         vetoed: set[int] | None = None
         for end, key in self._automaton.iter(text):
             length, entries = keys[key]
@@ -302,31 +345,50 @@ class Matcher:
                     if vetoed is None:
                         vetoed = set()
                     vetoed.add(index)
-                elif length > best.get(index, 0):
-                    best[index] = length
-                    best_key[index] = key
-        if not best:
-            return None
-        if vetoed:
-            for index in vetoed:
-                best.pop(index, None)
+                elif best is None:
+                    if first < 0 or index == first:
+                        if length > first_len:
+                            first, first_len, first_key = index, length, key
+                    else:
+                        best = {first: (first_len, first_key), index: (length, key)}
+                else:
+                    current = best.get(index)
+                    if current is None or length > current[0]:
+                        best[index] = (length, key)
+        if best is None:
+            if first < 0 or (vetoed is not None and first in vetoed):
+                return None
+            ranked: tuple[int, ...] = (first,)
+            key = first_key
+        else:
+            if vetoed:
+                for index in vetoed:
+                    best.pop(index, None)
             if not best:
                 return None
+            if len(best) == 1:
+                ((index, (_, key)),) = best.items()
+                ranked = (index,)
+            else:
+                rules = self.rules
+                # Sort key: priority desc, pattern length desc, id asc (= index asc).
+                ranked = tuple(sorted(best, key=lambda i: (-rules[i].priority, -best[i][0], i)))
+                key = best[ranked[0]][1]
+        cache_key = (ranked, key)
+        result = self._results.get(cache_key)
+        if result is None:
+            result = self._result(ranked, key)
+            if len(self._results) < _RESULT_CACHE:
+                self._results[cache_key] = result
+        return result
+
+    def _result(self, ranked: tuple[int, ...], key: int) -> MatchResult:
+        # Results are immutable and depend only on (ranked rules, winning key),
+        # so equal outcomes share one object: no allocation on a repeat.
         rules = self.rules
-        if len(best) == 1:
-            (index,) = best
-            ranked = (index,)
-        else:
-            # Sort key: priority desc, pattern length desc, id asc (= index asc).
-            ranked = tuple(sorted(best, key=lambda i: (-rules[i].priority, -best[i], i)))
         winner = rules[ranked[0]]
-        return MatchResult(
-            rule_id=winner.id,
-            rule_version=winner.version,
-            intent=winner.intent,
-            pattern=self._phrases[best_key[ranked[0]]],
-            fired=tuple(rules[i].id for i in ranked),
-        )
+        fired = (winner.id,) if len(ranked) == 1 else tuple(rules[i].id for i in ranked)
+        return MatchResult(winner.id, winner.version, winner.intent, self._phrases[key], fired)
 
     def match(self, text: str, locale: str | None = None) -> MatchResult | None:
         """Return the winning rule for ``text`` in ``locale``, or None."""

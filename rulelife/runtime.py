@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from rulelife.bundle import Bundle, BundleStore
@@ -49,9 +49,8 @@ def in_shadow_sample(query_id: str, rate: float) -> bool:
     return int.from_bytes(digest, "big") / _SCALE < rate
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A rule's answer for one query.
+class Match(NamedTuple):
+    """A rule's answer for one query (a named tuple: it is built on the hot path).
 
     ``shadow`` True means the query is in the shadow sample: answer with the
     rule if you like, but call the model too and log its answer, so the
@@ -118,15 +117,8 @@ class RuleClassifier:
             shadow = random.random() < self.shadow_rate
         else:
             shadow = in_shadow_sample(query_id, self.shadow_rate)
-        return Match(
-            intent=result.intent,
-            rule_id=result.rule_id,
-            rule_version=result.rule_version,
-            bundle_version=bundle.number,
-            pattern=result.pattern,
-            shadow=shadow,
-            fired=result.fired,
-        )
+        return Match(result.intent, result.rule_id, result.rule_version, bundle.number, result.pattern, shadow,
+                     result.fired)
 
     def classify_many(
         self,
@@ -142,24 +134,31 @@ class RuleClassifier:
         if len(ids) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(ids)} query ids; pass one id per text")
         rate = self.shadow_rate
+        number = bundle.number
+        blake2b = hashlib.blake2b
+        # One Match per distinct (result, shadow) in this call: the matcher
+        # shares result objects between equal outcomes, and `results` keeps
+        # them alive, so their ids are stable for the whole loop.
+        made: dict[tuple[int, bool], Match] = {}
         out: list[Match | None] = []
         append = out.append
         for result, query_id in zip(results, ids):
             if result is None:
                 append(None)
                 continue
-            shadow = random.random() < rate if query_id is None else in_shadow_sample(query_id, rate)
-            append(
-                Match(
-                    intent=result.intent,
-                    rule_id=result.rule_id,
-                    rule_version=result.rule_version,
-                    bundle_version=bundle.number,
-                    pattern=result.pattern,
-                    shadow=shadow,
-                    fired=result.fired,
-                )
-            )
+            if query_id is None:
+                shadow = random.random() < rate
+            elif rate <= 0.0 or rate >= 1.0:
+                shadow = rate >= 1.0
+            else:  # in_shadow_sample, inlined
+                digest = blake2b(query_id.encode("utf-8"), digest_size=8).digest()
+                shadow = int.from_bytes(digest, "big") / _SCALE < rate
+            key = (id(result), shadow)
+            match = made.get(key)
+            if match is None:
+                match = made[key] = Match(result.intent, result.rule_id, result.rule_version, number,
+                                          result.pattern, shadow, result.fired)
+            append(match)
         return out
 
     def explain(self, text: str, *, locale: str | None = None) -> Explanation:
