@@ -1,32 +1,57 @@
 """One-sided lower CUSUM on a rule's daily agreement with the model.
 
-Each (rule, locale) series at the rule's current version is standardised day
-by day, ``z_t = (mu0 - x_t) / sqrt(mu0 (1 - mu0) / n_t)`` with ``x_t`` the
-agreement and ``n_t`` the shadow sample, and accumulated as
-``S_t = max(0, S_{t-1} + z_t - k)``; the monitor alarms while ``S_t > h``.
+Each (rule, locale) series at the rule's current version is turned into daily
+shortfalls on the arcsine-square-root scale,
+``z_t = 2 sqrt(n_t) (ref - asin sqrt(x_t))`` with ``x_t`` the agreement and
+``n_t`` the shadow sample, and accumulated as ``S_t = max(0, S_{t-1} + z_t - k)``;
+the monitor alarms while ``S_t > h``. ``ref = asin sqrt(mu0) - 1 / (2 sqrt(N0))``
+is the level of the first ``baseline_days`` known days (``mu0``, pooled over
+their ``N0`` shadow samples) lowered by one standard error of that estimate.
 
-``h`` is not a free knob: it is derived from the in-control average run length
-``arl0`` (days between false alarms on a stable rule) with Siegmund's
-approximation for a CUSUM of unit-variance normal increments::
+False-alarm rate: at most ``1 / arl0`` per series-day (``arl0 = 2000``: at
+most 0.075 false tickets a day for 50 rules × 3 locales), with ``mu0``
+estimated as the monitor estimates it. ``h`` is chosen so that Siegmund's
+approximation of the in-control run length, averaged over the error of a
+``baseline_days`` estimate (normal with variance ``1 / baseline_days`` in
+daily standard errors, Gauss-Hermite quadrature), gives exactly ``1 / arl0``;
+at the defaults (``k = 0.5``, ``arl0 = 2000``, 14 days) ``h = 5.846``.
+Verified by ``benchmarks/bench_cusum_calibration.py`` (400 binomial series ×
+2000 days per setting, ``mu0`` re-estimated per series, restart after each
+alarm) over p in {0.93, 0.97, 0.99, 0.995} × n in {20, 50, 100, uniform
+20-100}: false alarms per day are 0.03-0.60 × 1 / arl0 (seed 0; the worst
+setting is 0.50-0.76 × over seeds 0-3), highest in the near-normal corner
+p = 0.93 and lowest where disagreements are rare (p = 0.995, n = 20). The
+previous design (binomial z, known-mean Siegmund h = 5.75) measured 2.9-20 ×
+on the same grid.
 
-    ARL0(h) ≈ (exp(2 k b) - 2 k b - 1) / (2 k²),   b = h + 1.166
+Detection (same benchmark, change 50 days after the baseline, median over
+400 series): a drop from 0.97 to 0.90 at n = 50 alarms on the 5th day of the
+drop (4th-5th with n uniform in 20-100), 0.97 to 0.93 on the 11th-13th
+(9th-10th); the previous design took 3 and 5 days while filing 10-20 × the
+false tickets. A 28-day baseline (``baseline_days=28``, ``h = 5.333``) alarms
+a day or more sooner (4th and 9th day), is quieter (≤ 0.48 ×) and leaves a
+new version unwatched two weeks longer; the agreement floor monitor covers
+gross drops meanwhile, so 14 stays the default.
 
-solved numerically for ``h`` (bisection; ARL0 increases with ``h``). With the
-defaults ``k = 0.5`` and ``arl0 = 2000`` this gives ``h ≈ 5.750``. A
-deployment of 50 rules × 3 locales (150 series) should then expect about
-150 / 2000 = 0.075 false alarms a day: one false ticket every ~13 days, ~27 a
-year. Raise ``cusum_arl0`` to trade detection delay for fewer of them.
+Why each piece (numbers from the benchmark):
 
-That figure is nominal: Siegmund's formula assumes normal increments and a
-known ``mu0``. Measured by simulation (n = 50 a day, p = 0.97, 200 series ×
-2000 days, reset after each alarm), the false-alarm rate is about 0.9 × 1/ARL0
-for normal increments, about 2.8 × for the binomial z above with ``mu0``
-known (few disagreements a day make z right-skewed), and about 12 × with
-``mu0`` estimated from a 14-day baseline (a ``mu0`` set too high by its own
-noise is a permanent shift; a 28-day baseline gives about 7 ×). So at the
-defaults, 150 series should expect roughly 0.2 false tickets a day from the
-detector and up to ~0.9 with the estimated baseline. ``tests/monitors/test_cusum.py``
-checks the known-``mu0`` rate by simulation.
+- Arcsine square root: its variance ``1 / (4 n)`` does not depend on p, so a
+  misestimated ``mu0`` no longer also rescales every day (near p = 1 the
+  binomial ``mu0 (1 - mu0)`` doubles when ``mu0`` moves from 0.995 to 0.99),
+  and it shortens the right tail of a single rare disagreement. Being convex
+  above p = 1/2 it runs a little high on small days near p = 1, which only
+  makes the monitor quieter there; centring it on its exact binomial mean
+  measured worse in a trial run (up to 18 × nominal: the skew returns).
+- The one-standard-error margin: ``mu0`` estimated from 14 days is off by
+  about 1 / sqrt(14) = 0.27 daily standard errors, a permanent shift as large
+  as half of ``k``, and series whose baseline ran high dominate the false
+  alarms (13 × nominal at p = 0.97, n = 50 with the old statistic). The margin plus a calibrated
+  ``h`` detects faster than a larger ``h`` alone: with no margin the same
+  rate needs ``h = 13.05``, and Siegmund's delays for the two drops above
+  grow from about 5 and 11 days to 9 and 17.
+- ``h`` by quadrature rather than by a Monte-Carlo run at construction: it is
+  deterministic, takes microseconds for any ``k``, ``arl0`` and baseline, and
+  the simulation shows it errs on the quiet side.
 """
 
 from __future__ import annotations
@@ -43,53 +68,93 @@ from monitors._series import SERIES, active_current, check_int, check_positive, 
 from rulelife.errors import ConfigError
 from rulelife.monitoring import Action, Finding, MonitorContext, Severity
 
-__all__ = ["AgreementCusum", "lower_cusum", "siegmund_h", "standardise"]
+__all__ = ["AgreementCusum", "calibrated_h", "lower_cusum", "siegmund_h", "standardise"]
 
 # Siegmund's correction for the overshoot of a discrete-time CUSUM over h.
 _OVERSHOOT = 1.166
-# mu0 is clipped so the binomial variance mu0 (1 - mu0) never vanishes: at
-# mu0 = 1 one disagreement would be infinitely many standard errors. Below 0.5
-# a rule is far under any floor and the floor monitor, not this one, acts.
-_MU0_RANGE = (0.5, 0.995)
+# Below 0.5 a rule is far under any floor and the floor monitor, not this one,
+# acts. No upper clip: the arcsine scale stays finite at mu0 = 1.
+_MU0_RANGE = (0.5, 1.0)
+# The reference sits this many standard errors of the baseline estimate below
+# it: a drop must beat the baseline's own noise before it counts.
+_BASELINE_MARGIN = 1.0
+# Gauss-Hermite nodes for averaging the run length over the baseline error;
+# 40 integrate the smooth rate to well below the Monte-Carlo error.
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
-def _siegmund_arl(h: float, k: float) -> float:
-    x = 2 * k * (h + _OVERSHOOT)
-    return (math.expm1(x) - x) / (2 * k * k)
+def _siegmund_arl(h: float, k: float, drift=0.0):
+    """Siegmund's run length of ``max(0, S + z - k)`` over ``h`` for unit-variance z of mean ``drift``."""
+    d = np.asarray(drift, dtype=float) - k
+    x = -2 * d * (h + _OVERSHOOT)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        arl = np.where(d == 0, (h + _OVERSHOOT) ** 2, np.expm1(x) - x) / np.where(d == 0, 1.0, 2 * d * d)
+    return float(arl) if arl.ndim == 0 else arl
+
+
+def _bisect_h(rate, arl0: float, what: str, k: float) -> float:
+    """The ``h`` at which the decreasing false-alarm ``rate(h)`` is ``1 / arl0``."""
+    if rate(0.0) <= 1 / arl0:
+        raise ConfigError(
+            f"agreement_cusum: arl0={arl0!r} is below the run length of h=0 for k={k!r}{what} "
+            f"({1 / rate(0.0):.2f} days); raise cusum_arl0"
+        )
+    lo, hi = 0.0, 1.0
+    while rate(hi) > 1 / arl0:
+        lo, hi = hi, 2 * hi
+    for _ in range(100):  # bisection to float precision; the rate decreases in h
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if rate(mid) > 1 / arl0 else (lo, mid)
+    return (lo + hi) / 2
 
 
 @lru_cache(maxsize=64)
 def siegmund_h(k: float, arl0: float) -> float:
-    """The decision interval ``h`` whose Siegmund in-control ARL is ``arl0`` for reference ``k``.
+    """The ``h`` whose Siegmund in-control ARL is ``arl0`` for reference ``k`` and a known mean.
 
     Examples
     --------
     >>> round(siegmund_h(0.5, 2000.0), 3)
     5.75
     """
-    if _siegmund_arl(0.0, k) >= arl0:
-        raise ConfigError(
-            f"agreement_cusum: arl0={arl0!r} is below the run length of h=0 for k={k!r} "
-            f"({_siegmund_arl(0.0, k):.2f} days); raise cusum_arl0"
-        )
-    lo, hi = 0.0, 1.0
-    while _siegmund_arl(hi, k) < arl0:
-        lo, hi = hi, 2 * hi
-    for _ in range(100):  # bisection to float precision; the ARL is increasing in h
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _siegmund_arl(mid, k) < arl0 else (lo, mid)
-    return (lo + hi) / 2
+    return _bisect_h(lambda h: 1 / _siegmund_arl(h, k), arl0, "", k)
 
 
-def standardise(agree_n, shadow_n, mu0):
-    """Daily agreement drop in standard errors, ``(mu0 - x) / sqrt(mu0 (1 - mu0) / n)``.
+@lru_cache(maxsize=64)
+def calibrated_h(k: float, arl0: float, baseline_days: int) -> float:
+    """The ``h`` giving ``1 / arl0`` false alarms a day with ``mu0`` estimated as the monitor does.
 
-    The binomial standard error of the day's own sample size: a 500-sample day
-    moves S more than a 20-sample day for the same agreement.
+    The baseline's error in daily standard errors is ``delta ~ N(0, 1 / baseline_days)``
+    (days of about equal size); the reference then sits at ``delta - margin / sqrt(baseline_days)``
+    and the false-alarm rate is Siegmund's ``1 / ARL`` averaged over ``delta``.
+
+    Examples
+    --------
+    >>> round(calibrated_h(0.5, 2000.0, 14), 3)
+    5.846
+    """
+    sd = 1 / math.sqrt(baseline_days)
+    drifts = _NODES * sd - _BASELINE_MARGIN * sd
+
+    def rate(h):
+        return float(_WEIGHTS @ (1 / _siegmund_arl(h, k, drifts)))
+
+    return _bisect_h(rate, arl0, f", baseline_days={baseline_days!r}", k)
+
+
+def standardise(agree_n, shadow_n, mu0, baseline_n=np.inf):
+    """Daily agreement shortfall in standard errors on the arcsine scale.
+
+    ``2 sqrt(n) (asin sqrt(mu0) - margin / (2 sqrt(baseline_n)) - asin sqrt(x))``:
+    ``asin sqrt`` of a binomial rate has standard error ``1 / (2 sqrt(n))``
+    whatever p, so a 500-sample day moves S more than a 20-sample day for the
+    same agreement; ``baseline_n`` (the shadow samples behind ``mu0``; infinite
+    for a known level) sets the safety margin.
     """
     n = np.asarray(shadow_n, dtype=float)
-    mu0 = np.asarray(mu0, dtype=float)
-    return (mu0 - np.asarray(agree_n, dtype=float) / n) / np.sqrt(mu0 * (1 - mu0) / n)
+    ref = np.arcsin(np.sqrt(np.asarray(mu0, dtype=float))) - _BASELINE_MARGIN / (2 * np.sqrt(baseline_n))
+    return 2 * np.sqrt(n) * (ref - np.arcsin(np.sqrt(np.asarray(agree_n, dtype=float) / n)))
 
 
 def lower_cusum(steps: np.ndarray) -> np.ndarray:
@@ -117,7 +182,8 @@ class AgreementCusum:
     arl0
         Target in-control average run length in days (None: ``settings.cusum_arl0``); ``h`` follows.
     baseline_days
-        Known days, from the start of the current version, that estimate ``mu0``.
+        Known days, from the start of the current version, that estimate ``mu0``; ``h``
+        is calibrated for the error of that estimate (``calibrated_h``).
     min_shadow
         Shadow samples a day needs to count (None: ``settings.monitor_min_shadow``).
         Days with fewer are unknown: skipped, neither a pass nor a reset.
@@ -135,7 +201,7 @@ class AgreementCusum:
     ...     if found := monitor.check(history, demo_context(day)):
     ...         print(f"Change detected on day {i}, change point {found[0].evidence['change_point']}")
     ...         break
-    Change detected on day 42, change point 2026-02-10
+    Change detected on day 45, change point 2026-02-10
     """
 
     name = "agreement_cusum"
@@ -154,7 +220,7 @@ class AgreementCusum:
 
     def _params(self, settings) -> tuple[float, float, int]:
         k = self.k if self.k is not None else settings.cusum_k
-        h = siegmund_h(k, self.arl0 if self.arl0 is not None else settings.cusum_arl0)
+        h = calibrated_h(k, self.arl0 if self.arl0 is not None else settings.cusum_arl0, self.baseline_days)
         return k, h, self.min_shadow if self.min_shadow is not None else settings.monitor_min_shadow
 
     def statistics(self, history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
@@ -166,11 +232,13 @@ class AgreementCusum:
         rank = known.groupby(SERIES, sort=False).cumcount()
         base = known[rank < self.baseline_days].groupby(SERIES)
         # Pooled, not a mean of daily rates: a 500-sample day weighs ten 50-sample days.
-        mu0 = (base["agree_n"].sum() / base["shadow_n"].sum()).clip(*_MU0_RANGE).rename("mu0")
-        mu0 = mu0[base.size() >= self.baseline_days]
-        mon = known[rank >= self.baseline_days].join(mu0, on=SERIES, how="inner")
+        n0 = base["shadow_n"].sum().rename("baseline_n")
+        mu0 = (base["agree_n"].sum() / n0).clip(*_MU0_RANGE).rename("mu0")
+        level = pd.concat([mu0, n0], axis=1)[base.size() >= self.baseline_days]
+        mon = known[rank >= self.baseline_days].join(level, on=SERIES, how="inner")
         mon = mon.assign(x=mon["agree_n"] / mon["shadow_n"],
-                         z=standardise(mon["agree_n"], mon["shadow_n"], mon["mu0"]))
+                         z=standardise(mon["agree_n"], mon["shadow_n"], mon["mu0"], mon["baseline_n"]))
+        mon = mon.drop(columns="baseline_n")
         keys = [mon[c] for c in SERIES]
         c = (mon["z"] - k).groupby(keys, sort=False).cumsum()
         return mon.assign(S=c - np.minimum(c.groupby(keys, sort=False).cummin(), 0.0))
