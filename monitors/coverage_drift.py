@@ -6,6 +6,14 @@ version fired: the bundle's coverage is what the users saw). The fire rate of
 ``context.day`` is compared with the median of the ``window_days`` days before
 it (the day itself excluded, so a change cannot pull its own reference).
 
+Counting noise: a rule that fires 50 times a day moves ±14% (one Poisson
+standard deviation) by chance alone, so a ±20% band would ticket it every
+few days. A day is therefore flagged only when it is both outside the band
+and improbable under the median rate: the day's fires must sit at least
+``min_z`` standard deviations from the fires the median predicts (binomial
+variance T·r·(1-r)). With the default 4, a stable series is flagged about
+once in 16,000 days, while a large rule is still held to the ±20% band.
+
 Missing rows: a locale's traffic on a day comes from any row of that locale,
 so a rule (or an intent) with no row on a day its locale had traffic fired 0
 times, which is a real drop. A day on which the locale has no row at all is
@@ -34,6 +42,8 @@ class CoverageDrift:
         Days of history that window needs before a verdict (None: ``settings.coverage_min_days``).
     tolerance
         Relative band: drift when ``|rate / median - 1| > tolerance`` (None: ``settings.coverage_tolerance``).
+    min_z
+        Standard deviations of counting noise the day must also exceed (None: ``settings.coverage_min_z``).
 
     Examples
     --------
@@ -55,10 +65,11 @@ class CoverageDrift:
     name = "coverage_drift"
 
     def __init__(self, *, window_days: int | None = None, min_days: int | None = None,
-                 tolerance: float | None = None):
+                 tolerance: float | None = None, min_z: float | None = None):
         self.window_days = check_int(self.name, "window_days", window_days, 1, "coverage_window_days")
         self.min_days = check_int(self.name, "min_days", min_days, 1, "coverage_min_days")
         self.tolerance = check_positive(self.name, "tolerance", tolerance, "coverage_tolerance")
+        self.min_z = check_positive(self.name, "min_z", min_z, "coverage_min_z")
         if self.window_days is not None and self.min_days is not None and self.min_days > self.window_days:
             raise ConfigError(
                 f"{self.name}: min_days={self.min_days} cannot exceed window_days={self.window_days}; "
@@ -68,13 +79,14 @@ class CoverageDrift:
     @classmethod
     def from_settings(cls, settings) -> CoverageDrift:
         return cls(window_days=settings.coverage_window_days, min_days=settings.coverage_min_days,
-                   tolerance=settings.coverage_tolerance)
+                   tolerance=settings.coverage_tolerance, min_z=settings.coverage_min_z)
 
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
         s = context.settings
         window = self.window_days if self.window_days is not None else s.coverage_window_days
         min_days = self.min_days if self.min_days is not None else s.coverage_min_days
         tol = self.tolerance if self.tolerance is not None else s.coverage_tolerance
+        min_z = self.min_z if self.min_z is not None else s.coverage_min_z
         day = pd.Timestamp(context.day)
         past = upto(history, context.day)
         recent = past[past["date"] >= day - pd.Timedelta(days=window)]
@@ -96,9 +108,9 @@ class CoverageDrift:
         per_intent = _rates(intent_fires, starts, traffic, ["intent", "locale"])
 
         findings = []
-        for keys, series in _drifted(per_rule, day, min_days, tol, ["rule_id", "locale"]):
+        for keys, series in _drifted(per_rule, day, min_days, tol, min_z, ["rule_id", "locale"]):
             findings.append(self._finding(context, series, keys[0], keys[1], keys[0], window, min_days, tol))
-        for keys, series in _drifted(per_intent, day, min_days, tol, ["intent", "locale"]):
+        for keys, series in _drifted(per_intent, day, min_days, tol, min_z, ["intent", "locale"]):
             subject = f"bundle:{keys[0]}|{keys[1]}"
             findings.append(self._finding(context, series, subject, keys[1], None, window, min_days, tol))
         return findings
@@ -132,17 +144,20 @@ def _rates(fires: pd.Series, starts: pd.DataFrame, traffic: pd.Series, keys: lis
     return grid.assign(rate=grid["fires"] / grid["traffic"]).sort_values([*keys, "date"], kind="stable")
 
 
-def _drifted(rates: pd.DataFrame, day: pd.Timestamp, min_days: int, tol: float, keys: list[str]):
-    """(keys, series) of each series out of its band on ``day``."""
+def _drifted(rates: pd.DataFrame, day: pd.Timestamp, min_days: int, tol: float, min_z: float, keys: list[str]):
+    """(keys, series) of each series out of its band, beyond counting noise, on ``day``."""
     if rates.empty:
         return []
     before = rates[rates["date"] < day].groupby(keys)["rate"].agg(["median", "size"])
-    today = rates[rates["date"] == day].set_index(keys)["rate"]
-    judged = before.join(today.rename("today"), how="inner")
+    today = rates[rates["date"] == day].set_index(keys)[["rate", "fires", "traffic"]].rename(columns={"rate": "today"})
+    judged = before.join(today, how="inner")
     # A median of 0 means the series never fired in the window: the relative
     # change is undefined, and a rule that does not fire is dead, not drifting
     # (the reports, not this monitor, chase dead rules).
     judged = judged[(judged["size"] >= min_days) & (judged["median"] > 0)]
-    out = judged[(judged["today"] / judged["median"] - 1).abs() > tol]
+    expected = judged["median"] * judged["traffic"]
+    noise = (expected * (1 - judged["median"]).clip(lower=0)).clip(lower=1e-12) ** 0.5
+    z = (judged["fires"] - expected).abs() / noise
+    out = judged[((judged["today"] / judged["median"] - 1).abs() > tol) & (z >= min_z)]
     groups = rates.groupby(keys, sort=False)
     return [(k, groups.get_group(k)) for k in out.index]

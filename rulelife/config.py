@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     coverage_window_days: int = Field(90, ge=7, description="days of history for the fire-rate median")
     coverage_min_days: int = Field(14, ge=3, description="history days needed before coverage drift is judged")
     coverage_tolerance: float = Field(0.20, gt=0, description="relative band around the median fire rate")
+    coverage_min_z: float = Field(4.0, gt=0, description="standard deviations of counting noise a drift must exceed")
     expiry_grace_days: int = Field(7, ge=0, description="days past expiry before an unrenewed rule is disabled")
     ticket_dir: Path = Field(Path("tickets"), description="folder sink: one JSON and Markdown file per ticket")
     webhook_url: str | None = Field(None, description="generic JSON webhook for ticket events (none: off)")
@@ -135,10 +136,14 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
     return Settings.model_validate(settings.model_dump())
 
 
-def _default_toml() -> str:
+def _default_toml(values: dict[str, Any] | None = None) -> str:
+    values = values or {}
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}; allowed: {', '.join(Settings.model_fields)}")
     lines = ["# rulelife workspace settings; every key can be overridden by RULELIFE_<KEY>.", ""]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = values.get(name, field.default)
         if default is None:
             lines.append(f"# {field.description}")
             lines.append(f"# {name} = ")
@@ -226,16 +231,20 @@ class Workspace:
         )
 
     @classmethod
-    def create(cls, root: Path, *, db_url: str | None = None) -> Workspace:
-        """Create ``root`` with a default rulelife.toml and empty folders (idempotent)."""
+    def create(cls, root: Path, *, db_url: str | None = None, settings: dict[str, Any] | None = None) -> Workspace:
+        """Create ``root`` with a default rulelife.toml and empty folders (idempotent).
+
+        ``settings`` are written into the new file in place of the defaults
+        (an existing file is left as it is).
+        """
         root = Path(root).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         config = root / CONFIG_FILE
         if not config.exists():
-            text = _default_toml()
+            values = dict(settings or {})
             if db_url:
-                text = text.replace('db_url = "sqlite:///rulelife.db"', f'db_url = "{db_url}"')
-            config.write_text(text, encoding="utf-8")
+                values["db_url"] = db_url
+            config.write_text(_default_toml(values), encoding="utf-8")
         workspace = cls.load(root)
         for folder in (workspace.rules_dir, workspace.bundle_dir, workspace.log_dir):
             folder.mkdir(parents=True, exist_ok=True)

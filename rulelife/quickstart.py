@@ -5,19 +5,25 @@ the example manga store, and simulated traffic in two periods. Before launch
 the model answers everything; those logs feed every rule's dataset, and each
 rule goes through the promotion gate (some are refused, with reasons). The
 promoted rules are published as a bundle and the live days are replayed
-through the runtime, as the chatbot would have served them.
+through the runtime, as the chatbot would have served them, with the
+simulator's drift scenarios injected. The nightly job then runs over every
+live day: metrics, monitors, tickets and auto-disables.
+
+The demo's shadow rate is 0.2, not the production default of 0.05: at ten
+thousand queries a day a 5% sample leaves most rules below the daily minimum
+of shadow rows, and the agreement monitors would have nothing to judge.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from rulelife import operations, promotion, registry
+from rulelife import nightly, operations, promotion, registry, tickets
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, GateRefused
 from rulelife.replay import ReplaySummary, replay, summarize_replay
@@ -28,6 +34,7 @@ __all__ = ["GateOutcome", "QuickstartResult", "run_quickstart", "shipped_rules_d
 
 ACTOR = "quickstart"
 DEFAULT_START = date(2026, 1, 1)
+DEMO_SHADOW_RATE = 0.2
 
 
 def shipped_rules_dir() -> Path:
@@ -63,6 +70,8 @@ class QuickstartResult:
     day: date
     summary: ReplaySummary
     model_call_cost: float
+    nightly: list = field(default_factory=list)  # NightlyReport per live day
+    tickets: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -74,7 +83,13 @@ class QuickstartResult:
             "day": self.day.isoformat(),
             "summary": self.summary.to_dict(),
             "cost_saved": round(self.summary.model_calls_saved * self.model_call_cost, 4),
+            "nightly": [r.to_dict() for r in self.nightly],
+            "tickets": self.tickets,
         }
+
+    @property
+    def disabled(self) -> list[tuple[date, str]]:
+        return [(r.day, rule_id) for r in self.nightly for rule_id in r.disabled]
 
 
 def _gate_all(workspace: Workspace, store, rule_ids: list[str]) -> list[GateOutcome]:
@@ -96,8 +111,8 @@ def run_quickstart(
     root: Path,
     *,
     history_days: int = 21,
-    live_days: int = 7,
-    queries_per_day: int = 10_000,
+    live_days: int = 56,
+    queries_per_day: int = 8_000,
     seed: int = 7,
     start: date = DEFAULT_START,
 ) -> QuickstartResult:
@@ -107,7 +122,7 @@ def run_quickstart(
             f"need history_days >= 1, live_days >= 7 (one day per drift scenario) and queries_per_day >= 1, "
             f"got {history_days}, {live_days}, {queries_per_day}"
         )
-    workspace = Workspace.create(root)
+    workspace = Workspace.create(root, settings={"shadow_rate": DEMO_SHADOW_RATE})
     if not any(workspace.rules_dir.rglob("*.yaml")):
         shutil.copytree(shipped_rules_dir(), workspace.rules_dir, dirs_exist_ok=True)
     store = operations.open_store(workspace)
@@ -134,6 +149,8 @@ def run_quickstart(
     write_log(live, workspace.log_dir)
     intents = {rule.id: rule.intent for rule in published.bundle.rules}
     summary = summarize_replay(live[live["ts"].dt.date == last], intents)
+    reports = nightly.backfill(workspace, launch, last, store=store, actor="nightly")
+    opened = [tickets.ticket_dict(t) for t in tickets.list_tickets(store, status="all")]
     store.dispose()
     return QuickstartResult(
         workspace=workspace,
@@ -144,6 +161,8 @@ def run_quickstart(
         day=last,
         summary=summary,
         model_call_cost=workspace.settings.model_call_cost,
+        nightly=reports,
+        tickets=opened,
     )
 
 

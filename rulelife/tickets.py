@@ -61,7 +61,7 @@ def record_finding(session: Session, finding: Finding, sinks: list[str]) -> Tick
         ticket = TicketRow(
             dedupe_key=key, open_key=key, subject=finding.subject, check=finding.check, locale=finding.locale,
             severity=finding.severity.value, title=finding.summary, created_at=now, updated_at=now,
-            findings=0, last_day=finding.day,
+            findings=0, first_day=finding.day, last_day=finding.day,
         )
         session.add(ticket)
         session.flush()
@@ -150,6 +150,7 @@ def ticket_dict(ticket: TicketRow, events: list[TicketEventRow] | None = None) -
         "created_at": ticket.created_at.isoformat(), "updated_at": ticket.updated_at.isoformat(),
         "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None, "closed_by": ticket.closed_by,
         "close_reason": ticket.close_reason, "findings": ticket.findings,
+        "first_day": ticket.first_day.isoformat() if ticket.first_day else None,
         "last_day": ticket.last_day.isoformat() if ticket.last_day else None,
         "evidence": json.loads(ticket.evidence),
     }

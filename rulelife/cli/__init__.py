@@ -186,8 +186,8 @@ def _parse_day(value: str, option: str) -> date:
 def quickstart(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo workspace.")] = Path("rulelife-demo"),
     history_days: Annotated[int, typer.Option(min=1, help="Days of model-only traffic before launch.")] = 21,
-    live_days: Annotated[int, typer.Option(min=7, help="Days served by the rules after launch.")] = 7,
-    queries_per_day: Annotated[int, typer.Option(min=1, help="Mean queries a day.")] = 10_000,
+    live_days: Annotated[int, typer.Option(min=7, help="Days served by the rules after launch.")] = 56,
+    queries_per_day: Annotated[int, typer.Option(min=1, help="Mean queries a day.")] = 8_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     as_json: JsonOption = False,
 ) -> None:
@@ -221,6 +221,15 @@ def quickstart(
         f"(saved {s.model_calls_saved}, {cost:.2f} at {result.model_call_cost}/call)",
         highlight=False,
     )
+    console.print(f"nightly job over {len(result.nightly)} live days; drift scenarios in {ws.log_dir / 'scenarios.json'}",
+                  highlight=False)
+    console.print(table("auto-disabled by the nightly job", ["day", "rule"],
+                        [[day, rule_id] for day, rule_id in result.disabled]) if result.disabled
+                  else "no rule was auto-disabled")
+    console.print(table(f"tickets ({len(result.tickets)}; files under {ws.resolve(ws.settings.ticket_dir)})",
+                        ["id", "subject", "check", "severity", "findings", "first day", "last day", "status"],
+                        [[t["id"], t["subject"], t["check"], t["severity"], t["findings"], t["first_day"],
+                          t["last_day"], t["status"]] for t in result.tickets]))
 
 
 def _pct(x) -> str:

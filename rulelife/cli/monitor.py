@@ -106,3 +106,29 @@ def close(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Tic
     ticket = tickets.close_ticket(store, ticket_id, actor=actor, reason=reason, sinks=list(nightly.sinks_for(ws)))
     tickets.deliver_pending(store, nightly.sinks_for(ws))
     console.print(f"closed ticket {ticket.id}")
+
+
+@monitor_app.command("quality")
+def quality(
+    days: Annotated[int, typer.Option("--days", min=30, help="Live days of simulated drift to score.")] = 120,
+    queries_per_day: Annotated[int, typer.Option(min=100, help="Mean simulated queries a day.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 11,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the monitors on the simulator's injected drifts: detection day, delay, false alarms."""
+    from rulelife.quality import monitor_quality
+
+    report = monitor_quality(live_days=days, queries_per_day=queries_per_day, seed=seed)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    console.print(f"live {report.live[0]}..{report.live[1]}: {report.rules} rules promoted "
+                  f"(refused: {', '.join(report.refused) or 'none'}), {report.rule_days} rule-days", highlight=False)
+    console.print(table("detections (per scenario and monitor)",
+                        ["scenario", "starts", "monitor", "fired", "first day", "delay (days)", "subjects"],
+                        [[d["scenario"], d["start"], d["monitor"], "yes" if d["fired"] else "no", d["first_day"],
+                          d["delay_days"], len(d["subjects"])] for d in report.detections]))
+    console.print(table("false alarms (findings no scenario explains)",
+                        ["monitor", "alarm days", "per 1000 rule-days", "subjects"],
+                        [[f["monitor"], f["alarm_days"], f["per_1000_rule_days"], ", ".join(f["subjects"][:6])]
+                         for f in report.false_alarms]))

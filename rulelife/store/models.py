@@ -177,6 +177,7 @@ class TicketRow(SQLModel, table=True):
     closed_by: str | None = Field(default=None, max_length=200)
     close_reason: str | None = Field(default=None, sa_type=Text)
     findings: int = 0
+    first_day: date | None = None  # the day of the first finding (simulated or backfilled days included)
     last_day: date | None = None
     evidence: str = Field(default="{}", sa_type=Text)  # the newest finding's evidence
 
