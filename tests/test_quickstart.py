@@ -26,7 +26,7 @@ def test_quickstart_gates_serves_and_monitors(tmp_path):
     scenarios = json.loads((result.workspace.log_dir / "scenarios.json").read_text())["scenarios"]
     rephrase = next(s for s in scenarios if s["name"] == "ui_rephrase")
     drift = [t for t in result.tickets if t["check"] == "coverage_drift" and "order_tracking" in t["subject"]]
-    assert drift and min(t["first_day"] for t in drift) >= rephrase["start_day"]
+    assert drift and min(t["first_day"] for t in drift) >= rephrase["first_day"]
     assert (result.workspace.root / "tickets").is_dir()
 
 
