@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rulelife.querylog.schema import CONTRACT_DTYPES, REQUIRED_COLUMNS, RUNTIME_COLUMNS
 from rulelife.simulate import catalog
 from rulelife.simulate.catalog import BASE_SET, CODES, INTENTS, LOCALES, TITLES
 from rulelife.simulate.model import TYPO_CLARITY_STEP, predict, rescale_confidence
@@ -37,17 +38,9 @@ __all__ = ["LOG_COLUMNS", "LOG_DTYPES", "simulate_traffic", "write_log"]
 # column. The runtime columns (rule_id .. shadow) are left null: a replay
 # through a bundle fills them.
 LOG_DTYPES: dict[str, str] = {
-    "query_id": "string",
-    "ts": "datetime64[us, UTC]",
-    "text": "string",
-    "locale": "string",
-    "model_intent": "string",
-    "model_confidence": "Float64",
+    **{c: t for c, t in CONTRACT_DTYPES.items() if c in REQUIRED_COLUMNS},
     "true_intent": "string",
-    "rule_id": "string",
-    "rule_version": "string",
-    "bundle_version": "Int64",
-    "shadow": "boolean",
+    **{c: t for c, t in CONTRACT_DTYPES.items() if c in RUNTIME_COLUMNS},
 }
 LOG_COLUMNS = tuple(LOG_DTYPES)
 
