@@ -76,3 +76,33 @@ def shared_data() -> Path:
     problem = "" if DATA_DIR.is_dir() else f"shared datasets not found at {DATA_DIR}"
     require_or_skip(problem, "RULELIFE_REQUIRE_DATA")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def spark_available() -> None:
+    """Java and pyspark are here; skip (or fail under RULELIFE_REQUIRE_SPARK=1) otherwise."""
+    import importlib.util
+    import shutil
+
+    problem = ""
+    if importlib.util.find_spec("pyspark") is None:
+        problem = "pyspark is not installed (pip install 'rulelife[spark]')"
+    elif shutil.which("java") is None:
+        problem = "no java on PATH: Spark's local mode needs a JRE (apt-get install default-jre-headless)"
+    require_or_skip(problem, "RULELIFE_REQUIRE_SPARK")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of Debian's chromium and chromedriver; skip (or fail under RULELIFE_REQUIRE_BROWSER=1) without them."""
+    import importlib.util
+    import shutil
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    problem = ""
+    if importlib.util.find_spec("selenium") is None:
+        problem = "selenium is not installed (pip install -e '.[test]')"
+    elif not browser or not driver:
+        problem = "chromium / chromedriver not on PATH (apt-get install chromium chromium-driver)"
+    require_or_skip(problem, "RULELIFE_REQUIRE_BROWSER")
+    return browser, driver

@@ -26,5 +26,5 @@ def test_readme_opens_with_exactly_two_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert readme_commands()[1] in ci
-    assert "RULELIFE_REQUIRE_PG=1" in "\n".join(ci)
-    assert "RULELIFE_REQUIRE_DATA=1" in "\n".join(ci)
+    for flag in ("PG", "DATA", "SPARK", "BROWSER"):
+        assert f"RULELIFE_REQUIRE_{flag}=1" in "\n".join(ci)
