@@ -12,6 +12,7 @@ import typer
 from rulelife import operations
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
+from rulelife.cli import mine as mine_commands
 from rulelife.cli import monitor as monitor_commands
 from rulelife.cli import rules as rules_commands
 from rulelife.cli._common import (
@@ -41,6 +42,7 @@ app.command("evaluate")(gate_commands.evaluate)
 app.command("promote")(gate_commands.promote)
 app.command("revalidate")(gate_commands.revalidate)
 app.command("analyze")(gate_commands.analyze)
+app.command("mine")(mine_commands.mine)
 
 
 @app.callback()
