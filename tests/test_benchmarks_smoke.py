@@ -38,3 +38,54 @@ def test_bench_spine_reports_every_figure():
 
     table = format_table(report)
     assert "[1]" in table and "[2]" in table and "[3]" in table
+
+
+def test_bench_gate_reports_every_figure():
+    from benchmarks import bench_gate
+
+    tiny = bench_gate.Config(history_days=2, history_per_day=3_000, promote_reps=1, per_day=2_000, small_days=1,
+                             large_days=2, build_reps=1,
+                             settings={"high_traffic_fires": 200, "dataset_floor_high_traffic": 300,
+                                       "gate_on": "point"})
+    report = bench_gate.run(tiny, progress=lambda msg: None)
+    json.loads(json.dumps(report))
+
+    p = report["promote"]
+    assert p["rule"] == tiny.rule and p["dataset_rows"] > 0 and p["high_traffic"] is True
+    for key in ("evaluate_promote_s", "evaluate_s", "promote_s", "baseline_s", "ratio"):
+        assert _positive(p[key]), (key, p[key])
+    assert len(p["seconds_per_rep"]["evaluate_promote"]) == 1
+
+    b = report["build"]
+    assert b["rows"] == b["scan_rows"] > 0
+    for key in ("cold_build_s", "build_s", "scan_s", "build_rows_per_s", "scan_rows_per_s", "rate_ratio",
+                "peak_ratio_large_to_small"):
+        assert _positive(b[key]), (key, b[key])
+    assert b["memory"]["large"]["rows"] > b["memory"]["small"]["rows"] == b["rows"]
+    for size in ("small", "large"):
+        assert _positive(b["memory"][size]["build_peak_mb"]) and _positive(b["memory"][size]["scan_peak_mb"])
+
+    table = bench_gate.format_table(report)
+    assert "[1]" in table and "[2]" in table
+
+
+def test_bench_nightly_reports_every_figure():
+    from benchmarks import bench_monitors, bench_nightly
+
+    tiny = bench_nightly.Config(queries=3_000, nightly_reps=1,
+                                monitors=bench_monitors.Config(days=30, rules=5, locales=2, reps=1))
+    report = bench_nightly.run(tiny, progress=lambda msg: None)
+    json.loads(json.dumps(report, default=str))
+
+    n = report["nightly"]
+    assert n["rules"] == 50 and n["rows"] > 0 and n["rule_answers"] > 0
+    for key in ("cold_nightly_s", "nightly_s", "baseline_s", "ratio"):
+        assert _positive(n[key]), (key, n[key])
+    assert n["warm_files_cached"] == 1 and n["warm_run"]["status"] == "ok"
+
+    m = report["monitors"]
+    assert m["rows"] == 30 * 5 * 2
+    assert set(m["seconds"]) >= {"baseline", "all_five"} and _positive(m["seconds"]["all_five"])
+
+    table = bench_nightly.format_table(report)
+    assert "[3]" in table and "[4]" in table
