@@ -1,0 +1,595 @@
+"""The rule health report: one self-contained HTML page.
+
+Inline CSS, inline SVG and one short inline script (a tooltip that reads the
+embedded data); no external resource, so the file opens offline from disk or
+as a mail attachment. Every section carries ``id`` and ``data-section``,
+every chart ``id`` and ``data-chart``, so tests and scripts can find them.
+
+The numbers behind the per-rule charts are embedded once as JSON
+(``<script type="application/json" id="report-data">``): per rule and day of
+the window, the counts the store holds, pooled over locales.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rulelife.config import Workspace
+from rulelife.report.charts import TimeChart, heatmap, histogram_pair, sparkline, stacked_bar
+from rulelife.report.data import Marker, ReportData, gather
+from rulelife.report.evaluation import evaluation_section, slug
+from rulelife.store import Store
+
+__all__ = ["SECTIONS", "ReportResult", "page", "render_report", "write_report"]
+
+# The page's top-level sections, in order (each is <section id=... data-section=...>).
+SECTIONS = ("bundle", "tickets", "auto-disables", "expiry", "rules", "evaluations", "residual")
+STATE_ORDER = ("active", "shadow", "candidate", "disabled", "expired", "retired")
+# Which markers each rule chart draws: lifecycle events (state changes,
+# promotions) everywhere; detections where their evidence is plotted.
+DETECTIONS = ("change_point", "cusum_alarm", "ticket")
+SHORT = {"auto_disable": "auto-disabled", "promote": "promoted", "revalidate": "revalidated",
+         "change_point": "change", "cusum_alarm": "alarm"}
+COVERAGE_CHECK = "coverage_drift"
+
+
+def _wanted(chart: str, marker) -> bool:
+    if marker.kind not in DETECTIONS:
+        return True
+    if chart == "agreement":
+        return marker.check != COVERAGE_CHECK
+    if chart == "cusum":
+        return marker.kind in ("change_point", "cusum_alarm")
+    if chart == "fire-rate":
+        return marker.check == COVERAGE_CHECK
+    return False
+
+CSS = """
+:root{--ink:#1d2330;--muted:#5b6475;--line:#d9dee7;--blue:#1f5fa8;--red:#c0392b;--orange:#d35400;--green:#1e8449}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);margin:0;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:14px 24px}
+header h1{margin:0;font-size:20px}
+header .meta{color:#c9d1de;margin:4px 0 0}
+nav{margin-top:8px}nav a{color:#9cc3ff;margin-right:14px;text-decoration:none}
+main{padding:8px 24px 40px;max-width:1200px;margin:auto}
+section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:12px 18px;margin:16px 0}
+section>h2{margin:4px 0 10px;font-size:18px}
+h3{font-size:15px;margin:14px 0 6px}h3 small,h2 small{color:var(--muted);font-weight:normal;margin-left:4px}
+h4{font-size:13px;margin:12px 0 4px;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
+table{border-collapse:collapse;margin:6px 0;font-size:13px}
+th,td{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top}
+th{color:var(--muted);font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:6px 18px}
+.figure{margin:4px 0}.figure p{margin:0;color:var(--muted);font-size:12px}
+svg.chart{width:100%;height:auto;display:block;overflow:visible}
+svg.spark{width:180px;height:34px;display:inline-block;vertical-align:middle;background:#fafbfc}
+svg text{font-size:10px;fill:#3a4252}
+.tick{fill:#5b6475}.grid{stroke:#eef0f4;fill:none}.axis{stroke:#9aa3b2;fill:none}
+.agree,.rate,.line,.s0,.s1,.s2,.s3,.s4,.s5{fill:none;stroke-width:1.6;stroke-linejoin:round}
+.agree{stroke:var(--blue)}.ci{fill:rgba(31,95,168,.18);stroke:none}
+.floor path,path.floor{stroke:var(--red);stroke-dasharray:4 3;fill:none}.floor text{fill:var(--red)}
+.hline path{stroke:var(--orange);stroke-dasharray:4 3;fill:none}.hline text{fill:var(--orange)}
+.rate{stroke:#2c3e50}.median{fill:none;stroke:#7f8c8d;stroke-dasharray:3 2}.band{fill:rgba(127,140,141,.16)}
+.shadow{fill:#7fa7c9}.line{stroke:var(--blue)}
+.s0{stroke:#1f5fa8}.s1{stroke:#d35400}.s2{stroke:#1e8449}.s3{stroke:#8e44ad}.s4{stroke:#b7950b}.s5{stroke:#566573}
+.legend.s0 rect{fill:#1f5fa8}.legend.s1 rect{fill:#d35400}.legend.s2 rect{fill:#1e8449}.legend.s3 rect{fill:#8e44ad}
+.legend.s4 rect{fill:#b7950b}.legend.s5 rect{fill:#566573}
+.legend.agree rect{fill:var(--blue)}.legend.ci rect{fill:rgba(31,95,168,.3)}.legend.rate rect{fill:#2c3e50}
+.legend.band rect{fill:rgba(127,140,141,.35)}.legend.median rect{fill:#7f8c8d}.legend.shadow rect{fill:#7fa7c9}
+.marker path{stroke:#6c7480;stroke-dasharray:2 2;fill:none}.marker text{fill:#4a5160}
+.marker.change_point path,.marker.cusum_alarm path{stroke:var(--orange);stroke-width:1.5;stroke-dasharray:none}
+.marker.change_point text,.marker.cusum_alarm text{fill:var(--orange);font-weight:600}
+.marker.auto_disable path,.marker.disable path{stroke:var(--red);stroke-width:1.5;stroke-dasharray:none}
+.marker.auto_disable text,.marker.disable text{fill:var(--red);font-weight:600}
+.marker.promote path,.marker.revalidate path{stroke:var(--green)}.marker.promote text{fill:var(--green)}
+.heatmap .dark{fill:#fff}.heatmap .light{fill:#1d2330}
+.part rect{fill:#9aa3b2}.state-active rect{fill:#1e8449}.state-shadow rect{fill:#5dade2}.state-candidate rect{fill:#f4d03f}
+.state-disabled rect{fill:#c0392b}.state-expired rect{fill:#e67e22}.state-retired rect{fill:#7f8c8d}
+.bar rect{fill:#7fa7c9}.bar.hot rect{fill:var(--red)}
+.first{fill:#c5cdd8}.second{fill:none;stroke:var(--orange);stroke-width:1.5}.legend.first rect{fill:#c5cdd8}
+.legend.second rect{fill:var(--orange)}
+.ci.ok{stroke:var(--green)}.ci.bad{stroke:var(--red)}.ci.open{stroke:var(--orange)}path.ci{stroke-width:2;fill:none}
+circle.ok{fill:var(--green)}circle.bad{fill:var(--red)}circle.open{fill:var(--orange)}
+article.rule,article.evaluation,article.ticket{border-top:1px solid var(--line);padding-top:6px;margin-top:10px}
+.badge{display:inline-block;border-radius:3px;padding:0 6px;font-size:12px;color:#fff!important;background:#7f8c8d}
+.legend text{stroke:none;fill:#3a4252;font-weight:normal}.cap{margin:6px 0 0;font-size:12px;color:#3a4252;font-weight:600}
+.badge.active,.badge.ok{background:var(--green)}.badge.disabled,.badge.bad,.badge.critical{background:var(--red)}
+.badge.warning,.badge.expired{background:var(--orange)}.badge.candidate{background:#b7950b}.badge.shadow{background:#2e86c1}
+span.ok,b.ok{color:var(--green)}span.bad,b.bad,.warn{color:var(--red)}
+.meta,.small,.note{color:var(--muted);font-size:12px}.note{font-style:italic}
+.kpis{display:flex;gap:24px;flex-wrap:wrap;margin:4px 0 8px}.kpi b{display:block;font-size:20px}
+.kpi span{color:var(--muted);font-size:12px}
+.evidence{display:flex;flex-wrap:wrap;gap:2px 16px;margin:4px 0;font-size:12px}.evidence i{color:var(--muted)}
+article.ticket h3{font-size:14px}
+.tip{position:absolute;background:#1d2330;color:#fff;font-size:12px;padding:5px 8px;border-radius:4px;
+white-space:pre;pointer-events:none;z-index:10}
+code{font-size:12px;background:#f0f2f5;padding:0 3px;border-radius:2px}
+"""
+
+# The tooltip: maps the mouse to a day of the chart and shows that day's
+# numbers from the embedded data. Nothing else on the page needs a script.
+SCRIPT = """
+(function () {
+  var holder = document.getElementById("report-data");
+  if (!holder) { return; }
+  var data = JSON.parse(holder.textContent);
+  var tip = document.createElement("div");
+  tip.className = "tip";
+  tip.hidden = true;
+  document.body.appendChild(tip);
+  function pct(a, n) { return n ? (100 * a / n).toFixed(1) + "%" : "n/a"; }
+  function dayOf(start, i) {
+    var d = new Date(start + "T00:00:00Z");
+    d.setUTCDate(d.getUTCDate() + i);
+    return d.toISOString().slice(0, 10);
+  }
+  function describe(svg, i) {
+    var lines = [dayOf(svg.getAttribute("data-start"), i)];
+    var rule = svg.getAttribute("data-rule");
+    var s = rule ? data.rules[rule] : null;
+    if (s) {
+      if (s.shadow_n[i] !== null) {
+        lines.push("agreement " + pct(s.agree_n[i], s.shadow_n[i]) + " (" + s.agree_n[i] + "/" + s.shadow_n[i] + ")");
+      }
+      if (s.traffic[i] !== null) {
+        lines.push("fires " + s.fires[i] + " of " + s.traffic[i] + " (" + pct(s.fires[i], s.traffic[i]) + ")");
+      }
+      if (s.median[i] !== null) { lines.push("90-day median " + (100 * s.median[i]).toFixed(2) + "%"); }
+      Object.keys(s.cusum).forEach(function (loc) {
+        if (s.cusum[loc][i] !== null) { lines.push("CUSUM " + loc + " " + s.cusum[loc][i]); }
+      });
+    } else if (svg.getAttribute("data-chart") === "savings") {
+      var b = data.bundle;
+      if (b.calls_saved[i] !== null) {
+        lines.push(b.calls_saved[i] + " model calls saved (" + b.fires[i] + " fires - " + b.shadow_n[i] + " shadow)");
+        lines.push("cost saved " + (b.calls_saved[i] * data.model_call_cost).toFixed(2));
+      }
+    }
+    return lines.join("\\n");
+  }
+  var charts = document.querySelectorAll("svg[data-days]");
+  Array.prototype.forEach.call(charts, function (svg) {
+    svg.addEventListener("mousemove", function (event) {
+      var box = svg.getBoundingClientRect();
+      var width = svg.viewBox.baseVal.width;
+      var x = (event.clientX - box.left) * width / box.width;
+      var days = Number(svg.getAttribute("data-days"));
+      var i = Math.floor((x - Number(svg.getAttribute("data-x0"))) / Number(svg.getAttribute("data-xw")) * days);
+      if (i < 0 || i >= days) { tip.hidden = true; return; }
+      tip.textContent = describe(svg, i);
+      tip.style.left = (event.pageX + 12) + "px";
+      tip.style.top = (event.pageY + 12) + "px";
+      tip.hidden = false;
+    });
+    svg.addEventListener("mouseleave", function () { tip.hidden = true; });
+  });
+})();
+"""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`write_report` wrote."""
+
+    path: Path
+    size: int  # bytes
+    sections: tuple[str, ...]
+    counts: dict[str, int]
+    since: date
+    until: date
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "size": self.size, "sections": list(self.sections), "counts": self.counts,
+                "since": self.since.isoformat(), "until": self.until.isoformat(), "seconds": round(self.seconds, 3)}
+
+
+def _e(value: object) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _pct(value, digits: int = 1) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}%}"
+
+
+def _table(headers: list[str], rows: list[list[object]], css: str = "", numeric: tuple[int, ...] = ()) -> str:
+    head = "".join(f'<th class="{"num" if i in numeric else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{c}</td>' for i, c in enumerate(row))
+                   + "</tr>" for row in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _json_script(data: dict) -> str:
+    # "<" escaped, so no value can close the script element.
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    return f'<script type="application/json" id="report-data">{text}</script>'
+
+
+def page(title: str, body: str, *, data: dict | None = None) -> str:
+    """A whole self-contained document: inline CSS, ``body``, the embedded data and the tooltip script."""
+    extra = (_json_script(data) + f"<script>{SCRIPT}</script>") if data is not None else ""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>{body}{extra}</body></html>")
+
+
+def _section(name: str, title: str, body: str) -> str:
+    return f'<section id="{name}" data-section="{name}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def _series(frame: pd.DataFrame, column: str, start: date, days: int) -> np.ndarray:
+    """A column of a per-day frame as an array over the window (NaN on missing days)."""
+    return _arrays(frame, start, days, [column])[column]
+
+
+def _arrays(frame: pd.DataFrame, start: date, days: int, columns: list[str]) -> dict[str, np.ndarray]:
+    """Columns of a per-day frame as arrays over the window (NaN on missing days)."""
+    out = {c: np.full(days, np.nan) for c in columns}
+    if frame.empty:
+        return out
+    index = ((frame["date"] - pd.Timestamp(start)).dt.days).to_numpy()
+    keep = (index >= 0) & (index < days)
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out[column][index[keep]] = values[keep]
+    return out
+
+
+def _ints(values: np.ndarray) -> list[int | None]:
+    return [None if not math.isfinite(v) else int(v) for v in values]
+
+
+def _floats(values: np.ndarray, digits: int) -> list[float | None]:
+    return [None if not math.isfinite(v) else round(float(v), digits) for v in values]
+
+
+# ---------------------------------------------------------------- the bundle today
+def _bundle(data: ReportData) -> str:
+    states = data.states["state"].value_counts().to_dict() if not data.states.empty else {}
+    parts = [(s, int(states.get(s, 0))) for s in STATE_ORDER]
+    total_calls = int(data.savings["calls_saved"].sum()) if not data.savings.empty else 0
+    kpis = [(str(states.get("active", 0)), "active rules"), (str(len(data.states)), "rules registered"),
+            (f"{total_calls:,}", "model calls saved in the window"),
+            (f"{total_calls * data.model_call_cost:,.2f}", f"cost saved ({data.model_call_cost:g} a call)"),
+            (str(len(data.tickets)), "open tickets"), (str(len(data.auto_disables)), "auto-disables in the window")]
+    out = ['<div class="kpis">' + "".join(f'<div class="kpi"><b>{_e(v)}</b><span>{_e(k)}</span></div>'
+                                          for v, k in kpis) + "</div>"]
+    out.append('<h3>Rules by state</h3><div class="figure">'
+               + stacked_bar("chart-states", "Registered rules by lifecycle state", parts) + "</div>")
+    by_state = data.states.groupby("state")["rule_id"].apply(list).to_dict() if not data.states.empty else {}
+    out.append(_table(["state", "rules", "ids"],
+                      [[f'<span class="badge {_e(s)}">{_e(s)}</span>', n,
+                        _e(", ".join(sorted(by_state.get(s, []))))] for s, n in parts if n],
+                      "states", numeric=(1,)))
+
+    cov = data.coverage
+    out.append(f"<h3>Coverage of traffic per intent × locale</h3><p class='small'>Fires of each intent's rules / "
+               f"traffic of the locale, {data.since}..{data.until}.</p>")
+    if cov.empty:
+        out.append('<p class="note">No metrics in the window.</p>')
+    else:
+        values = {(r.intent, r.locale): (None if pd.isna(r.coverage) else float(r.coverage)) for r in cov.itertuples()}
+        tips = {(r.intent, r.locale): f"{r.intent} in {r.locale}: {int(r.fires):,} fires / {int(r.traffic):,} queries"
+                                      f" = {_pct(None if pd.isna(r.coverage) else r.coverage, 2)}"
+                for r in cov.itertuples()}
+        out.append('<div class="figure">' + heatmap(
+            "chart-coverage", "Share of each locale's traffic answered by each intent's rules",
+            sorted(cov["intent"].unique()), sorted(cov["locale"].unique()), values, tips) + "</div>")
+
+    out.append("<h3>Model calls and cost saved per day</h3>")
+    chart = TimeChart("chart-savings", "savings", "Model calls saved per day (fires minus the shadow sample)",
+                      data.since, data.days, y_format="{:,.0f}")
+    chart.bars(_series(data.savings, "calls_saved", data.since, data.days), "shadow", "model calls saved")
+    out.append(f'<div class="figure">{chart.render()}<p>Each fire answers a query without the model, except the '
+               f'shadow sample, for which the model is called anyway; cost = calls × {data.model_call_cost:g}.</p></div>')
+    return _section("bundle", "The bundle today", "".join(out))
+
+
+# ---------------------------------------------------------------- attention
+def _rule_link(rule_id: str | None, known: set[str]) -> str:
+    if rule_id and rule_id in known:
+        return f'<a href="#rule-{slug(rule_id)}">{_e(rule_id)}</a>'
+    return _e(rule_id)
+
+
+def _evidence(prefix: str, evidence: dict, floor: float) -> str:
+    """A finding's evidence: scalars as a list, series as sparklines, example queries as a table."""
+    scalars, charts, examples = [], [], []
+    for key, value in evidence.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "value" in value[0]:
+            values = [p.get("value") for p in value]
+            known = [v for v in values if v is not None]
+            rng = f"{value[0]['date']}..{value[-1]['date']}"
+            last = f", last {known[-1]:.4g}" if known else ""
+            title = f"{key}: {len(value)} days {rng}{last}"
+            spark = sparkline(f"{prefix}-{slug(key)}", title, values, floor=floor if key == "agreement" else None)
+            charts.append(f"<div>{_e(key)} {spark}"
+                          f' <span class="small">{_e(rng)}{_e(last)}</span></div>')
+        elif key == "examples" and isinstance(value, list):
+            examples = value
+        elif isinstance(value, float):
+            scalars.append((key, f"{value:.4g}"))
+        elif isinstance(value, dict | list):
+            scalars.append((key, json.dumps(value, default=str)[:200]))
+        else:
+            scalars.append((key, str(value)))
+    out = ['<div class="evidence">' + "".join(f"<span><i>{_e(k)}</i> {_e(v)}</span>" for k, v in scalars) + "</div>"]
+    out += charts
+    if examples:
+        out.append(_table(["locale", "model said", "query"],
+                          [[_e(x.get("locale")), _e(x.get("model_intent")), _e(x.get("text"))] for x in examples[:5]],
+                          "examples"))
+    return "".join(out)
+
+
+def _tickets(data: ReportData, known: set[str]) -> str:
+    if not data.tickets:
+        return _section("tickets", "Open tickets", '<p class="note">No open ticket.</p>')
+    out = [_table(["#", "subject", "check", "severity", "locale", "findings", "first day", "last day"],
+                  [[t.id, _rule_link(t.subject, known), _e(t.check), f'<span class="badge {_e(t.severity)}">'
+                    f"{_e(t.severity)}</span>", _e(t.locale or "–"), t.findings, _e(t.first_day), _e(t.last_day)]
+                   for t in data.tickets], "tickets", numeric=(0, 5))]
+    for t in data.tickets:
+        out.append(f'<article class="ticket" id="ticket-{t.id}" data-ticket="{t.id}"><h3>#{t.id} {_e(t.title)}</h3>'
+                   + _evidence(f"ticket-{t.id}", t.evidence, data.floor) + "</article>")
+    return _section("tickets", f"Open tickets ({len(data.tickets)})", "".join(out))
+
+
+def _auto_disables(data: ReportData, known: set[str]) -> str:
+    if not data.auto_disables:
+        return _section("auto-disables", "Auto-disables in the window", '<p class="note">No rule was disabled by '
+                        f"the nightly job between {data.since} and {data.until}.</p>")
+    out = []
+    for row in data.auto_disables:
+        finding = json.loads(row.evidence or "{}")
+        out.append(f'<article class="ticket" data-rule="{_e(row.rule_id)}"><h3>{_rule_link(row.rule_id, known)} '
+                   f'<small>{_e(finding.get("day", row.at.date()))} · {_e(finding.get("check", ""))} · by '
+                   f'{_e(row.actor)}</small></h3><p>{_e(finding.get("summary", row.reason))}</p>'
+                   + _evidence(f"disable-{row.id}", finding.get("evidence") or {}, data.floor) + "</article>")
+    return _section("auto-disables", f"Auto-disables in the window ({len(data.auto_disables)})", "".join(out))
+
+
+def _expiry(data: ReportData, known: set[str]) -> str:
+    rows = data.near_expiry
+    intro = (f"<p class='small'>Active rules expiring within {data.revalidate_within_days} days of "
+             f"{data.generated_at:%Y-%m-%d} (or already past); `rulelife revalidate` renews them.</p>")
+    if rows.empty:
+        return _section("expiry", "Rules near expiry", intro + '<p class="note">None.</p>')
+    table = _table(["rule", "intent", "expires", "days left"],
+                   [[_rule_link(r.rule_id, known), _e(r.intent), _e(f"{r.expires_at:%Y-%m-%d %H:%M}"),
+                     f'<span class="{"bad" if r.days_left < 0 else ""}">{r.days_left:.1f}</span>']
+                    for r in rows.itertuples()], "expiry", numeric=(3,))
+    return _section("expiry", f"Rules near expiry ({len(rows)})", intro + table)
+
+
+# ---------------------------------------------------------------- per rule
+def _markers_on(chart: TimeChart, markers: list[Marker]) -> None:
+    for m in markers:
+        if not _wanted(chart.kind, m):
+            continue
+        if m.kind == "ticket":
+            label = m.label.split(" (")[0]
+        else:
+            label = SHORT.get(m.kind, m.kind) + (f" {m.locale}" if m.locale and m.kind in DETECTIONS else "")
+        chart.marker(m.day, m.kind, label, f"{m.label} on {m.day}: {m.detail}")
+
+
+def _rule_charts(data: ReportData, rule_id: str, rows: pd.DataFrame, cusum: pd.DataFrame,
+                 markers: list[Marker]) -> tuple[str, dict]:
+    start, days, key = data.since, data.days, slug(rule_id)
+    a = _arrays(rows, start, days, ["agree_n", "shadow_n", "agreement", "low", "high", "fires", "traffic",
+                                    "fire_rate", "median", "band_low", "band_high"])
+    agree, shadow, agreement, low, high = a["agree_n"], a["shadow_n"], a["agreement"], a["low"], a["high"]
+    attrs = {"data-rule": rule_id}
+
+    floor = data.floor
+    finite_low = low[np.isfinite(low)]
+    bottom = min(floor - 0.03, float(finite_low.min()) if finite_low.size else floor)
+    bottom = max(0.0, math.floor(bottom * 20) / 20)
+    chart = TimeChart(f"chart-{key}-agreement", "agreement",
+                      f"{rule_id}: daily agreement with the model (95% Wilson interval) against the {floor:.0%} floor",
+                      start, days, y=(bottom, 1.0), y_format="{:.0%}", attrs=attrs)
+    chart.band(low, high, "ci", "95% interval").line(agreement, "agree", "agreement")
+    chart.hline(floor, "floor", f"floor {floor:.0%}")
+    _markers_on(chart, markers)
+    out = [(f"Agreement with the model, daily, with its 95% Wilson interval; floor {floor:.0%}", chart.render())]
+
+    chart = TimeChart(f"chart-{key}-cusum", "cusum", f"{rule_id}: agreement CUSUM statistic S per locale"
+                      + (f" (alarm above h = {data.cusum_h:.2f})" if data.cusum_h else ""), start, days, attrs=attrs,
+                      y_format="{:g}")
+    series_by_locale = {}
+    for n, (locale, frame) in enumerate(cusum.groupby("locale", sort=True)):
+        # The monitor carries S over unknown days (too few shadow samples): so does the line.
+        values = pd.Series(_series(frame, "S", start, days)).ffill(limit_area="inside").to_numpy()
+        series_by_locale[str(locale)] = _floats(values, 2)
+        chart.line(values, f"s{n % 6}", str(locale))
+    if data.cusum_h is not None:
+        chart.hline(data.cusum_h, "hline", f"h {data.cusum_h:.2f}")
+    _markers_on(chart, markers)
+    note = "" if series_by_locale else (
+        f'<p>{_e(data.cusum_note or "No CUSUM yet: the monitor needs its baseline days of known agreement.")}</p>')
+    out.append(("CUSUM of the agreement shortfall per locale" + (f"; alarm above h = {data.cusum_h:.2f}"
+                if data.cusum_h is not None else ""), chart.render() + note))
+
+    rate, median = a["fire_rate"], a["median"]
+    chart = TimeChart(f"chart-{key}-fire-rate", "fire-rate",
+                      f"{rule_id}: fire rate with its {data.window_days}-day rolling median and ±{data.tolerance:.0%} band",
+                      start, days, y_format="{:.1%}", attrs=attrs)
+    chart.band(a["band_low"], a["band_high"], "band",
+               f"±{data.tolerance:.0%}")
+    chart.line(median, "median", "median").line(rate, "rate", "fire rate")
+    _markers_on(chart, markers)
+    out.append((f"Fire rate with its {data.window_days}-day rolling median and ±{data.tolerance:.0%} band",
+                chart.render()))
+
+    chart = TimeChart(f"chart-{key}-shadow", "shadow", f"{rule_id}: shadow sample size per day (model labels known)",
+                      start, days, y_format="{:,.0f}", attrs=attrs)
+    chart.bars(shadow, "shadow", "shadow sample")
+    _markers_on(chart, markers)
+    out.append(("Shadow sample per day (fires the model also labelled)", chart.render()))
+
+    embedded = {"agree_n": _ints(agree), "shadow_n": _ints(shadow), "fires": _ints(a["fires"]),
+                "traffic": _ints(a["traffic"]), "median": _floats(median, 6),
+                "cusum": series_by_locale}
+    return "".join(f'<div class="figure"><p class="cap">{_e(cap)}</p>{svg}</div>' for cap, svg in out), embedded
+
+
+def _needs_attention(data: ReportData) -> dict[str, list[str]]:
+    why: dict[str, list[str]] = {}
+    for t in data.tickets:
+        why.setdefault(t.subject, []).append(f"ticket #{t.id} {t.check}")
+    for row in data.auto_disables:
+        why.setdefault(row.rule_id, []).append("auto-disabled")
+    for m in data.markers:
+        if m.kind == "cusum_alarm":
+            why.setdefault(m.rule_id, []).append(f"CUSUM alarm {m.locale}")
+    for r in data.near_expiry.itertuples():
+        why.setdefault(r.rule_id, []).append("near expiry")
+    return why
+
+
+def _rules(data: ReportData) -> tuple[str, dict]:
+    rule_ids = data.rule_ids()
+    if not rule_ids:
+        return _section("rules", "Rules", '<p class="note">No daily metrics in the window; run '
+                        "`rulelife monitor nightly` first.</p>"), {}
+    why = _needs_attention(data)
+    states = data.states.set_index("rule_id") if not data.states.empty else pd.DataFrame()
+    order = sorted(rule_ids, key=lambda r: (r not in why, r))
+    daily = dict(tuple(data.daily.groupby("rule_id", sort=False)))
+    cusum = dict(tuple(data.cusum.groupby("rule_id", sort=False))) if not data.cusum.empty else {}
+    markers: dict[str, list[Marker]] = {}
+    for m in data.markers:
+        markers.setdefault(m.rule_id, []).append(m)
+
+    summary, articles, embedded = [], [], {}
+    for rule_id in order:
+        rows = daily[rule_id]
+        state = str(states.loc[rule_id, "state"]) if rule_id in states.index else "unregistered"
+        a, n = int(rows["agree_n"].sum()), int(rows["shadow_n"].sum())
+        last = rows[rows["shadow_n"].fillna(0) > 0].tail(1)
+        last_text = (f"{_pct(last['agreement'].iloc[0])} ({int(last['agree_n'].iloc[0])}/{int(last['shadow_n'].iloc[0])}"
+                     f" on {last['date'].iloc[0]:%m-%d})" if not last.empty else "n/a")
+        rule_cusum = cusum.get(rule_id, pd.DataFrame(columns=["locale", "date", "S"]))
+        s_last = rule_cusum.groupby("locale")["S"].last().max() if not rule_cusum.empty else float("nan")
+        link = f'<a href="#rule-{slug(rule_id)}">{_e(rule_id)}</a>'
+        summary.append([link, f'<span class="badge {_e(state)}">{_e(state)}</span>',
+                        f'<span data-metric="window-agreement">{_pct(a / n if n else None)}</span> ({a}/{n})',
+                        f'<span data-metric="last-agreement">{last_text}</span>',
+                        f"{rows['fires'].mean():,.0f}" if rows["fires"].notna().any() else "n/a",
+                        "n/a" if s_last != s_last else f"{s_last:.2f}",
+                        _e("; ".join(why.get(rule_id, [])))])
+        charts, embedded[rule_id] = _rule_charts(data, rule_id, rows, rule_cusum, markers.get(rule_id, []))
+        version = states.loc[rule_id, "version"] if rule_id in states.index else ""
+        expires = states.loc[rule_id, "expires_at"] if rule_id in states.index else None
+        head = (f'<h3>{_e(rule_id)}<small>@{_e(version)} · {_e(rows["intent"].iloc[0])}</small> '
+                f'<span class="badge {_e(state)}">{_e(state)}</span></h3>'
+                f'<p class="meta">window agreement {_pct(a / n if n else None)} ({a}/{n} shadow fires)'
+                + (f"; expires {expires:%Y-%m-%d}" if expires is not None and pd.notna(expires) else "")
+                + (f'; <span class="warn">{_e("; ".join(why[rule_id]))}</span>' if rule_id in why else "") + "</p>")
+        rule_markers = markers.get(rule_id, [])
+        plural = "s" if len(rule_markers) != 1 else ""
+        events = (f"<details><summary class='small'>{len(rule_markers)} event{plural} on the time line</summary>"
+                  + _table(["day", "event", "detail"], [[_e(m.day), _e(m.label), _e(m.detail)] for m in rule_markers])
+                  + "</details>") if rule_markers else ""
+        articles.append(f'<article class="rule" id="rule-{slug(rule_id)}" data-section="rule" '
+                        f'data-rule="{_e(rule_id)}">{head}<div class="grid2">{charts}</div>{events}</article>')
+    table = _table(["rule", "state", "agreement (window)", "agreement (last day)", "fires/day", "CUSUM S", "attention"],
+                   summary, "summary")
+    intro = ("<p class='small'>Per rule, pooled over its locales: agreement is agree_n / shadow_n of the shadow "
+             "sample; the CUSUM is the agreement monitor's statistic per locale at the rule's current version. "
+             "Rules needing attention come first. Hover a chart for a day's numbers.</p>")
+    return _section("rules", f"Rules ({len(order)})", intro + table + "".join(articles)), embedded
+
+
+# ---------------------------------------------------------------- evaluations and residual
+def _evaluations(data: ReportData) -> str:
+    if not data.evaluations:
+        return _section("evaluations", "Latest evaluations", '<p class="note">No rule has been evaluated yet.</p>')
+    blocks = [evaluation_section(e.metrics, passed=e.passed, reasons=e.reasons, floor=data.floor, at=e.at,
+                                 actor=e.actor, evaluation_id=e.id) for e in data.evaluations.values()]
+    passed = sum(e.passed for e in data.evaluations.values())
+    intro = (f"<p class='small'>The newest evaluation of each rule ({passed} of {len(blocks)} passed the gate).</p>")
+    return _section("evaluations", f"Latest evaluations ({len(blocks)})", intro + "".join(blocks))
+
+
+def _residual(data: ReportData) -> str:
+    view = data.residual
+    if view.analysis is None:
+        return _section("residual", "Residual traffic (left to the model)",
+                        f'<p class="note" data-empty="residual">{_e(view.note)}</p>')
+    a = view.analysis
+    summary = a.residual_summary()
+    edges = [*summary["bin_low"].tolist(), 1.0]
+    text = (f"<p>{_e(view.note)}: rules answer {_pct(a.coverage)} of {a.queries:,} queries "
+            f"({_pct(a.labelled_coverage)} of the {a.labelled:,} model-labelled ones). Mean model confidence on the "
+            f"residual <b>{a.residual_confidence_mean:.3f}</b> against {a.labelled_confidence_mean:.3f} on all "
+            f"labelled traffic; below 0.5: <b>{_pct(a.residual_low_confidence_share)}</b> against "
+            f"{_pct(a.labelled_low_confidence_share)}. If the rules take the easy queries, the residual's mass sits "
+            f"lower: tell whoever owns the model's thresholds and retraining.</p>")
+    chart = histogram_pair("chart-residual", "Model confidence: all labelled traffic against the residual no rule answers",
+                           edges, summary["labelled_share"].fillna(0).tolist(),
+                           summary["residual_share"].fillna(0).tolist(), ("all labelled traffic", "residual"))
+    return _section("residual", "Residual traffic (left to the model)", text + f'<div class="figure">{chart}</div>')
+
+
+def render_report(data: ReportData) -> str:
+    """The whole page of ``data``."""
+    known = set(data.rule_ids())
+    rules_html, embedded = _rules(data)
+    name = Path(data.workspace).name or data.workspace
+    nav = "".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in SECTIONS)
+    header = (f"<header><h1>Rule health · {_e(name)}</h1><p class='meta'>metrics {data.since} .. {data.until} "
+              f"({data.days} days) · generated {data.generated_at:%Y-%m-%d %H:%M} UTC · workspace "
+              f"{_e(data.workspace)}</p><nav>{nav}</nav></header>")
+    body = "".join([_bundle(data), _tickets(data, known), _auto_disables(data, known), _expiry(data, known),
+                    rules_html, _evaluations(data), _residual(data)])
+    savings = data.savings
+    embedded_data = {
+        "start": data.since.isoformat(), "days": data.days, "floor": data.floor,
+        "model_call_cost": data.model_call_cost, "rules": embedded,
+        "bundle": {name: _ints(_series(savings, name, data.since, data.days))
+                   for name in ("fires", "shadow_n", "calls_saved")},
+    }
+    return page(f"Rule health {data.since}..{data.until}", f"{header}<main>{body}</main>", data=embedded_data)
+
+
+def write_report(workspace: Workspace, out: Path, *, since: date | None = None, store: Store | None = None,
+                 until: date | None = None, now: datetime | None = None, residual: bool = True) -> ReportResult:
+    """Write the rule health report of ``workspace`` to ``out`` (one self-contained HTML file).
+
+    ``since`` / ``until`` bound the window (see :func:`rulelife.report.data.gather`);
+    ``residual=False`` skips reading the query log for the residual view.
+    The file is written atomically: a reader never sees half a report.
+    """
+    import time
+
+    from rulelife.operations import open_store
+
+    started = time.perf_counter()
+    own = store is None
+    store = store or open_store(workspace)
+    try:
+        data = gather(workspace, store, since=since, until=until, now=now, residual=residual)
+    finally:
+        if own:
+            store.dispose()
+    text = render_report(data)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return ReportResult(path=out, size=out.stat().st_size, sections=SECTIONS, counts=data.counts(),
+                        since=data.since, until=data.until, seconds=time.perf_counter() - started)
