@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     ticket_dir: Path = Field(Path("tickets"), description="folder sink: one JSON and Markdown file per ticket")
     webhook_url: str | None = Field(None, description="generic JSON webhook for ticket events (none: off)")
     webhook_attempts: int = Field(3, ge=1, description="delivery attempts per webhook event per run")
+    report_after_nightly: bool = Field(False, description="write the rule health page beside the tickets each night")
 
     @field_validator("dataset_mix")
     @classmethod
@@ -148,7 +149,9 @@ def _default_toml(values: dict[str, Any] | None = None) -> str:
             lines.append(f"# {field.description}")
             lines.append(f"# {name} = ")
             continue
-        if isinstance(default, Path):
+        if isinstance(default, bool):
+            value = "true" if default else "false"
+        elif isinstance(default, Path):
             value = f'"{default.as_posix()}"'
         elif isinstance(default, str):
             value = f'"{default}"'

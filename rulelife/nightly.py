@@ -33,7 +33,7 @@ from sqlmodel import delete, select
 from rulelife import registry
 from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
-from rulelife.errors import BundleError, LogError
+from rulelife.errors import BundleError, LogError, RulelifeError
 from rulelife.lifecycle import State
 from rulelife.metrics import MetricCounts, RuleVersionInfo, count_chunk, finalize, fp_json
 from rulelife.monitoring import Action, Finding, Monitor, MonitorContext, RuleInfo, empty_history
@@ -295,6 +295,20 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors)
     report.bundle, report.bundle_published = published.bundle.number, published.published
     if deliver:
         report.deliveries = deliver_pending(store, sinks_for(workspace))
+    if workspace.settings.report_after_nightly:
+        _write_page(workspace, store, report)
+
+
+def _write_page(workspace: Workspace, store: Store, report: NightlyReport) -> None:
+    """The morning view, fresh after every run; a failed page never fails the night."""
+    from rulelife.report import write_report
+
+    out = workspace.resolve(workspace.settings.ticket_dir) / "rule-health.html"
+    try:
+        write_report(workspace, out, store=store, residual=False)
+        report.notes.append(f"rule health page written to {out}")
+    except RulelifeError as exc:
+        report.notes.append(f"rule health page not written: {exc}")
 
 
 def _finish(store: Store, run_id: int, status: str, report: NightlyReport) -> None:

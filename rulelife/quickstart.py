@@ -4,10 +4,11 @@ In a fresh folder, with no network: a workspace (SQLite), the shipped rules of
 the example manga store, and simulated traffic in two periods. Before launch
 the model answers everything; those logs feed every rule's dataset, and each
 rule goes through the promotion gate (some are refused, with reasons). The
-promoted rules are published as a bundle and the live days are replayed
-through the runtime, as the chatbot would have served them, with the
-simulator's drift scenarios injected. The nightly job then runs over every
-live day: metrics, monitors, tickets and auto-disables.
+promoted rules are published as a bundle, and the live days are served day by
+day, as the chatbot would have, with the simulator's drift scenarios
+injected; after each day the nightly job runs (metrics, monitors, tickets,
+auto-disables, republish) and the next day is served with what it
+republished. It ends by writing the rule health page.
 
 The demo's shadow rate is 0.2, not the production default of 0.05: at ten
 thousand queries a day a 5% sample leaves most rules below the daily minimum
@@ -27,6 +28,7 @@ from rulelife import nightly, operations, promotion, registry, tickets
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, GateRefused
 from rulelife.replay import ReplaySummary, replay, summarize_replay
+from rulelife.report import write_report
 from rulelife.runtime import RuleClassifier
 from rulelife.simulate import default_scenarios, simulate_traffic, write_ground_truth, write_log
 
@@ -72,6 +74,7 @@ class QuickstartResult:
     model_call_cost: float
     nightly: list = field(default_factory=list)  # NightlyReport per live day
     tickets: list[dict] = field(default_factory=list)
+    report: Path | None = None  # the rule health page
 
     def to_dict(self) -> dict:
         return {
@@ -85,6 +88,7 @@ class QuickstartResult:
             "cost_saved": round(self.summary.model_calls_saved * self.model_call_cost, 4),
             "nightly": [r.to_dict() for r in self.nightly],
             "tickets": self.tickets,
+            "report": str(self.report) if self.report else None,
         }
 
     @property
@@ -142,27 +146,37 @@ def run_quickstart(
     history_end = launch - timedelta(days=1)
     promotion.build_datasets(workspace, candidates, since=start, until=history_end, actor=ACTOR, store=store)
     outcomes = _gate_all(workspace, store, candidates)
-    published = operations.publish_active(workspace, actor=ACTOR, store=store)
+    operations.publish_active(workspace, actor=ACTOR, store=store)
 
+    # The control loop, day by day: the runtime serves the day with the bundle
+    # CURRENT names (picking up what last night republished), then the
+    # nightly job judges that day, so a rule it disables stops answering.
     classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
-    live = replay(traffic[day >= launch], classifier)
-    write_log(live, workspace.log_dir)
-    intents = {rule.id: rule.intent for rule in published.bundle.rules}
-    summary = summarize_replay(live[live["ts"].dt.date == last], intents)
-    reports = nightly.backfill(workspace, launch, last, store=store, actor="nightly")
+    reports = []
+    served = None
+    for offset in range(live_days):
+        current = launch + timedelta(days=offset)
+        classifier.refresh()
+        served = replay(traffic[day == current], classifier)
+        write_log(served, workspace.log_dir)
+        reports.append(nightly.run_nightly(workspace, current, store=store, actor="nightly"))
+    intents = {rule.id: rule.intent for rule in classifier.bundle.rules}
+    summary = summarize_replay(served, intents)
     opened = [tickets.ticket_dict(t) for t in tickets.list_tickets(store, status="all")]
+    report = write_report(workspace, workspace.root / "rule-health.html", store=store)
     store.dispose()
     return QuickstartResult(
         workspace=workspace,
         history=(start, history_end),
         live=(launch, last),
         gate=outcomes,
-        bundle_number=published.bundle.number,
+        bundle_number=classifier.bundle_version,
         day=last,
         summary=summary,
         model_call_cost=workspace.settings.model_call_cost,
         nightly=reports,
         tickets=opened,
+        report=report.path,
     )
 
 

@@ -25,6 +25,7 @@ from rulelife.cli._common import (
     workspace,
 )
 from rulelife.config import Workspace
+from rulelife.report.cli import report_command
 from rulelife.lifecycle import State
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.command("promote")(gate_commands.promote)
 app.command("revalidate")(gate_commands.revalidate)
 app.command("analyze")(gate_commands.analyze)
 app.command("mine")(mine_commands.mine)
+app.command("report")(report_command)
 
 
 @app.callback()
@@ -228,6 +230,7 @@ def quickstart(
     console.print(table("auto-disabled by the nightly job", ["day", "rule"],
                         [[day, rule_id] for day, rule_id in result.disabled]) if result.disabled
                   else "no rule was auto-disabled")
+    console.print(f"rule health page: {result.report}", highlight=False)
     console.print(table(f"tickets ({len(result.tickets)}; files under {ws.resolve(ws.settings.ticket_dir)})",
                         ["id", "subject", "check", "severity", "findings", "first day", "last day", "status"],
                         [[t["id"], t["subject"], t["check"], t["severity"], t["findings"], t["first_day"],

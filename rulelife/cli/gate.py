@@ -87,9 +87,20 @@ def print_evaluation(result: promotion.EvaluationResult) -> None:
         console.print(f"  {'ok ' if check.passed else 'NO '} {check.name}: {check.detail}", highlight=False)
 
 
-def evaluate(ctx: typer.Context, rule_id: RuleArgument, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+def evaluate(
+    ctx: typer.Context,
+    rule_id: RuleArgument,
+    actor: ActorOption = "cli",
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the evaluation as a page for reviewers.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Evaluate a rule's latest version on its newest dataset and show what the gate would say."""
     result = promotion.evaluate(workspace(ctx), rule_id, actor=actor)
+    if html is not None:
+        from rulelife.report import render_evaluation_html
+
+        html.write_text(render_evaluation_html(result), encoding="utf-8")
+        err_console.print(f"evaluation page: {html}", highlight=False)
     if as_json:
         print_json(result.to_dict())
     else:
