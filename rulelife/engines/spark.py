@@ -1,0 +1,378 @@
+"""The Spark executor of the daily counts, and a local session for tests and the CLI.
+
+The only module of rulelife that touches pyspark, and only inside functions:
+``import rulelife`` (and this module) never starts or imports Spark.
+
+The job, for a day or a range::
+
+    spark.read.parquet(files)                  # local paths, s3://, hdfs://, ...
+      .where(ts in window or ts is null)       # pushed down to Parquet row groups
+      .select(needed columns, row checks)      # strings only where count_chunk reads them
+      .mapInArrow(partial_rows)                # per partition: coerce -> count_chunk per
+                                               #   batch, added up; one batch of partials out
+      .groupBy(kind, keys...).agg(sum, ...)    # adds the partitions' partials
+      .collect()                               # a few thousand rows to the driver
+
+and the driver rebuilds a :class:`~rulelife.metrics.MetricCounts`, so
+``finalize`` and the metrics writes are exactly the local path's.
+
+Row checks: the reader's per-row checks (null query_id, ts and text, blank
+text, confidence outside [0, 1], unknown model_intent) run as Spark column
+expressions in the same pass and travel to the workers as one integer a
+row; failing rows are left out of the counts and counted per reason in the
+LogReport, so a bad row changes no metric on either engine and is never
+dropped unseen. What Spark does not do is the per-file query_id uniqueness
+check (a shuffle of every id, the costliest step by far at 10^9 rows) and
+writing quarantine files: a log read here is expected to be deduplicated
+upstream, and the local engine on a day (or the upstream job's own checks)
+produces the quarantine files. See docs/spark.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rulelife.errors import LogError
+from rulelife.metrics import MetricCounts, count_chunk
+from rulelife.querylog import LogReport
+from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce
+from rulelife.querylog.sources import LogSource, day_of, describe, resolve
+
+__all__ = ["JOB_CONF", "count_spark", "local_session", "partial_rows"]
+
+# Set on the session for the duration of a count (and restored after).
+JOB_CONF = {
+    # Arrow batches of 128K rows: the 10K default costs ~14 % more CPU in
+    # per-batch overheads (a pandas groupby per batch in count_chunk).
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "131072",
+    # Day windows and naive Parquet timestamps are UTC by the log contract.
+    "spark.sql.session.timeZone": "UTC",
+}
+_KEYS = ("kind", "date", "rule_id", "rule_version", "locale", "model_intent", "reason")
+_SUMS = ("fires", "shadow_n", "agree_n", "safety_fp", "n")
+_EXAMPLE = ("ex_query_id", "ex_text", "ex_locale", "ex_model_intent")
+_SCHEMA = pa.schema(
+    [("kind", pa.string()), ("date", pa.date32())]
+    + [(k, pa.string()) for k in _KEYS[2:]]
+    + [(k, pa.int64()) for k in _SUMS]
+    + [(k, pa.string()) for k in _EXAMPLE]
+)
+_DDL = ", ".join(f"{f.name} {'date' if f.type == pa.date32() else 'bigint' if f.type == pa.int64() else 'string'}"
+                 for f in _SCHEMA)
+
+
+def local_session(cores: int | None = None, *, app_name: str = "rulelife", conf: Mapping[str, str] | None = None):
+    """A ``local[cores]`` SparkSession set up for rulelife (default: every core).
+
+    Handles the local-mode pitfalls: the driver binds to 127.0.0.1 (a
+    hostname that does not resolve otherwise stalls start-up), the UI is off,
+    shuffle partitions are 2 × cores instead of 200 (each is a task), Arrow
+    is on with large batches, and the workers run this interpreter (the venv
+    that has rulelife), not whatever ``python3`` is on PATH.
+    """
+    with warnings.catch_warnings():
+        # pyspark warns about pandas >= 3 on import; rulelife hands Spark
+        # Arrow batches and collects plain rows, never a pandas conversion.
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
+
+    cores = cores or os.cpu_count() or 1
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    settings = {
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": str(2 * cores),
+        "spark.default.parallelism": str(2 * cores),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.pyspark.python": sys.executable,
+        **JOB_CONF,
+        **(conf or {}),
+    }
+    builder = SparkSession.builder.master(f"local[{cores}]").appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _paths(source: LogSource, since: dt.date | None, until: dt.date | None, quarantine_dir: Path | None,
+           report: LogReport) -> list[str]:
+    """Files (or URIs) to read: local paths are resolved and day-pruned as the local reader does."""
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    remote = [str(i) for i in items if "://" in str(i)]
+    local = [i for i in items if "://" not in str(i)]
+    paths = list(remote)
+    if local:
+        for path in resolve(local, exclude=quarantine_dir):
+            day = day_of(path)
+            if day is not None and ((since and day < since) or (until and day > until)):
+                report.files_skipped.append(str(path))
+            elif path.suffix.lower() != ".parquet":
+                raise LogError(f"{path}: the Spark engine reads Parquet only; convert the CSV log to Parquet "
+                               "or use --engine local")
+            else:
+                paths.append(str(path))
+    if not paths:
+        raise LogError(
+            f"no file of {describe(source)} holds a day between {since or 'the start'} and {until or 'the end'} "
+            f"({len(report.files_skipped)} file(s) named for other days)"
+        )
+    return paths
+
+
+# The reader's per-row checks, named as its great-expectations reasons, as
+# Spark column expressions (bit i of the shipped ``bad`` column is check i).
+# Blank text: Java's \s under (?U) is Unicode White_Space, which is what the
+# reader's utf8_trim_whitespace strips.
+_CHECKS = (
+    ("expect_column_values_to_not_be_null(query_id)", lambda F, known: F.col("query_id").isNull()),
+    ("expect_column_values_to_not_be_null(ts)", lambda F, known: F.col("ts").isNull()),
+    ("expect_column_values_to_not_be_null(text)", lambda F, known: F.col("text").isNull()),
+    ("expect_column_value_lengths_to_be_between(text)", lambda F, known: F.col("text").rlike(r"(?U)^\s*$")),
+    ("expect_column_values_to_be_between(model_confidence)",
+     lambda F, known: (F.col("model_confidence") < 0) | (F.col("model_confidence") > 1)),
+    ("expect_column_values_to_be_in_set(model_intent)",
+     lambda F, known: F.col("model_intent").isNotNull() & ~F.col("model_intent").isin(*sorted(known))
+     if known else F.lit(False)),
+)
+
+
+def _projection(F, known: frozenset[str] | None) -> list:
+    """The columns shipped to the workers: everything count_chunk reads, and only where it reads it.
+
+    count_chunk reads ts and locale of every row (traffic), rule_id,
+    rule_version, shadow and model_intent of rule hits, and query_id and
+    text of labelled hits (the disagreeing examples). Other rows get nulls
+    there, so the strings that make most of a log's bytes never leave the
+    JVM; the checks run here and travel as one integer.
+    """
+    hit = F.col("rule_id").isNotNull()
+    labelled = hit & F.col("shadow") & F.col("model_intent").isNotNull()
+    bad = F.lit(0)
+    for bit, (_, check) in enumerate(_CHECKS):
+        bad = bad + F.when(check(F, known), 1 << bit).otherwise(0)
+    return [
+        F.col("ts"), F.col("locale"), F.col("rule_id"), F.col("rule_version"), F.col("shadow"),
+        F.when(hit, F.col("model_intent")).alias("model_intent"),
+        F.when(labelled, F.col("query_id")).alias("query_id"),
+        F.when(labelled, F.col("text")).alias("text"),
+        bad.cast("int").alias("bad"),
+    ]
+
+
+def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], safety: Sequence[str]
+                 ) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: one partition's batches (see _projection) -> one batch of partial count rows.
+
+    The batches are added up here, so a partition ships its totals, not one
+    set of rows per batch. Unknown rule ids come back as rows, so the driver
+    raises the local engine's error instead of a worker traceback.
+    """
+    counts = MetricCounts()
+    rows, quarantined, unknown = 0, 0, set()
+    reasons: Counter[str] = Counter()
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        bad = table.column("bad").to_numpy()
+        frame, _ = coerce(table.drop_columns(["bad"]), Path("<spark partition>"))
+        rows += len(frame)
+        if bad.any():
+            quarantined += int((bad != 0).sum())
+            for bit, (reason, _) in enumerate(_CHECKS):
+                hits = int(((bad >> bit) & 1).sum())
+                if hits:
+                    reasons[reason] += hits
+            frame = frame[bad == 0].reset_index(drop=True)
+        missing = set(frame["rule_id"].dropna().unique()) - set(intents)
+        if missing:
+            unknown |= missing
+            continue
+        if len(frame):
+            counts = counts + count_chunk(frame, intents, safety)
+    yield _to_batch(counts, rows, quarantined, reasons, unknown)
+
+
+def _to_batch(counts: MetricCounts, rows: int, quarantined: int, reasons: Counter, unknown: set[str]) -> pa.RecordBatch:
+    parts = [
+        counts.hits.assign(kind="hit"),
+        counts.classes.assign(kind="class"),
+        counts.traffic.rename(columns={"traffic": "n"}).assign(kind="traffic"),
+        pd.DataFrame({"kind": "read", "reason": ["rows", "quarantined"], "n": [rows, quarantined]}),
+        pd.DataFrame({"kind": "bad", "reason": list(reasons), "n": list(reasons.values())}),
+        pd.DataFrame({"kind": "unknown", "rule_id": sorted(unknown), "n": 1}),
+        pd.DataFrame([{"kind": "example", "rule_id": rule_id, "ex_query_id": e["query_id"], "ex_text": e["text"],
+                       "ex_locale": e["locale"], "ex_model_intent": e["model_intent"]}
+                      for rule_id, found in counts.examples.items() for e in found],
+                     columns=["kind", "rule_id", *_EXAMPLE]),
+    ]
+    frame = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    columns = {}
+    for field in _SCHEMA:
+        values = frame[field.name] if field.name in frame else pd.Series([None] * len(frame))
+        if field.type == pa.date32():
+            values = pd.to_datetime(values).dt.date.astype(object).where(values.notna(), None)
+        elif field.type == pa.int64():
+            values = values.fillna(0).astype("int64")
+        else:
+            values = values.astype(object).where(values.notna(), None)
+        columns[field.name] = pa.array(values.tolist(), type=field.type)
+    return pa.RecordBatch.from_pydict(columns, schema=_SCHEMA)
+
+
+# Spark reads Parquet with its stored types; a column stored otherwise (ts
+# as text, say) would compare wrongly, so it is refused instead of parsed.
+_TYPES = {
+    "ts": ("timestamp", "timestamp_ntz"),
+    "model_confidence": ("double", "float", "decimal"),
+    "bundle_version": ("bigint", "int", "smallint", "tinyint"),
+    "shadow": ("boolean",),
+}
+
+
+def _check_columns(dtypes: Sequence[tuple[str, str]], source: str) -> None:
+    names = [name for name, _ in dtypes]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise LogError(f"{source}: missing required column(s) {', '.join(missing)}; a query log needs "
+                       f"{', '.join(REQUIRED_COLUMNS)}")
+    absent = [c for c in RUNTIME_COLUMNS if c not in names]
+    if absent:
+        raise LogError(f"{source}: missing the runtime column(s) {', '.join(absent)}; this job needs the log the "
+                       "chatbot runtime writes (rule hits and the shadow flag), not a model-only log")
+    for name, kind in dtypes:
+        allowed = _TYPES.get(name)
+        if allowed and kind.split("(")[0] not in allowed:
+            raise LogError(f"{source}: column {name!r} is stored as {kind}, the Spark engine needs "
+                           f"{' or '.join(allowed)}; rewrite the column or use --engine local, which parses text")
+
+
+def _read(spark, F, paths: list[str], since, until, source: str, report: LogReport):
+    """The log's rows of the window (and rows without a ts: they are bad rows to count)."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        frame = spark.read.parquet(*paths)
+    except AnalysisException as exc:
+        raise LogError(f"Spark cannot read the log at {source}: {str(exc).splitlines()[0]}") from None
+    _check_columns(frame.dtypes, source)
+    report.files_read.extend(frame.inputFiles())
+    if not (since or until):
+        return frame
+    inside = F.lit(True)
+    if since:
+        inside = inside & (F.col("ts") >= F.lit(dt.datetime.combine(since, dt.time(), dt.UTC)))
+    if until:
+        inside = inside & (F.col("ts") < F.lit(dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC)))
+    return frame.where(F.col("ts").isNull() | inside)
+
+
+def count_spark(spark, workspace, since, until, source, report: LogReport) -> tuple[MetricCounts, list[int]]:
+    """The ``spark`` engine on session ``spark`` (see the module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the pandas-version check (see local_session)
+        from pyspark.sql import functions as F
+
+    from rulelife.engines.local import BundleIntents, no_rows_error, unknown_rules_error
+
+    settings = workspace.settings
+    paths = _paths(source, since, until, workspace.quarantine_dir, report)
+    saved = {key: spark.conf.get(key, None) for key in JOB_CONF}
+    for key, value in JOB_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        frame = _read(spark, F, paths, since, until, describe(source), report)
+        # The rule -> intent map is a few KB: found from the distinct bundle
+        # numbers (one pruned column), shipped in the closure, never a matcher.
+        numbers = [r[0] for r in frame.select("bundle_version").where(F.col("bundle_version").isNotNull())
+                   .distinct().collect()]
+        bundles = BundleIntents(workspace.bundle_dir)
+        bundles.add(numbers)
+        intents, safety = dict(bundles.intents), list(settings.safety_intents)
+        known = frozenset(settings.intents) if settings.intents else None
+
+        def partial(batches):
+            return partial_rows(batches, intents, safety)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the pandas-version check again (see local_session)
+            parts = frame.select(*_projection(F, known)).mapInArrow(partial, _DDL)
+        example = F.when(F.col("kind") == "example", F.struct(*[F.col(c) for c in _EXAMPLE]))
+        # A few thousand summed rows: collect() them plainly (toPandas would
+        # add nothing but pyspark's pandas-version checks).
+        rows = parts.groupBy(*_KEYS).agg(
+            *[F.sum(c).alias(c) for c in _SUMS],
+            F.slice(F.array_sort(F.collect_list(example)), 1, 3).alias("examples"),
+        ).collect()
+        summed = pd.DataFrame([r.asDict() for r in rows], columns=[*_KEYS, *_SUMS, "examples"])
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+    unknown = sorted(summed.loc[summed["kind"] == "unknown", "rule_id"])
+    if unknown:
+        raise unknown_rules_error(f"rule ids in the log that no bundle of the day holds: {unknown}")
+    _fill_report(report, summed)
+    if report.rows_valid == 0:
+        raise no_rows_error(describe(source), report, since, until)
+    return _to_counts(summed), sorted(bundles.numbers)
+
+
+def _fill_report(report: LogReport, summed: pd.DataFrame) -> None:
+    read = dict(zip(summed.loc[summed["kind"] == "read", "reason"], summed.loc[summed["kind"] == "read", "n"]))
+    report.rows_read += int(read.get("rows", 0))
+    report.rows_quarantined += int(read.get("quarantined", 0))
+    report.rows_valid += int(read.get("rows", 0)) - int(read.get("quarantined", 0))
+    bad = summed[summed["kind"] == "bad"]
+    report.reasons.update({str(k): int(v) for k, v in zip(bad["reason"], bad["n"])})
+
+
+def _to_counts(summed: pd.DataFrame) -> MetricCounts:
+    """The MetricCounts the local engine would have added up, from the summed rows."""
+    empty = MetricCounts()
+    keys = ["date", "rule_id", "rule_version", "locale"]
+
+    def part(kind: str, columns: list[str], by: list[str], template: pd.DataFrame) -> pd.DataFrame:
+        rows = summed[summed["kind"] == kind]
+        if rows.empty:
+            return template
+        out = rows[columns].copy()
+        out["date"] = pd.to_datetime(out["date"]).astype("datetime64[us]")
+        for column in columns:
+            if column in _SUMS:
+                out[column] = out[column].astype("int64")
+            elif column != "date":
+                out[column] = out[column].astype(str)
+        return out.sort_values(by, ignore_index=True)
+
+    hits = part("hit", [*keys, "fires", "shadow_n", "agree_n", "safety_fp"], keys, empty.hits)
+    classes = part("class", [*keys, "model_intent", "n"], [*keys, "model_intent"], empty.classes)
+    traffic = part("traffic", ["date", "locale", "n"], ["date", "locale"], empty.traffic)
+    traffic = traffic.rename(columns={"n": "traffic"})
+    examples: dict[str, list[dict]] = {}
+    for row in summed[summed["kind"] == "example"].itertuples(index=False):
+        found: dict[str, dict] = {}
+        for item in row.examples:
+            item = item.asDict() if hasattr(item, "asDict") else dict(item)
+            found.setdefault(item["ex_query_id"], {"query_id": item["ex_query_id"], "text": item["ex_text"],
+                                                   "locale": item["ex_locale"],
+                                                   "model_intent": item["ex_model_intent"]})
+        examples[str(row.rule_id)] = [found[q] for q in sorted(found)][:3]
+    return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
