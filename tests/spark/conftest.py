@@ -1,0 +1,70 @@
+"""Fixtures of the engine tests: a generated runtime log and one SparkSession.
+
+The log: several simulated days and locales, replayed through bundles of the
+shipped rules (two bundles, so a day names more than one), shadow rows at a
+raised rate so every rule has some, a few bad rows, two files a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rulelife.bundle import BundleStore
+from rulelife.config import Workspace
+from rulelife.replay import replay
+from rulelife.rules import load_rules
+from rulelife.runtime import RuleClassifier
+from rulelife.simulate import simulate_traffic
+
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+START = dt.date(2026, 3, 2)
+DAYS = 3
+SHADOW_RATE = 0.25
+
+
+def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 1500, seed: int = 5,
+                     files_per_day: int = 2, bad_rows: bool = True) -> tuple[Workspace, Path]:
+    """A workspace with two published bundles and its runtime log under ``root/log``."""
+    workspace = Workspace.create(root / "ws")
+    bundles = BundleStore(workspace.bundle_dir)
+    rules = [rf.rule for rf in load_rules(SHIPPED_RULES)]
+    bundles.build_and_publish(rules, actor="test")
+    first = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
+    # The second bundle drops two rules: the last day is served by it.
+    bundles.build_and_publish(sorted(rules, key=lambda r: r.id)[2:], actor="test")
+    second = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
+    log = simulate_traffic(start=START, days=days, queries_per_day=queries_per_day, seed=seed)
+    last_day = log["ts"].dt.date == START + dt.timedelta(days=days - 1)
+    replayed = pd.concat([replay(log[~last_day].reset_index(drop=True), first),
+                          replay(log[last_day].reset_index(drop=True), second)], ignore_index=True)
+    if bad_rows:
+        replayed.loc[7, "model_confidence"] = 1.5  # out of [0, 1]
+        replayed.loc[11, "text"] = "   "  # blank
+        replayed.loc[len(replayed) - 3, "model_intent"] = "weather"  # not an intent the model has
+    out = root / "log"
+    for day, frame in replayed.groupby(replayed["ts"].dt.date):
+        folder = out / f"date={day}"
+        folder.mkdir(parents=True)
+        size = -(-len(frame) // files_per_day)
+        for part in range(files_per_day):
+            frame.iloc[part * size:(part + 1) * size].to_parquet(folder / f"part-{part:03d}.parquet", index=False)
+    return workspace, out
+
+
+@pytest.fixture(scope="session")
+def runtime_log(tmp_path_factory) -> tuple[Workspace, Path]:
+    return make_runtime_log(tmp_path_factory.mktemp("engines"))
+
+
+@pytest.fixture(scope="session")
+def spark(spark_available):
+    """One local[2] session for every Spark test of the run."""
+    from rulelife.engines import local_session
+
+    session = local_session(2, app_name="rulelife-tests")
+    yield session
+    session.stop()

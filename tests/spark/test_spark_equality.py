@@ -1,0 +1,57 @@
+"""The Spark engine and the local engine produce the same metrics table, row for row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from rulelife import engines
+from rulelife.bundle import BundleStore
+from rulelife.config import Workspace
+from rulelife.errors import LogError
+from rulelife.metrics import finalize
+from rulelife.nightly import _live_rules
+from rulelife.querylog import LogReport
+
+from .conftest import DAYS, START
+
+pytestmark = pytest.mark.spark
+
+RANGE = (START, START + dt.timedelta(days=DAYS - 1))
+
+
+def metrics(workspace, window, log, engine, spark=None):
+    report = LogReport()
+    counts, numbers = engines.daily_counts(workspace, window, log=log, engine=engine, spark=spark, report=report)
+    live, _ = _live_rules(BundleStore(workspace.bundle_dir), numbers)
+    return finalize(counts, live), counts.examples, numbers, report
+
+
+@pytest.mark.parametrize("window", [RANGE, RANGE[1]], ids=["every_day", "last_day"])
+def test_spark_metrics_equal_local_row_for_row(spark, runtime_log, window):
+    workspace, log = runtime_log
+    local = metrics(workspace, window, log, "local")
+    remote = metrics(workspace, window, log, "spark", spark)
+    pd.testing.assert_frame_equal(remote[0], local[0])
+    assert remote[1] == local[1]  # the example queries of each rule
+    assert remote[2] == local[2]  # the bundles the log names
+    assert (remote[3].rows_read, remote[3].rows_valid, remote[3].rows_quarantined, remote[3].reasons) == (
+        local[3].rows_read, local[3].rows_valid, local[3].rows_quarantined, local[3].reasons)
+
+
+def test_the_generated_log_exercises_what_it_should(spark, runtime_log):
+    workspace, log = runtime_log
+    table, examples, numbers, report = metrics(workspace, RANGE, log, "spark", spark)
+    assert numbers == [1, 2]
+    assert table["date"].nunique() == DAYS and table["locale"].nunique() == 3
+    assert table["shadow_n"].sum() > 0 and (table["agree_n"] < table["shadow_n"]).any()
+    assert examples and report.rows_quarantined == 3
+
+
+def test_a_bundle_missing_from_the_store_is_an_error(spark, runtime_log, tmp_path):
+    _, log = runtime_log
+    empty = Workspace.create(tmp_path / "other")
+    with pytest.raises(LogError, match="the log names bundle 1, which cannot be loaded"):
+        engines.daily_counts(empty, RANGE, log=log, engine="spark", spark=spark)
