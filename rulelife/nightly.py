@@ -30,16 +30,16 @@ from pathlib import Path
 import pandas as pd
 from sqlmodel import delete, select
 
-from rulelife import registry
+from rulelife import engines, registry
 from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import BundleError, LogError, RulelifeError
 from rulelife.lifecycle import State
-from rulelife.metrics import MetricCounts, RuleVersionInfo, count_chunk, finalize, fp_json
+from rulelife.metrics import RuleVersionInfo, finalize, fp_json
 from rulelife.monitoring import Action, Finding, Monitor, MonitorContext, RuleInfo, empty_history
 from rulelife.operations import open_store, publish_active
 from rulelife.plugins import MONITORS, load_plugin
-from rulelife.querylog import LogReport, iter_log
+from rulelife.querylog import LogReport
 from rulelife.store import DailyMetricRow, NightlyRunRow, RuleStateRow, Store, TicketRow, utcnow
 from rulelife.tickets import DeliveryReport, FolderSink, WebhookSink, deliver_pending, record_event, record_finding
 
@@ -93,7 +93,7 @@ def sinks_for(workspace: Workspace) -> dict[str, FolderSink | WebhookSink]:
     return sinks
 
 
-def _live_rules(bundles: BundleStore, numbers: Sequence[int]) -> tuple[list[RuleVersionInfo], list[str]]:
+def live_rules(bundles: BundleStore, numbers: Sequence[int]) -> tuple[list[RuleVersionInfo], list[str]]:
     notes = []
     infos: dict[tuple[str, str], RuleVersionInfo] = {}
     if not numbers:
@@ -112,33 +112,10 @@ def _live_rules(bundles: BundleStore, numbers: Sequence[int]) -> tuple[list[Rule
     return list(infos.values()), notes
 
 
-def _count_day(workspace: Workspace, day: date, source, report: LogReport):
-    """Stream the day's log into additive counts; return counts and bundle numbers seen."""
-    settings = workspace.settings
-    bundles = BundleStore(workspace.bundle_dir)
-    counts = MetricCounts()
-    numbers: set[int] = set()
-    intents: dict[str, str] = {}
-    chunks = iter_log(source, since=day, until=day, known_intents=settings.intents or None,
-                      quarantine_dir=workspace.quarantine_dir, report=report, require_runtime=True)
-    for chunk in chunks:
-        seen = {int(n) for n in chunk["bundle_version"].dropna().unique()}
-        for number in seen - numbers:
-            try:
-                intents.update({r.id: r.intent for r in bundles.load(number).rules})
-            except BundleError as exc:
-                raise LogError(f"the log names bundle {number}, which cannot be loaded ({exc})") from None
-        numbers |= seen
-        try:
-            counts = counts + count_chunk(chunk, intents, settings.safety_intents)
-        except KeyError as exc:
-            raise LogError(f"{exc.args[0]}; is --log the runtime's log for this bundle store?") from None
-    return counts, sorted(numbers)
-
-
-def _read_day(workspace: Workspace, day: date, source, report: NightlyReport, log_report: LogReport):
+def _read_day(workspace: Workspace, day: date, source, report: NightlyReport, log_report: LogReport,
+              engine: str, spark):
     try:
-        return _count_day(workspace, day, source, log_report)
+        return engines.daily_counts(workspace, day, log=source, engine=engine, spark=spark, report=log_report)
     except LogError as exc:
         message = str(exc)
         if log_report.rows_read == 0 and log_report.files_read and "the files are empty" in message:
@@ -241,12 +218,17 @@ def run_nightly(
     store: Store | None = None,
     deliver: bool = True,
     monitors: Sequence[Monitor] | None = None,
+    engine: str = "local",
+    spark=None,
 ) -> NightlyReport:
     """Run the nightly job for ``day`` (see the module docstring); raise
     :class:`~rulelife.errors.JobLocked` if another run holds the lock.
 
     ``monitors`` overrides the configured ones (``Settings.monitors``, found
     by entry-point name), e.g. to run a team's monitor objects directly.
+    ``engine`` counts the day's log locally (``local``, ``local-pool``) or on
+    Apache Spark (``spark``, with an optional session); see
+    :mod:`rulelife.engines`. Everything after the counting is the same.
     """
     store = store or open_store(workspace)
     report = NightlyReport(day=day)
@@ -258,7 +240,7 @@ def run_nightly(
             session.flush()
             run_id = run.id
         try:
-            _run_locked(workspace, store, day, source, actor, report, deliver, monitors)
+            _run_locked(workspace, store, day, source, actor, report, deliver, monitors, engine, spark)
         except BaseException:
             _finish(store, run_id, "failed", report)
             raise
@@ -266,14 +248,14 @@ def run_nightly(
     return report
 
 
-def _run_locked(workspace, store, day, source, actor, report, deliver, monitors) -> None:
+def _run_locked(workspace, store, day, source, actor, report, deliver, monitors, engine, spark) -> None:
     log_report = LogReport()
-    counts, numbers = _read_day(workspace, day, source, report, log_report)
+    counts, numbers = _read_day(workspace, day, source, report, log_report, engine, spark)
     report.log = log_report.to_dict()
     if log_report.rows_quarantined:
         report.notes.append(f"{log_report.rows_quarantined} bad log rows quarantined under {workspace.quarantine_dir}")
     if counts is not None:
-        live, notes = _live_rules(BundleStore(workspace.bundle_dir), numbers)
+        live, notes = live_rules(BundleStore(workspace.bundle_dir), numbers)
         report.notes += notes
         table = finalize(counts, live)
         report.metric_rows = _write_metrics(store, day, table, counts.examples)

@@ -24,6 +24,7 @@ def run(
     start: Annotated[str | None, typer.Option("--from", help="Backfill from this day (with --to).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Backfill up to this day, inclusive.")] = None,
     actor: ActorOption = "nightly",
+    engine: Annotated[str, typer.Option("--engine", help="Count the log with local, local-pool or spark.")] = "local",
     as_json: JsonOption = False,
 ) -> None:
     """Daily metrics, monitors, auto-disables, tickets and republish for one day (or a range).
@@ -36,10 +37,10 @@ def run(
     ws = workspace(ctx)
     try:
         if day is not None:
-            reports = [nightly.run_nightly(ws, parse_day(day, "--date"), log=log or None, actor=actor)]
+            reports = [nightly.run_nightly(ws, parse_day(day, "--date"), log=log or None, actor=actor, engine=engine)]
         else:
             reports = nightly.backfill(ws, parse_day(start, "--from"), parse_day(end, "--to"), log=log or None,
-                                       actor=actor)
+                                       actor=actor, engine=engine)
     except JobLocked as exc:
         err_console.print(f"error: {exc}", highlight=False)
         raise typer.Exit(nightly.EXIT_LOCKED) from None

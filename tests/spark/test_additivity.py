@@ -19,7 +19,7 @@ from rulelife.bundle import BundleStore
 from rulelife.engines.local import BundleIntents
 from rulelife.errors import ConfigError, LogError
 from rulelife.metrics import MetricCounts, count_chunk, finalize
-from rulelife.nightly import _live_rules
+from rulelife.nightly import live_rules
 from rulelife.querylog import LogReport, read_log
 
 from .conftest import DAYS, START
@@ -34,7 +34,7 @@ def whole(runtime_log):
     frame = read_log(log, validate=False)
     bundles = BundleIntents(workspace.bundle_dir)
     bundles.add(frame["bundle_version"].dropna().unique())
-    live, _ = _live_rules(BundleStore(workspace.bundle_dir), sorted(bundles.numbers))
+    live, _ = live_rules(BundleStore(workspace.bundle_dir), sorted(bundles.numbers))
     return frame, bundles.intents, live
 
 
@@ -60,7 +60,7 @@ def test_pool_over_files_equals_one_stream(runtime_log):
     for engine in ("local", "local-pool"):
         report = LogReport()
         counts, numbers = engines.daily_counts(workspace, RANGE, log=log, engine=engine, report=report, workers=2)
-        live, _ = _live_rules(BundleStore(workspace.bundle_dir), numbers)
+        live, _ = live_rules(BundleStore(workspace.bundle_dir), numbers)
         results[engine] = (finalize(counts, live), counts.examples, numbers, report)
     local, pool = results["local"], results["local-pool"]
     pd.testing.assert_frame_equal(local[0], pool[0])

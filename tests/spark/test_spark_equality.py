@@ -12,7 +12,7 @@ from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import LogError
 from rulelife.metrics import finalize
-from rulelife.nightly import _live_rules
+from rulelife.nightly import live_rules
 from rulelife.querylog import LogReport
 
 from .conftest import DAYS, START
@@ -25,7 +25,7 @@ RANGE = (START, START + dt.timedelta(days=DAYS - 1))
 def metrics(workspace, window, log, engine, spark=None):
     report = LogReport()
     counts, numbers = engines.daily_counts(workspace, window, log=log, engine=engine, spark=spark, report=report)
-    live, _ = _live_rules(BundleStore(workspace.bundle_dir), numbers)
+    live, _ = live_rules(BundleStore(workspace.bundle_dir), numbers)
     return finalize(counts, live), counts.examples, numbers, report
 
 
