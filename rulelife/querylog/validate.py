@@ -10,8 +10,11 @@ are joined with ``"; "``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import threading
+import warnings
 from collections.abc import Collection
 from typing import Any
 
@@ -42,8 +45,14 @@ def ge_batches_run() -> int:
 def _context() -> tuple[Any, Any]:
     if "context" not in _state:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        # great-expectations imports pyspark when it is installed (the spark
+        # extra), and pyspark warns about pandas 3 and prints doctest notes on
+        # import; none of it concerns log validation, so keep it off the user's
+        # terminal.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore", FutureWarning)
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
