@@ -34,6 +34,8 @@ from miners import grouping
 from miners.counts import PhraseCounts
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
 from miners.probes import RuleCounts, jaccard
+from rulelife.mining import Skip
+from rulelife.querylog import coalesce
 from rulelife.evaluation.stats import wilson_interval
 from rulelife.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
 from rulelife.normalize import normalize
@@ -88,32 +90,9 @@ class Candidate:
                 "examples": self.examples, "confusers": self.confusers}
 
 
-@dataclass(frozen=True)
-class Skip:
-    """A phrase or rule that was not proposed, and why (``reason`` is a short code)."""
-
-    phrase: str
-    intent: str
-    locale: str
-    reason: str
-    detail: str
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
-
-
 def _chunks(source: ChunkSource, min_rows: int) -> Iterator[pd.DataFrame]:
     """Fresh chunks from ``source``, small ones joined to at least ``min_rows`` rows."""
-    buffer: list[pd.DataFrame] = []
-    rows = 0
-    for chunk in source() if callable(source) else source:
-        buffer.append(chunk)
-        rows += len(chunk)
-        if rows >= min_rows:
-            yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
-            buffer, rows = [], 0
-    if buffer:
-        yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
+    return coalesce(source() if callable(source) else source, min_rows)
 
 
 def _normalized(chunk: pd.DataFrame) -> list[str | None]:

@@ -9,13 +9,12 @@ state change in one transaction, then republishes the bundle.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from rulelife import registry
 from rulelife.config import Workspace
@@ -29,7 +28,7 @@ from rulelife.matcher import Matcher, compile_rule
 from rulelife.normalize import normalize
 from rulelife.operations import PublishResult, open_store, publish_active
 from rulelife.plugins import MINERS, load_plugin
-from rulelife.querylog import LogReport, iter_log
+from rulelife.querylog import LogReport, coalesce, iter_log
 from rulelife.store import EvaluationRow, PromotionRow, Store, utcnow
 
 __all__ = [
@@ -54,21 +53,6 @@ class DatasetResult:
 
 
 _CHUNK_ROWS = 200_000
-
-
-def coalesce(chunks: Iterable[pd.DataFrame], min_rows: int) -> Iterator[pd.DataFrame]:
-    """Join small chunks (a log of many small daily files) into chunks of at
-    least ``min_rows``, so per-chunk overheads are paid rarely."""
-    buffer: list[pd.DataFrame] = []
-    rows = 0
-    for chunk in chunks:
-        buffer.append(chunk)
-        rows += len(chunk)
-        if rows >= min_rows:
-            yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
-            buffer, rows = [], 0
-    if buffer:
-        yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
 
 
 def build_datasets(

@@ -12,7 +12,7 @@ validation cache), :mod:`.report` (:class:`LogReport`), :mod:`.reader`
 (:func:`iter_log`, :func:`read_log`).
 """
 
-from rulelife.querylog.reader import iter_log, read_log
+from rulelife.querylog.reader import coalesce, iter_log, read_log
 from rulelife.querylog.report import LogReport
 from rulelife.querylog.schema import CONTRACT_DTYPES, REQUIRED_COLUMNS, RUNTIME_COLUMNS
 from rulelife.querylog.validate import ge_batches_run
@@ -22,6 +22,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "RUNTIME_COLUMNS",
     "LogReport",
+    "coalesce",
     "ge_batches_run",
     "iter_log",
     "read_log",

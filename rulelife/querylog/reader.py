@@ -19,7 +19,7 @@ from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, 
 from rulelife.querylog.sources import LogSource, RawFile, day_of, describe, resolve
 from rulelife.querylog.validate import SUITE_VERSION, FileValidator, known_intents_key
 
-__all__ = ["iter_log", "read_log"]
+__all__ = ["coalesce", "iter_log", "read_log"]
 
 log = logging.getLogger(__name__)
 
@@ -275,3 +275,18 @@ class _Reader:
             self.report.rows_valid += len(frame)
             if len(frame):
                 yield frame
+
+
+def coalesce(chunks, min_rows: int) -> Iterator[pd.DataFrame]:
+    """Join small chunks (a log of many small daily files) into chunks of at
+    least ``min_rows`` rows, so per-chunk overheads are paid rarely."""
+    buffer: list[pd.DataFrame] = []
+    rows = 0
+    for chunk in chunks:
+        buffer.append(chunk)
+        rows += len(chunk)
+        if rows >= min_rows:
+            yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
+            buffer, rows = [], 0
+    if buffer:
+        yield buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
