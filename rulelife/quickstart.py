@@ -27,6 +27,7 @@ import pandas as pd
 from rulelife import nightly, operations, promotion, registry, tickets
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, GateRefused
+from rulelife.mining import mine_workspace
 from rulelife.replay import ReplaySummary, replay, summarize_replay
 from rulelife.report import write_report
 from rulelife.runtime import RuleClassifier
@@ -75,6 +76,7 @@ class QuickstartResult:
     nightly: list = field(default_factory=list)  # NightlyReport per live day
     tickets: list[dict] = field(default_factory=list)
     report: Path | None = None  # the rule health page
+    candidates: list[dict] = field(default_factory=list)  # the miner's top proposals
 
     def to_dict(self) -> dict:
         return {
@@ -89,6 +91,7 @@ class QuickstartResult:
             "nightly": [r.to_dict() for r in self.nightly],
             "tickets": self.tickets,
             "report": str(self.report) if self.report else None,
+            "candidates": self.candidates,
         }
 
     @property
@@ -147,6 +150,10 @@ def run_quickstart(
     promotion.build_datasets(workspace, candidates, since=start, until=history_end, actor=ACTOR, store=store)
     outcomes = _gate_all(workspace, store, candidates)
     operations.publish_active(workspace, actor=ACTOR, store=store)
+    # Mine the pre-launch traffic for what the model answers confidently and
+    # no live rule covers yet; the proposals are registered as candidates,
+    # never made active.
+    mined = mine_workspace(workspace, since=start, until=history_end, actor="quickstart-miner", store=store)
 
     # The control loop, day by day: the runtime serves the day with the bundle
     # CURRENT names (picking up what last night republished), then the
@@ -177,6 +184,7 @@ def run_quickstart(
         nightly=reports,
         tickets=opened,
         report=report.path,
+        candidates=[c.to_dict() for c in sorted(mined.candidates, key=lambda c: -c.calls_saved_per_day)[:5]],
     )
 
 

@@ -28,6 +28,14 @@ def test_quickstart_gates_serves_and_monitors(tmp_path):
     drift = [t for t in result.tickets if t["check"] == "coverage_drift" and "order_tracking" in t["subject"]]
     assert drift and min(t["first_day"] for t in drift) >= rephrase["first_day"]
     assert (result.workspace.root / "tickets").is_dir()
+    assert result.report is not None and result.report.stat().st_size > 0
+    # The miner's proposals are registered as candidates, never made active.
+    assert result.candidates
+    from rulelife import operations, registry
+
+    store = operations.open_store(result.workspace)
+    states = {s.rule_id: s.state.value for s in registry.list_rules(store)}
+    assert all(states[c["id"]] == "candidate" for c in result.candidates)
 
 
 def test_quickstart_cli_is_rerunnable(tmp_path):

@@ -212,6 +212,12 @@ def quickstart(
                         ["rule", "result", "agreement", "95% interval", "rows", "why not"],
                         [[g.rule_id, "promoted" if g.promoted else "REFUSED", _pct(g.agreement),
                           f"{_pct(g.low)}-{_pct(g.high)}", g.rows, "\n".join(g.reasons)] for g in result.gate]))
+    if result.candidates:
+        console.print(table("the miner's top proposals (registered as candidates; they go live only through the gate)",
+                            ["rule", "locale", "patterns", "agreement", "95% interval", "model calls saved/day"],
+                            [[c["id"], c["locale"], ", ".join(c["patterns"][:4]), _pct(c["agreement"]),
+                              f"{_pct(c['low'])}-{_pct(c['high'])}", f"{c['calls_saved_per_day']:.0f}"]
+                             for c in result.candidates]))
     s = result.summary
     frame = per_rule_table(s)
     rows = [[r.rule_id, r.intent, r.fires, f"{r.fire_rate:.2%}", r.shadow_n, _pct(r.agreement)]
