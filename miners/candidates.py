@@ -96,7 +96,10 @@ def _chunks(source: ChunkSource, min_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _normalized(chunk: pd.DataFrame) -> list[str | None]:
-    return [normalize(t) if isinstance(t, str) else None for t in chunk["text"].tolist()]
+    # Logs repeat queries: normalise each distinct text of the chunk once.
+    cache: dict[str, str] = {}
+    return [(cache[t] if t in cache else cache.setdefault(t, normalize(t))) if isinstance(t, str) else None
+            for t in chunk["text"].tolist()]
 
 
 class CandidateMiner:

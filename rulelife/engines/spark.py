@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rulelife._compat import quiet_pyspark_import
 from rulelife.errors import LogError
 from rulelife.metrics import MetricCounts, count_chunk
 from rulelife.querylog import LogReport
@@ -81,10 +82,10 @@ def local_session(cores: int | None = None, *, app_name: str = "rulelife", conf:
     is on with large batches, and the workers run this interpreter (the venv
     that has rulelife), not whatever ``python3`` is on PATH.
     """
-    with warnings.catch_warnings():
-        # pyspark warns about pandas >= 3 on import; rulelife hands Spark
-        # Arrow batches and collects plain rows, never a pandas conversion.
-        warnings.simplefilter("ignore", FutureWarning)
+    # pyspark warns about pandas >= 3 on import (rulelife hands Spark Arrow
+    # batches and collects plain rows, never a pandas conversion), and may
+    # exit a `python -c` process on import: see quiet_pyspark_import.
+    with quiet_pyspark_import():
         from pyspark.sql import SparkSession
 
     cores = cores or os.cpu_count() or 1

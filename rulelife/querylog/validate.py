@@ -10,11 +10,8 @@ are joined with ``"; "``.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import threading
-import warnings
 from collections.abc import Collection
 from typing import Any
 
@@ -23,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rulelife._compat import quiet_pyspark_import
 from rulelife.querylog.schema import parse_reason
 
 __all__ = ["FileValidator", "SUITE_VERSION", "ge_batches_run"]
@@ -46,11 +44,8 @@ def _context() -> tuple[Any, Any]:
     if "context" not in _state:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
         # great-expectations imports pyspark when it is installed (the spark
-        # extra), and pyspark warns about pandas 3 and prints doctest notes on
-        # import; none of it concerns log validation, so keep it off the user's
-        # terminal.
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore", FutureWarning)
+        # extra); see quiet_pyspark_import for why that needs a guard.
+        with quiet_pyspark_import():
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
