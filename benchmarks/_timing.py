@@ -65,3 +65,44 @@ def timer_floor_ns(calls: int = 100_000) -> float:
         start = ns()
         out[i] = ns() - start
     return median(out)
+
+
+def run_meta(config, **extra) -> dict:
+    """What a report says about the run: when, on what, how busy the machine was."""
+    import os
+    import platform
+    import sys
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+    from importlib.metadata import version
+
+    return {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "python": sys.version.split()[0],
+            "rulelife": version("rulelife"), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "load_average": list(os.getloadavg()), **extra, "config": asdict(config), "_started": time.perf_counter()}
+
+
+def finish_meta(meta: dict) -> dict:
+    """Close ``meta``: the load average at the end and the elapsed seconds."""
+    import os
+
+    meta["load_average_end"] = list(os.getloadavg())
+    meta["elapsed_s"] = time.perf_counter() - meta.pop("_started")
+    return meta
+
+
+def bench_main(argv, *, prog: str, doc: str, run, format_table, quick, full, quick_help: str) -> int:
+    """The shared command line of the figure scripts: --quick, --json OUT, table to stdout."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+    report = run(quick if args.quick else full, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(format_table(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0

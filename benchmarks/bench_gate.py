@@ -20,27 +20,21 @@ per-repetition ratios (``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gc
-import json
-import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from importlib.metadata import version
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from benchmarks._memory import measure_in_subprocess
-from benchmarks._timing import median
+from benchmarks._timing import bench_main, finish_meta, median, run_meta
 from rulelife import operations, promotion, registry
 from rulelife.config import Workspace
 from rulelife.lifecycle import State
@@ -248,15 +242,11 @@ def bench_build(config: Config, root: Path, progress=print) -> dict:
 
 def run(config: Config, progress=print) -> dict:
     """Measure both figures under ``config``; return them as one JSON-ready dict."""
-    started = time.perf_counter()
-    meta = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "python": sys.version.split()[0],
-            "rulelife": version("rulelife"), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()), "config": asdict(config)}
+    meta = run_meta(config)
     with tempfile.TemporaryDirectory(prefix="rulelife-bench-gate-") as tmp:
         promote = bench_promote(config, Path(tmp) / "promote", progress)
         build = bench_build(config, Path(tmp) / "build", progress)
-    meta["load_average_end"] = list(os.getloadavg())
-    meta["elapsed_s"] = time.perf_counter() - started
+    finish_meta(meta)
     return {"meta": meta, "promote": promote, "build": build}
 
 
@@ -290,16 +280,8 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gate", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes for a smoke run (about a minute)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="also write every figure to this JSON file")
-    args = parser.parse_args(argv)
-    report = run(QUICK if args.quick else FULL, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(format_table(report))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
-
+    return bench_main(argv, prog="python -m benchmarks.bench_gate", doc=__doc__, run=run, format_table=format_table, quick=QUICK,
+                      full=FULL, quick_help="reduced sizes for a smoke run (about a minute)")
 
 if __name__ == "__main__":
     raise SystemExit(main())

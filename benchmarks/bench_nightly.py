@@ -21,26 +21,20 @@ per-repetition ratios (``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import os
-import platform
 import re
-import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from importlib.metadata import version
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
 
 from benchmarks import bench_monitors
-from benchmarks._timing import interleaved, median, paired_ratio
+from benchmarks._timing import bench_main, finish_meta, interleaved, median, paired_ratio, run_meta
 from benchmarks.bench_gate import ACTOR, new_workspace
 from rulelife import nightly, operations, registry
 from rulelife.lifecycle import State
@@ -192,10 +186,7 @@ def bench_nightly(config: Config, root: Path, progress=print) -> dict:
 
 def run(config: Config, progress=print) -> dict:
     """Measure both figures under ``config``; return them as one JSON-ready dict."""
-    started = time.perf_counter()
-    meta = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "python": sys.version.split()[0],
-            "rulelife": version("rulelife"), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()), "config": asdict(config)}
+    meta = run_meta(config)
     with tempfile.TemporaryDirectory(prefix="rulelife-bench-nightly-") as tmp:
         figure3 = bench_nightly(config, Path(tmp), progress)
     progress(f"[4] monitors over {config.monitors.days} days x {config.monitors.rules} rules x "
@@ -203,8 +194,7 @@ def run(config: Config, progress=print) -> dict:
     figure4 = bench_monitors.run(config.monitors, progress)
     figure4["target_s"] = 5.0
     figure4["met"] = figure4["seconds"]["all_five"] <= 5.0
-    meta["load_average_end"] = list(os.getloadavg())
-    meta["elapsed_s"] = time.perf_counter() - started
+    finish_meta(meta)
     return {"meta": meta, "nightly": figure3, "monitors": figure4}
 
 
@@ -226,16 +216,8 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_nightly", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes for a smoke run (about a minute)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="also write every figure to this JSON file")
-    args = parser.parse_args(argv)
-    report = run(QUICK if args.quick else FULL, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(format_table(report))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
-
+    return bench_main(argv, prog="python -m benchmarks.bench_nightly", doc=__doc__, run=run, format_table=format_table, quick=QUICK,
+                      full=FULL, quick_help="reduced sizes for a smoke run (about a minute)")
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,18 +8,10 @@ as a median over repetitions (see ``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
-import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from importlib.metadata import version
-from pathlib import Path
 
-from benchmarks._timing import timer_floor_ns
+from benchmarks._timing import bench_main, finish_meta, run_meta, timer_floor_ns
 from benchmarks.latency import bench_latency
 from benchmarks.load import bench_load
 from benchmarks.throughput import bench_throughput
@@ -48,26 +40,14 @@ QUICK = Config(queries=50_000, throughput_reps=3, latency_patterns=(1_000, 10_00
 
 def run(config: Config, progress=print) -> dict:
     """Measure every figure under ``config``; return them as one JSON-ready dict."""
-    started = time.perf_counter()
     report = {
-        "meta": {
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": sys.version.split()[0],
-            "pyahocorasick": version("pyahocorasick"),
-            "rulelife": version("rulelife"),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()),
-            "timer_floor_ns": timer_floor_ns(),
-            "config": asdict(config),
-        },
+        "meta": run_meta(config, pyahocorasick=version("pyahocorasick"), timer_floor_ns=timer_floor_ns()),
         "throughput": bench_throughput(config.queries, config.throughput_reps, progress),
         "latency": {"target_p99_us": 10.0,
                     "rows": bench_latency(config.latency_patterns, config.latency_calls, config.latency_reps, progress)},
         "load": {"target_s": 0.3, "rows": bench_load(config.load_patterns, config.load_reps, progress)},
     }
-    report["meta"]["load_average_end"] = list(os.getloadavg())
-    report["meta"]["elapsed_s"] = time.perf_counter() - started
+    finish_meta(report["meta"])
     return report
 
 
@@ -102,16 +82,8 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_spine", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes for a smoke run (< 60 s)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="also write every figure to this JSON file")
-    args = parser.parse_args(argv)
-    report = run(QUICK if args.quick else FULL, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(format_table(report))
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
-
+    return bench_main(argv, prog="python -m benchmarks.bench_spine", doc=__doc__, run=run, format_table=format_table, quick=QUICK,
+                      full=FULL, quick_help="reduced sizes for a smoke run (< 60 s)")
 
 if __name__ == "__main__":
     raise SystemExit(main())
