@@ -24,21 +24,24 @@ phrase, so it is judged on all of them.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from miners import grouping
 from miners.counts import PhraseCounts
+from miners.passes import PhrasePass, RulePass, add_capped
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
 from miners.probes import RuleCounts, jaccard
 from rulelife.mining import Skip
-from rulelife.querylog import coalesce
+from rulelife.engines.fold import fold_frames
 from rulelife.evaluation.stats import wilson_interval
 from rulelife.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
-from rulelife.normalize import normalize
 from rulelife.rules import Rule
 from rulelife.stopwords import stop_words_for
 
@@ -46,6 +49,7 @@ __all__ = ["Candidate", "CandidateMiner", "Skip"]
 
 _MERGES = ("near_duplicates", "intent")
 ChunkSource = Callable[[], Iterable[pd.DataFrame]] | Sequence[pd.DataFrame]
+Fold = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -90,16 +94,12 @@ class Candidate:
                 "examples": self.examples, "confusers": self.confusers}
 
 
-def _chunks(source: ChunkSource, min_rows: int) -> Iterator[pd.DataFrame]:
-    """Fresh chunks from ``source``, small ones joined to at least ``min_rows`` rows."""
-    return coalesce(source() if callable(source) else source, min_rows)
+def _local_fold(source: ChunkSource, chunk_rows: int) -> Fold:
+    """A fold over in-memory frames (or a function returning a fresh iterator of them)."""
+    def fold(step, combine=operator.add):
+        return fold_frames(step, combine, source() if callable(source) else source, chunk_rows)
 
-
-def _normalized(chunk: pd.DataFrame) -> list[str | None]:
-    # Logs repeat queries: normalise each distinct text of the chunk once.
-    cache: dict[str, str] = {}
-    return [(cache[t] if t in cache else cache.setdefault(t, normalize(t))) if isinstance(t, str) else None
-            for t in chunk["text"].tolist()]
+    return fold
 
 
 class CandidateMiner:
@@ -223,28 +223,31 @@ class CandidateMiner:
         if isinstance(self.safety_intents, str):
             raise ValueError(f"safety_intents must be a list of intents, got the string {self.safety_intents!r}")
 
-    def fit(self, chunks: ChunkSource, *, active_rules: Iterable[Rule] = (), rules: Iterable[Rule] = ()
-            ) -> CandidateMiner:
-        """Mine ``chunks`` (a list of log frames, or a function returning a fresh iterator of them:
-        the traffic is read three times). ``active_rules`` are live (their phrases are covered);
-        ``rules`` are all other known rules (a phrase they hold is not proposed again)."""
+    def fit(self, chunks: ChunkSource | None = None, *, active_rules: Iterable[Rule] = (),
+            rules: Iterable[Rule] = (), fold: Fold | None = None) -> CandidateMiner:
+        """Mine the traffic, read three times: ``chunks`` (a list of log frames, or a function
+        returning a fresh iterator of them) or ``fold`` (``fold(step, combine)`` -> the merged
+        result of ``step`` over the log's chunks, e.g. a :class:`rulelife.engines.fold.LogFold`
+        on any engine). ``active_rules`` are live (their phrases are covered); ``rules`` are all
+        other known rules (a phrase they hold is not proposed again)."""
         self._check_params()
+        if (chunks is None) == (fold is None):
+            raise ValueError("pass the traffic as chunks or as fold, exactly one of them")
+        fold = fold or _local_fold(chunks, self.chunk_rows)
         self._substring = tuple(self.substring_languages)
-        self._active = Matcher([compile_rule(r) for r in active_rules])
+        self._active_rules = [compile_rule(r) for r in active_rules]
+        self._active = Matcher(self._active_rules)
         self._known = Matcher([compile_rule(r) for r in rules])
         self.skipped_: list[Skip] = []
-        counts = PhraseCounts()
-        for chunk in _chunks(chunks, self.chunk_rows):
-            counts = (counts + PhraseCounts.from_chunk(
-                chunk, _normalized(chunk), min_confidence=self.min_confidence, min_chunk_count=self.min_chunk_count,
-                max_words=self.max_words, min_chars=self.min_chars, max_chars=self.max_chars,
-                substring_languages=self._substring)).capped(self.max_keys)
+        step = PhrasePass(self.min_confidence, self.min_chunk_count, self.max_words, self.min_chars,
+                          self.max_chars, self._substring, self.max_keys)
+        counts = fold(step, functools.partial(add_capped, max_keys=self.max_keys)) or PhraseCounts()
         self.counts_ = counts
         self.days_ = max(1, len(counts.days))
         probes, token_rules = self._seeds(counts)
-        self.probe_counts_ = self._count(chunks, probes, token_rules, signatures=True)
+        self.probe_counts_ = self._count(fold, probes, token_rules, signatures=True)
         built = self._rules(probes, token_rules)
-        self.rule_counts_ = self._count(chunks, [cr for cr, _ in built], ())
+        self.rule_counts_ = self._count(fold, [cr for cr, _ in built], ())
         self.candidates_ = self._verify(built)
         self.statuses_ = self._statuses()
         return self
@@ -316,20 +319,13 @@ class CandidateMiner:
                 return "conflict", f"it is a pattern of {rule.id} (intent {rule.intent})"
         return None
 
-    def _count(self, chunks: ChunkSource, rules: list[CompiledRule], token_rules, signatures: bool = False
-               ) -> RuleCounts:
-        total = RuleCounts()
+    def _count(self, fold: Fold, rules: list[CompiledRule], token_rules, signatures: bool = False) -> RuleCounts:
         if not rules:
-            return total
-        matcher = Matcher(rules)
-        substring_rules = {r.id for r in rules if r.match == "substring"}
+            return RuleCounts()
         stops = frozenset().union(*(self._stop_words(loc) for r in rules for loc in r.locales))
-        for chunk in _chunks(chunks, self.chunk_rows):
-            total = total + RuleCounts.from_chunk(chunk, _normalized(chunk), matcher, existing=self._active,
-                                                  token_rules=token_rules, substring_rules=substring_rules,
-                                                  stop_words=stops, signatures=signatures,
-                                                  examples=not signatures)
-        return total
+        step = RulePass(rules, self._active_rules, frozenset(token_rules), stops, signatures=signatures,
+                        examples=not signatures)
+        return fold(step) or RuleCounts()
 
     # ------------------------------------------------------------ pass 2
 
@@ -423,7 +419,8 @@ class CandidateMiner:
                                           f"{agree} agreeing queries, fewer than {self.min_support}"))
                 continue
             low, high = wilson_interval(agree, fires)
-            texts = rc.texts.get(compiled.id, Counter()).most_common()
+            # Most frequent first, ties by text: the same order however the partials merged.
+            texts = sorted(rc.texts.get(compiled.id, Counter()).items(), key=lambda item: (-item[1], item[0]))
             new = rc.new.get(compiled.id, 0)
             calls = new / self.days_ * (1 - self.shadow_rate)
             rule = Rule(id=compiled.id, intent=compiled.intent, patterns=compiled.patterns, exclude=compiled.exclude,

@@ -123,7 +123,7 @@ def choose_excludes(
         if total and (agree - lost) / total >= min_precision and not any(unsafe.values()):
             break
         best, best_score = None, 0.0
-        for token, counts in per_token.items():
+        for token, counts in sorted(per_token.items()):  # sorted: ties go the same way however counts merged
             if token in chosen:
                 continue
             removed = sum(min(counts.get(i, 0), c) for i, c in wrong.items())

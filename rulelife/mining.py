@@ -20,7 +20,8 @@ from rulelife.config import Workspace
 from rulelife.errors import RuleError
 from rulelife.lint import lint_rules
 from rulelife.plugins import MINERS, load_plugin
-from rulelife.querylog import LogReport, iter_log
+from rulelife.engines.fold import LogFold
+from rulelife.querylog import LogReport
 from rulelife.registry import SyncReport
 from rulelife.rules import rule_to_yaml
 from rulelife.store import Store
@@ -89,14 +90,19 @@ def mine_workspace(
     actor: str = "miner",
     write: bool = True,
     store: Store | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    spark=None,
     **miner_params,
 ) -> MiningReport:
     """Mine candidate rules from the log window ``[since, until]`` (default: the workspace's logs/).
 
     With ``write`` (the default) each candidate is written to
     ``rules/<intent>/mined_<slug>.yaml`` and registered as a candidate; an
-    existing file is never overwritten. ``miner_params`` go to the miner
-    (see :class:`miners.candidates.CandidateMiner`).
+    existing file is never overwritten. ``engine`` (``local``, ``local-pool``
+    with ``workers`` processes, or ``spark`` on session ``spark``) says where
+    the three counting passes run; every engine proposes the same rules.
+    ``miner_params`` go to the miner (see :class:`miners.candidates.CandidateMiner`).
     """
     settings = workspace.settings
     before = lint_rules(workspace.rules_dir)
@@ -113,16 +119,11 @@ def mine_workspace(
                         **miner_params)
     report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)
     source = log if log is not None else workspace.log_dir
-    reads = []
-
-    def chunks():
-        # The miner reads the window three times; the first read fills the log report.
-        first = not reads
-        reads.append(1)
-        return iter_log(source, since=since, until=until, known_intents=settings.intents or None,
-                        quarantine_dir=workspace.quarantine_dir, report=report.log if first else LogReport())
-
-    miner.fit(chunks, active_rules=active, rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
+    # The miner reads the window three times; the first read fills the log report.
+    fold = LogFold(source, engine=engine, report=report.log, since=since, until=until,
+                   known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
+                   workers=workers, spark=spark, chunk_rows=miner.chunk_rows)
+    miner.fit(fold=fold, active_rules=active, rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
     days = sorted(miner.counts_.days)
     report.window = (since or (days[0] if days else None), until or (days[-1] if days else None))
     report.days = miner.days_

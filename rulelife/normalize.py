@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
-__all__ = ["NORMALIZATION_VERSION", "normalize"]
+__all__ = ["NORMALIZATION_VERSION", "normalize", "normalize_many"]
 
 NORMALIZATION_VERSION = 1
 
@@ -106,3 +107,14 @@ def normalize(text: str) -> str:
         if _LATIN_COMBINING.search(text):
             text = _strip_latin_marks(text)
     return " ".join(text.split())
+
+
+def normalize_many(texts: Iterable) -> list[str | None]:
+    """``normalize`` of each text (None for a missing one); logs repeat queries, so each distinct text once.
+
+    >>> normalize_many(["Hi", None, "HI"])
+    ['hi', None, 'hi']
+    """
+    cache: dict[str, str] = {}
+    return [(cache[t] if t in cache else cache.setdefault(t, normalize(t))) if isinstance(t, str) else None
+            for t in texts]

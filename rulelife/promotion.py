@@ -14,21 +14,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-
 from rulelife import registry
 from rulelife.config import Workspace
-from rulelife.datasets import DatasetBuilder, DatasetSnapshot, NoDataset, latest_dataset, load_rows, save_dataset
+from rulelife.datasets import DatasetSnapshot, NoDataset, latest_dataset, load_rows, save_dataset
 from rulelife.datasets.adversarial import adversarial_path, read_adversarial
+from rulelife.datasets.partials import DatasetPass, merge_builders
+from rulelife.engines.fold import fold_log
 from rulelife.errors import GateRefused, LifecycleError
 from rulelife.evaluation import Evaluation, evaluate_rule
 from rulelife.gate import GateDecision, check_gate
 from rulelife.lifecycle import State, check_transition
-from rulelife.matcher import Matcher, compile_rule
-from rulelife.normalize import normalize
 from rulelife.operations import PublishResult, open_store, publish_active
 from rulelife.plugins import MINERS, load_plugin
-from rulelife.querylog import LogReport, coalesce, iter_log
+from rulelife.querylog import LogReport
 from rulelife.store import EvaluationRow, PromotionRow, Store, utcnow
 
 __all__ = [
@@ -65,43 +63,36 @@ def build_datasets(
     actor: str = "cli",
     store: Store | None = None,
     now: datetime | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    spark=None,
 ) -> list[DatasetResult]:
     """Build and store the datasets of several rules' latest versions in one
-    pass over the log (the log is read and normalised once, whatever the count)."""
+    pass over the log (the log is read and normalised once, whatever the count).
+
+    ``engine`` (``local``, ``local-pool`` with ``workers`` processes, or
+    ``spark`` on session ``spark``) says where the pass runs; every engine
+    builds the same rows (the samples are bottom-k by hash, the counts sums).
+    """
     store = store or open_store(workspace)
     settings = workspace.settings
     miner_class = load_plugin(MINERS, "hard_negatives")
-    builders = []
+    rules, miners, adversarials = [], [], []
     for rule_id in dict.fromkeys(rule_ids):
         status = registry.get_status(store, rule_id)
         rule = registry.rule_definition(store, rule_id, status.latest_version)
-        adversarial = read_adversarial(adversarial_path(workspace.rules_dir, rule_id))  # fail early on a bad file
-        builders.append((DatasetBuilder(rule, settings, miner_class().fit(rule)), adversarial))
-    # One matcher of every rule answers "which rules fire here" for all the
-    # builders at once: MatchResult.fired lists every rule that fired and was
-    # not vetoed, which is exactly what each rule alone would say.
-    matcher = Matcher([compile_rule(builder.rule) for builder, _ in builders])
+        adversarials.append(read_adversarial(adversarial_path(workspace.rules_dir, rule_id)))  # fail early
+        rules.append(rule)
+        miners.append(miner_class().fit(rule))
     report = LogReport()
     source = log if log is not None else workspace.log_dir
-    chunks = iter_log(source, since=since, until=until, known_intents=settings.intents or None,
-                      quarantine_dir=workspace.quarantine_dir, report=report)
-    for chunk in coalesce(chunks, _CHUNK_ROWS):
-        # Logs repeat queries (60% of a chunk's texts, in the simulator):
-        # normalise each distinct text once.
-        cache: dict[str, str] = {}
-        normalized = [
-            (cache[t] if t in cache else cache.setdefault(t, normalize(t))) if isinstance(t, str) else None
-            for t in chunk["text"].tolist()
-        ]
-        fired = [r.fired if r is not None else () for r in
-                 matcher.match_many(normalized, chunk["locale"], normalized=True)]
-        for builder, _ in builders:
-            rule_id = builder.rule.id
-            fires = np.fromiter((rule_id in f for f in fired), dtype=bool, count=len(fired))
-            builder.add(chunk, normalized, fires)
+    builders = fold_log(DatasetPass(rules, settings, miners), source, combine=merge_builders, since=since,
+                        until=until, engine=engine, known_intents=settings.intents or None,
+                        quarantine_dir=workspace.quarantine_dir, report=report, workers=workers, spark=spark,
+                        chunk_rows=_CHUNK_ROWS)
     sources = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
     results = []
-    for builder, adversarial in builders:
+    for builder, adversarial in zip(builders, adversarials, strict=True):
         built = builder.finish(adversarial, sources=sources)
         snapshot = save_dataset(store, built, workspace.root / "datasets", actor=actor, now=now)
         results.append(DatasetResult(snapshot, report))

@@ -22,6 +22,9 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Where to count the log: local (one process), local-pool (one process a core) or spark "
+                     "(the active Spark session, or a local one; needs the spark extra).")]
 
 
 class RulelifeGroup(TyperGroup):

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rulelife import promotion
-from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
 from rulelife.errors import GateRefused
 
 dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
@@ -35,10 +35,11 @@ def _pct(x) -> str:
 
 @dataset_app.command("build")
 def build(ctx: typer.Context, rule_id: RuleArgument, log: LogOption = None, since: SinceOption = None,
-          until: UntilOption = None, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+          until: UntilOption = None, actor: ActorOption = "cli", engine: EngineOption = "local",
+          as_json: JsonOption = False) -> None:
     """Build the dataset of a rule's latest version: production, hard-negative and adversarial strata."""
     result = promotion.build_rule_dataset(workspace(ctx), rule_id, log=log or None, since=parse_day(since, "--since"),
-                                          until=parse_day(until, "--until"), actor=actor)
+                                          until=parse_day(until, "--until"), actor=actor, engine=engine)
     if as_json:
         print_json(result.to_dict())
         return

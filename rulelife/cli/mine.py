@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rulelife.cli._common import ActorOption, JsonOption, console, print_json, table, workspace
+from rulelife.cli._common import ActorOption, EngineOption, JsonOption, console, print_json, table, workspace
 from rulelife.cli.gate import LogOption, SinceOption, UntilOption, parse_day
 
 
@@ -29,6 +29,7 @@ def mine(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only: write and register nothing.")] = False,
     top: Annotated[int, typer.Option(help="Candidates shown in the table.")] = 30,
     actor: ActorOption = "miner",
+    engine: EngineOption = "local",
     as_json: JsonOption = False,
 ) -> None:
     """Propose rules from model-labelled traffic, write them under rules/ and register them as candidates."""
@@ -36,7 +37,8 @@ def mine(
 
     report = mine_workspace(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
                             until=parse_day(until, "--until"), min_confidence=min_confidence,
-                            min_support=min_support, min_precision=min_precision, actor=actor, write=not dry_run)
+                            min_support=min_support, min_precision=min_precision, actor=actor, write=not dry_run,
+                            engine=engine)
     if as_json:
         print_json(report.to_dict())
         return

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rulelife import nightly, tickets
-from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
 from rulelife.cli.gate import LogOption, parse_day
 from rulelife.errors import JobLocked
 from rulelife.operations import open_store
@@ -24,7 +24,7 @@ def run(
     start: Annotated[str | None, typer.Option("--from", help="Backfill from this day (with --to).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Backfill up to this day, inclusive.")] = None,
     actor: ActorOption = "nightly",
-    engine: Annotated[str, typer.Option("--engine", help="Count the log with local, local-pool or spark.")] = "local",
+    engine: EngineOption = "local",
     as_json: JsonOption = False,
 ) -> None:
     """Daily metrics, monitors, auto-disables, tickets and republish for one day (or a range).

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,6 +79,14 @@ class _BottomK:
         self._parts, self._rows = [frame], len(frame)
         return frame
 
+    def merge(self, other: _BottomK) -> _BottomK:
+        """Add ``other``'s rows: the k smallest keys of the union are the k smallest of the two k-smallest."""
+        self._parts.extend(other._parts)
+        self._rows += other._rows
+        if self._rows > self.buffer_rows:
+            self._prune()
+        return self
+
     def take(self, counts: dict[str, int]) -> pd.DataFrame:
         """The ``counts[g]`` smallest-key rows of each group g."""
         frame = self._prune()
@@ -106,7 +113,12 @@ class BuiltDataset:
 
 
 class DatasetBuilder:
-    """Streaming builder for one rule version.
+    """Streaming builder for one rule version; builders of two parts of a log merge.
+
+    Every piece of state is a sum, a minimum/maximum or a bottom-k sample, so
+    ``a.merge(b)`` after ``a.add(x)`` and ``b.add(y)`` holds what one builder
+    fed ``x`` then ``y`` holds, whatever the order: the same per-chunk work runs
+    on one process, a pool or Spark partitions (:mod:`rulelife.engines.fold`).
 
     Parameters
     ----------
@@ -123,7 +135,7 @@ class DatasetBuilder:
         self.rule = rule
         self.settings = settings
         self.miner = miner
-        self._matcher = Matcher([compile_rule(rule)])
+        self._matcher: Matcher | None = None  # built on first use: most callers pass ``fires``
         self._salt = f"{rule.id}@{rule.version}"
         cap = max(settings.dataset_floor, settings.dataset_floor_high_traffic)
         self._cap = cap
@@ -160,6 +172,7 @@ class DatasetBuilder:
         self._last_ts = high if self._last_ts is None else max(self._last_ts, high)
 
         if fires is None:
+            self._matcher = self._matcher or Matcher([compile_rule(self.rule)])
             if normalized is None:
                 results = self._matcher.match_many(chunk["text"], chunk["locale"])
             else:
@@ -184,8 +197,9 @@ class DatasetBuilder:
         unsafe = rows[rows["model_intent"].isin(safety)]
         for intent, count in unsafe["model_intent"].value_counts().items():
             self._safety_fp[str(intent)] += int(count)
-        for row in unsafe.head(_EXAMPLES - len(self._safety_examples)).itertuples():
-            self._safety_examples.append({"query_id": row.query_id, "text": row.text, "model_intent": row.model_intent})
+        self._safety_examples = _first_examples(self._safety_examples, [
+            {"query_id": row.query_id, "text": row.text, "model_intent": row.model_intent}
+            for row in unsafe.sort_values("query_id").head(_EXAMPLES).itertuples()])
         for key, count in rows["stratum_key"].value_counts().items():
             self._population[str(key)] += int(count)
         self._production.offer(rows)
@@ -199,6 +213,31 @@ class DatasetBuilder:
         for reason, count in rows["hard_negative_reason"].value_counts().items():
             self._negative_counts[str(reason)] += int(count)
         self._negatives.offer(rows)
+
+    def merge(self, other: DatasetBuilder) -> DatasetBuilder:
+        """Add what ``other`` (a builder of the same rule version) counted and sampled; returns self."""
+        if (other.rule.id, other.rule.version) != (self.rule.id, self.rule.version):
+            raise ValueError(f"cannot merge the builder of {other.rule.id}@{other.rule.version} into "
+                             f"{self.rule.id}@{self.rule.version}")
+        self.rows_seen += other.rows_seen
+        self.fires += other.fires
+        self.labelled_fires += other.labelled_fires
+        firsts = [t for t in (self._first_ts, other._first_ts) if t is not None]
+        lasts = [t for t in (self._last_ts, other._last_ts) if t is not None]
+        self._first_ts = min(firsts) if firsts else None
+        self._last_ts = max(lasts) if lasts else None
+        self._production.merge(other._production)
+        self._negatives.merge(other._negatives)
+        self._population.update(other._population)
+        self._negative_counts.update(other._negative_counts)
+        self._safety_fp.update(other._safety_fp)
+        self._safety_examples = _first_examples(self._safety_examples, other._safety_examples)
+        return self
+
+    def __getstate__(self) -> dict:
+        # A partial crossing processes carries counts and samples; the
+        # matchers are rebuilt where they are needed, never shipped.
+        return {**self.__dict__, "_matcher": None, "miner": None}
 
     def target_size(self) -> int:
         s = self.settings
@@ -289,6 +328,12 @@ class DatasetBuilder:
             "stratum_key": "adversarial",
             "reason": rows["note"].to_numpy(),
         })
+
+
+def _first_examples(a: list[dict], b: list[dict]) -> list[dict]:
+    """The examples with the smallest query ids of two lists (order-free, so merges agree)."""
+    merged = {e["query_id"]: e for e in [*a, *b]}
+    return [merged[q] for q in sorted(merged)][:_EXAMPLES]
 
 
 def _allocate(population: Counter[str], target: int) -> dict[str, int]:

@@ -1,0 +1,61 @@
+"""The dataset builder as a step of a log fold (see :mod:`rulelife.engines.fold`).
+
+:class:`DatasetPass` turns one chunk of the log into one fresh
+:class:`~rulelife.datasets.builder.DatasetBuilder` per rule, and
+:func:`merge_builders` adds two such lists up, so several rules' datasets
+are built in one read of the log on any engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rulelife.config import Settings
+from rulelife.datasets.builder import DatasetBuilder
+from rulelife.matcher import Matcher, compile_rule
+from rulelife.normalize import normalize_many
+from rulelife.rules import Rule
+
+__all__ = ["DatasetPass", "merge_builders"]
+
+
+@dataclass
+class DatasetPass:
+    """One chunk -> a builder per rule (in ``rules`` order) that counted and sampled it.
+
+    ``miners`` are the fitted hard-negative miners, one per rule (None: no
+    hard-negative stratum). One matcher of every rule answers "which rules
+    fire here" for all of them: ``MatchResult.fired`` lists every rule that
+    fired and was not vetoed, which is what each rule alone would say.
+    """
+
+    rules: Sequence[Rule]
+    settings: Settings
+    miners: Sequence[object | None]
+    _matcher: Matcher | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_matcher": None}  # rebuilt where the step runs
+
+    def __call__(self, chunk: pd.DataFrame) -> list[DatasetBuilder]:
+        if self._matcher is None:
+            self._matcher = Matcher([compile_rule(rule) for rule in self.rules])
+        normalized = normalize_many(chunk["text"].tolist())
+        fired = [r.fired if r is not None else () for r in
+                 self._matcher.match_many(normalized, chunk["locale"], normalized=True)]
+        builders = []
+        for rule, miner in zip(self.rules, self.miners, strict=True):
+            builder = DatasetBuilder(rule, self.settings, miner)
+            fires = np.fromiter((rule.id in f for f in fired), dtype=bool, count=len(fired))
+            builder.add(chunk, normalized, fires)
+            builders.append(builder)
+        return builders
+
+
+def merge_builders(a: list[DatasetBuilder], b: list[DatasetBuilder]) -> list[DatasetBuilder]:
+    """Merge two lists of builders rule by rule (see :meth:`DatasetBuilder.merge`)."""
+    return [x.merge(y) for x, y in zip(a, b, strict=True)]
