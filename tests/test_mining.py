@@ -120,3 +120,23 @@ def test_cli_json_and_table(ws, monkeypatch):
     assert "candidate rules" in result.output and "written" in result.output
     result = CliRunner().invoke(app, ["mine", "--since", "nope"])
     assert result.exit_code != 0 and "not a date" in result.output
+
+
+def test_cli_mines_the_same_candidates_on_a_process_pool(ws, monkeypatch):
+    write_log(ws, traffic())
+    write_log(ws, traffic(), name="queries-2026-01-02.parquet", day="2026-01-02")
+    app = typer.Typer(cls=RulelifeGroup)
+    app.command()(mine)
+    app.command("noop")(lambda: None)
+    monkeypatch.setenv("RULELIFE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("RULELIFE_INTENTS", json.dumps(INTENTS))
+    monkeypatch.setenv("RULELIFE_SAFETY_INTENTS", '["escalation"]')
+    runs = {}
+    for engine in ("local", "local-pool"):
+        result = CliRunner().invoke(app, ["mine", "--min-support", "20", "--dry-run", "--json", "--engine", engine])
+        assert result.exit_code == 0, result.output
+        runs[engine] = json.loads(result.output)
+    local, pooled = runs["local"], runs["local-pool"]
+    assert [c["id"] for c in pooled["candidates"]] == [c["id"] for c in local["candidates"]]
+    assert [c["fires"] for c in pooled["candidates"]] == [c["fires"] for c in local["candidates"]]
+    assert pooled["log"]["rows_valid"] == local["log"]["rows_valid"] == 400

@@ -182,3 +182,18 @@ def test_cli_promote_refusal_and_success(ws):
     result = runner.invoke(app, [*base, "promote", "faq.opening_hours", "--actor", "ben"])
     assert result.exit_code == 0, result.output
     assert "now active" in result.output and "published bundle 1" in result.output
+
+
+def test_cli_dataset_build_on_a_process_pool_stores_the_local_dataset(ws):
+    # Two days, so the pool has two files to share out.
+    write_log(ws, traffic(n_hours=150, n_order=0, n_return=0, n_other=50), day="2026-03-02")
+    base = ["--workspace", str(ws.root)]
+    local = promotion.build_rule_dataset(ws, "faq.opening_hours", actor="ana")
+    result = runner.invoke(app, [*base, "dataset", "build", "faq.opening_hours", "--engine", "local-pool",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    pooled = json.loads(result.output)
+    assert pooled["dataset"]["content_hash"] == local.snapshot.content_hash
+    assert pooled["dataset"]["fires"] == 550
+    result = runner.invoke(app, [*base, "dataset", "build", "faq.opening_hours", "--engine", "dask"])
+    assert result.exit_code == 1 and "Unknown engine 'dask'" in result.output
