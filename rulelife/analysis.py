@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rulelife.matcher import Matcher
+from rulelife.matcher import CompiledRule, Matcher
 
-__all__ = ["AnalysisCounts", "BundleAnalysis", "ConfidenceCounts", "count_chunk", "finalize", "merge"]
+__all__ = ["AnalysisCounts", "AnalysisPass", "BundleAnalysis", "ConfidenceCounts", "count_chunk", "finalize", "merge"]
 
 # 20 equal bins of width 0.05 on [0, 1]: fine enough to see where the mass
 # moves, coarse enough that a day of one intent fills them.
@@ -126,6 +126,23 @@ class AnalysisCounts:
 def merge(a: AnalysisCounts, b: AnalysisCounts) -> AnalysisCounts:
     """The counts of both ``a`` and ``b`` (the reduce step of a distributed run)."""
     return a + b
+
+
+@dataclass
+class AnalysisPass:
+    """:func:`count_chunk` as a step of a log fold (:mod:`rulelife.engines.fold`): it holds the
+    bundle's compiled rules and rebuilds the matcher where it runs, never ships it."""
+
+    rules: list[CompiledRule]
+    _matcher: Matcher | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_matcher": None}
+
+    def __call__(self, chunk: pd.DataFrame) -> AnalysisCounts:
+        if self._matcher is None:
+            self._matcher = Matcher(self.rules)
+        return count_chunk(chunk, self._matcher)
 
 
 def count_chunk(chunk: pd.DataFrame, matcher: Matcher) -> AnalysisCounts:

@@ -147,16 +147,18 @@ def analyze(
     since=None,
     until=None,
     bundle_number: int | None = None,
+    engine: str = "local",
+    spark=None,
 ):
     """Overlap, conflicts, shadowing, coverage and residual traffic of the
-    published bundle (or bundle ``bundle_number``) over the query log."""
-    from rulelife.analysis import AnalysisCounts, finalize
-    from rulelife.querylog import iter_log
+    published bundle (or bundle ``bundle_number``) over the query log,
+    counted on ``engine`` (see :func:`rulelife.engines.fold.fold_log`)."""
+    from rulelife.analysis import AnalysisPass, finalize
+    from rulelife.engines.fold import fold_log
 
     bundles = BundleStore(workspace.bundle_dir)
     bundle = bundles.current() if bundle_number is None else bundles.load(bundle_number)
-    counts = AnalysisCounts.empty(bundle.matcher)
-    for chunk in iter_log(log if log is not None else workspace.log_dir, since=since, until=until,
-                          known_intents=workspace.settings.intents or None, quarantine_dir=workspace.quarantine_dir):
-        counts = counts.add(chunk, bundle.matcher)
+    counts = fold_log(AnalysisPass(list(bundle.matcher.rules)), log if log is not None else workspace.log_dir,
+                      since=since, until=until, engine=engine, spark=spark,
+                      known_intents=workspace.settings.intents or None, quarantine_dir=workspace.quarantine_dir)
     return bundle, finalize(counts)

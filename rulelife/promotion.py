@@ -230,8 +230,9 @@ class RevalidationResult:
 
 def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] | None = None,
                since: date | None = None, until: date | None = None, within_days: int | None = None,
-               store: Store | None = None, now: datetime | None = None) -> list[RevalidationResult]:
-    """Rebuild datasets and re-run the gate for active rules expiring within
+               store: Store | None = None, now: datetime | None = None, engine: str = "local",
+               spark=None) -> list[RevalidationResult]:
+    """Rebuild datasets (on ``engine``) and re-run the gate for active rules expiring within
     ``within_days`` and for expired rules. A pass extends an active rule's
     expiry or brings an expired rule back; a refusal changes nothing."""
     store = store or open_store(workspace)
@@ -249,7 +250,7 @@ def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] |
                 f"`rulelife promote {status.rule_id}`, which also renews the expiry"]))
             continue
         build_rule_dataset(workspace, status.rule_id, log=log, since=since, until=until, actor=actor, store=store,
-                           now=now)
+                           now=now, engine=engine, spark=spark)
         if status.state == State.EXPIRED:
             try:
                 promote(workspace, status.rule_id, actor=actor, store=store, now=now)

@@ -180,3 +180,20 @@ def test_missing_columns_are_named():
 
 def test_doctest():
     assert doctest.testmod(analysis_module).failed == 0
+
+
+def test_the_analysis_step_counts_as_count_chunk_on_every_local_engine(tmp_path):
+    import pickle
+
+    from rulelife.analysis import AnalysisPass
+    from rulelife.engines.fold import fold_log
+
+    frame = log().assign(ts=pd.Timestamp("2026-01-01", tz="UTC"))
+    folder = tmp_path / "log"
+    folder.mkdir()
+    frame.iloc[:7].to_parquet(folder / "part-0.parquet", index=False)
+    frame.iloc[7:].assign(ts=pd.Timestamp("2026-01-02", tz="UTC")).to_parquet(folder / "part-1.parquet", index=False)
+    step = pickle.loads(pickle.dumps(AnalysisPass(list(MATCHER.rules))))  # ships the rules, not the automaton
+    whole = count_chunk(log(), MATCHER)
+    assert same(fold_log(step, folder), whole)
+    assert same(fold_log(step, folder, engine="local-pool", workers=2), whole)

@@ -197,3 +197,16 @@ def test_cli_dataset_build_on_a_process_pool_stores_the_local_dataset(ws):
     assert pooled["dataset"]["fires"] == 550
     result = runner.invoke(app, [*base, "dataset", "build", "faq.opening_hours", "--engine", "dask"])
     assert result.exit_code == 1 and "Unknown engine 'dask'" in result.output
+
+
+def test_cli_analyze_counts_the_same_on_a_process_pool(ws):
+    promotion.build_rule_dataset(ws, "faq.opening_hours", actor="ana")
+    promotion.promote(ws, "faq.opening_hours", actor="ben")  # publishes bundle 1
+    base = ["--workspace", str(ws.root)]
+    outputs = {}
+    for engine in ("local", "local-pool"):
+        result = runner.invoke(app, [*base, "analyze", "--json", "--engine", engine])
+        assert result.exit_code == 0, result.output
+        outputs[engine] = json.loads(result.output)
+    assert outputs["local-pool"] == outputs["local"]
+    assert outputs["local"]["bundle"] == 1 and outputs["local"]["queries"] == 1020

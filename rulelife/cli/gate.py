@@ -134,10 +134,10 @@ def promote(
 
 def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
                within_days: Annotated[int | None, typer.Option(help="Days ahead of expiry to revalidate.")] = None,
-               actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+               actor: ActorOption = "cli", engine: EngineOption = "local", as_json: JsonOption = False) -> None:
     """Rebuild datasets and re-run the gate for rules near or past expiry (exit 1 if any fails)."""
     results = promotion.revalidate(workspace(ctx), actor=actor, log=log or None, since=parse_day(since, "--since"),
-                                   until=parse_day(until, "--until"), within_days=within_days)
+                                   until=parse_day(until, "--until"), within_days=within_days, engine=engine)
     if as_json:
         print_json([r.to_dict() for r in results])
     elif not results:
@@ -153,12 +153,12 @@ def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = N
 def analyze(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
             bundle: Annotated[int | None, typer.Option(help="Bundle number (default: CURRENT).")] = None,
             top: Annotated[int, typer.Option(help="Rows shown per table.")] = 15,
-            as_json: JsonOption = False) -> None:
+            engine: EngineOption = "local", as_json: JsonOption = False) -> None:
     """Rule overlaps and conflicts, rules shadowed in traffic, coverage per intent x locale, residual traffic."""
     from rulelife.operations import analyze as run_analysis
 
     used, result = run_analysis(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
-                                until=parse_day(until, "--until"), bundle_number=bundle)
+                                until=parse_day(until, "--until"), bundle_number=bundle, engine=engine)
     if as_json:
         print_json({"bundle": used.number, **result.to_dict()})
         return
