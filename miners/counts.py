@@ -33,10 +33,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, phrases
 
-__all__ = ["PhraseCounts"]
+__all__ = ["LabelledGroups", "PhraseCounts", "chunk_days", "slices"]
 
 _TABLE_COLUMNS = ["phrase", "locale", "intent", "n", "n_conf"]
 
@@ -45,6 +46,55 @@ def _empty_table() -> pd.DataFrame:
     return pd.DataFrame({"phrase": pd.Series(dtype=object), "locale": pd.Series(dtype=object),
                          "intent": pd.Series(dtype=object), "n": pd.Series(dtype="int64"),
                          "n_conf": pd.Series(dtype="int64")})
+
+
+@dataclass(frozen=True)
+class LabelledGroups:
+    """A chunk's model-labelled rows that have a text, grouped by (normalised text, locale, intent).
+
+    Logs repeat queries, so per-query work (cutting phrases, matching) is done
+    once a group and counted with the group's ``weight``.
+
+    Invariants: groups are numbered in the order of their first row, so a
+    count that walks the groups in order meets its keys in the order a
+    row-by-row count would; group ``g`` is ``texts[text[g]]``,
+    ``locales[locale[g]]`` (None: missing) and ``intents[intent[g]]``, with
+    ``weight[g]`` rows; ``rows[j]`` is the chunk position of the ``j``-th
+    labelled row and ``group[j]`` its group.
+    """
+
+    texts: list[str]
+    locales: list[str | None]
+    intents: list[str]
+    text: np.ndarray
+    locale: np.ndarray
+    intent: np.ndarray
+    weight: np.ndarray
+    rows: np.ndarray
+    group: np.ndarray
+
+    @classmethod
+    def from_chunk(cls, chunk: pd.DataFrame, normalized: list[str | None]) -> LabelledGroups:
+        intent_code, intents = pd.factorize(chunk["model_intent"].astype("string"))
+        locale_code, locales = pd.factorize(chunk["locale"].astype("string"))
+        distinct = dict.fromkeys(normalized)
+        distinct.pop(None, None)
+        texts = list(distinct)
+        index = dict(zip(texts, range(len(texts))))
+        index[None] = -1
+        text_code = np.fromiter(map(index.__getitem__, normalized), dtype=np.int64, count=len(normalized))
+        rows = np.flatnonzero((intent_code >= 0) & (text_code >= 0))
+        # One integer a (text, locale, intent); locale code 0 is a missing locale.
+        n_locales, n_intents = len(locales) + 1, max(1, len(intents))
+        key = (text_code[rows] * n_locales + (locale_code[rows] + 1)) * n_intents + intent_code[rows]
+        group, keys = pd.factorize(key)  # numbered by first appearance
+        return cls(texts=texts, locales=[None, *locales.tolist()], intents=intents.tolist(),
+                   text=keys // (n_locales * n_intents), locale=keys // n_intents % n_locales,
+                   intent=keys % n_intents, weight=np.bincount(group, minlength=len(keys)),
+                   rows=rows, group=group.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.weight)
 
 
 @dataclass(frozen=True)
@@ -77,60 +127,48 @@ class PhraseCounts:
         substring_languages: tuple[str, ...] = SUBSTRING_LANGUAGES,
     ) -> PhraseCounts:
         """Count the model-labelled rows of one log chunk (``normalized``: its text, normalised)."""
-        intent = chunk["model_intent"].astype("string")
-        text = pd.Series(normalized, index=chunk.index, dtype=object)
-        keep = (intent.notna() & text.notna()).to_numpy(dtype=bool, na_value=False)
-        if not keep.any():
-            return cls(days=_days(chunk))
+        groups = LabelledGroups.from_chunk(chunk, normalized)
+        if not len(groups):
+            return cls(days=chunk_days(chunk))
         conf = chunk["model_confidence"].astype("Float64").fillna(0.0).to_numpy(dtype=float) >= min_confidence
-        frame = pd.DataFrame({
-            "text": text.to_numpy(object)[keep],
-            "locale": chunk["locale"].astype("string").fillna("").to_numpy(object)[keep],
-            "intent": intent.to_numpy(object)[keep],
-            "conf": conf[keep].astype("int64"),
+        n = groups.weight
+        n_conf = np.bincount(groups.group, weights=conf[groups.rows], minlength=len(groups)).astype(np.int64)
+        # A missing locale counts as "" (and so with a locale written "").
+        locale_code, locales = pd.factorize(np.array(["" if x is None else x for x in groups.locales], dtype=object))
+        n_intents = len(groups.intents)
+        # (locale, intent) of each group, locale major: keys sorted by phrase then this are
+        # sorted by (phrase, locale) too, which the pruning below relies on.
+        pair = locale_code[groups.locale] * n_intents + groups.intent
+        pair_id, pairs = pd.factorize(pair)
+        rows = pd.DataFrame({
+            "locale": np.asarray(locales, dtype=object)[pairs // n_intents],
+            "intent": np.asarray(groups.intents, dtype=object)[pairs % n_intents],
+            "n": np.bincount(pair_id, weights=n).astype(np.int64),
+            "n_conf": np.bincount(pair_id, weights=n_conf).astype(np.int64),
         })
-        groups = frame.groupby(["text", "locale", "intent"], sort=False).agg(n=("conf", "size"), n_conf=("conf", "sum"))
-        groups = groups.reset_index()
-        rows = groups.groupby(["locale", "intent"], sort=False)[["n", "n_conf"]].sum().reset_index()
-
-        # Each distinct (text, mode) is cut into phrases once: logs repeat queries.
-        cache: dict[tuple[str, bool], list[str]] = {}
-        lists = []
-        for text_value, locale in zip(groups["text"].tolist(), groups["locale"].tolist()):
-            key = (text_value, is_substring_locale(locale, substring_languages))
-            found = cache.get(key)
-            if found is None:
-                found = cache[key] = list(phrases(text_value, key[1], max_words=max_words, min_chars=min_chars,
-                                                  max_chars=max_chars))
-            lists.append(found)
-        lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-        owner = np.repeat(np.arange(len(lists)), lengths)
-        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
-        if not len(flat):
-            return cls(rows=rows, days=_days(chunk))
-        phrase_code, phrase_values = pd.factorize(flat)
-        li_code, li_values = pd.factorize(pd.MultiIndex.from_frame(groups[["locale", "intent"]]))
-        _, loc_values = pd.factorize(groups["locale"])
-        key = phrase_code.astype(np.int64) * len(li_values) + li_code[owner]
-        keys, inverse = np.unique(key, return_inverse=True)
-        n = np.bincount(inverse, weights=groups["n"].to_numpy()[owner]).astype(np.int64)
-        n_conf = np.bincount(inverse, weights=groups["n_conf"].to_numpy()[owner]).astype(np.int64)
-        k_phrase, k_li = keys // len(li_values), keys % len(li_values)
-        # Locale of each key, to prune by the (phrase, locale) total across intents.
-        li_loc = np.asarray(pd.Index(loc_values).get_indexer(li_values.get_level_values(0)))
-        pl = k_phrase * len(loc_values) + li_loc[k_li]
-        _, pl_inverse = np.unique(pl, return_inverse=True)
-        totals = np.bincount(pl_inverse, weights=n)[pl_inverse]
+        substring = np.array([is_substring_locale(x, substring_languages) for x in locales], dtype=np.int64)
+        phrase, owner = _group_phrases(groups.texts, groups.text * 2 + substring[locale_code[groups.locale]],
+                                       max_words=max_words, min_chars=min_chars, max_chars=max_chars)
+        if phrase is None:
+            return cls(rows=rows, days=chunk_days(chunk))
+        keys, inverse = np.unique(phrase.codes * (len(locales) * n_intents) + pair[owner], return_inverse=True)
+        n_key = np.bincount(inverse, weights=n[owner]).astype(np.int64)
+        n_conf_key = np.bincount(inverse, weights=n_conf[owner]).astype(np.int64)
+        # Prune by the (phrase, locale) total across intents: keys sorted, so its keys are adjacent.
+        by_locale = keys // n_intents
+        starts = np.flatnonzero(np.r_[True, by_locale[1:] != by_locale[:-1]])
+        totals = np.repeat(np.add.reduceat(n_key, starts), np.diff(np.r_[starts, len(keys)]))
         kept = totals >= min_chunk_count
         pruned = bool((~kept).any()) and min_chunk_count > 1
+        keys = keys[kept]
         table = pd.DataFrame({
-            "phrase": np.asarray(phrase_values, dtype=object)[k_phrase[kept]],
-            "locale": np.asarray(li_values.get_level_values(0), dtype=object)[k_li[kept]],
-            "intent": np.asarray(li_values.get_level_values(1), dtype=object)[k_li[kept]],
-            "n": n[kept],
-            "n_conf": n_conf[kept],
+            "phrase": phrase.dictionary.take(pa.array(keys // (len(locales) * n_intents))).to_pandas(),
+            "locale": np.asarray(locales, dtype=object)[keys // n_intents % len(locales)],
+            "intent": np.asarray(groups.intents, dtype=object)[keys % n_intents],
+            "n": n_key[kept],
+            "n_conf": n_conf_key[kept],
         })
-        return cls(table=table, rows=rows, days=_days(chunk), undercount=(min_chunk_count - 1) if pruned else 0)
+        return cls(table=table, rows=rows, days=chunk_days(chunk), undercount=(min_chunk_count - 1) if pruned else 0)
 
     def __add__(self, other: PhraseCounts) -> PhraseCounts:
         return PhraseCounts(
@@ -168,7 +206,50 @@ def _sum(frames: list[pd.DataFrame], by: list[str], columns: list[str]) -> pd.Da
     return merged[columns]
 
 
-def _days(chunk: pd.DataFrame) -> frozenset[date]:
+class _Phrases:
+    """Phrase codes (``codes``) into a dictionary of phrase strings (``dictionary``, Arrow)."""
+
+    def __init__(self, flat: list[str]):
+        encoded = pa.array(flat, type=pa.string()).dictionary_encode()
+        self.codes = encoded.indices.to_numpy().astype(np.int64)
+        self.dictionary = encoded.dictionary
+
+
+def _group_phrases(texts: list[str], text_mode: np.ndarray, **sizes) -> tuple[_Phrases | None, np.ndarray]:
+    """The phrases of each group, flat: ``phrase.codes[k]`` is a phrase of group ``owner[k]``.
+
+    ``text_mode[g]`` is ``2 * text code + substring``: each distinct (text, mode)
+    is cut once, then its phrases are repeated for every group that holds it.
+    """
+    mode_id, modes = pd.factorize(text_mode)
+    cut = [phrases(texts[m >> 1], bool(m & 1), **sizes) for m in modes.tolist()]
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+    if not lengths.sum():
+        return None, np.empty(0, dtype=np.int64)
+    found = _Phrases(list(itertools.chain.from_iterable(cut)))
+    owner, index = slices(lengths, mode_id)
+    found.codes = found.codes[index]
+    return found, owner
+
+
+def slices(lengths: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate slices of a flat array cut in consecutive slices of ``lengths``.
+
+    Returns ``(owner, index)``: ``flat[index]`` is slice ``take[0]``, then slice
+    ``take[1]``, ...; ``owner[k]`` is the position in ``take`` that ``index[k]`` came from.
+
+    >>> slices(np.array([2, 0, 3]), np.array([2, 0, 2]))
+    (array([0, 0, 0, 1, 1, 2, 2, 2]), array([2, 3, 4, 0, 1, 2, 3, 4]))
+    """
+    taken = lengths[take]
+    owner = np.repeat(np.arange(len(take)), taken)
+    first = np.cumsum(lengths) - lengths
+    return owner, np.arange(len(owner)) + np.repeat(first[take] - (np.cumsum(taken) - taken), taken)
+
+
+def chunk_days(chunk: pd.DataFrame) -> frozenset[date]:
+    """The UTC days of the chunk's rows."""
     if "ts" not in chunk.columns or chunk.empty:
         return frozenset()
-    return frozenset(d for d in pd.to_datetime(chunk["ts"], utc=True).dt.date.dropna().unique())
+    days = pd.to_datetime(chunk["ts"], utc=True).dt.tz_convert(None).to_numpy("datetime64[D]")
+    return frozenset(np.unique(days[~np.isnat(days)]).astype(object))

@@ -7,14 +7,16 @@ agreement and safety hits here are exactly what it would do online.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
+from miners.counts import LabelledGroups, chunk_days, slices
 from miners.ngrams import char_ngrams, words
 from rulelife.matcher import Matcher
 
@@ -32,6 +34,7 @@ _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _rng = np.random.default_rng(20260101)
 _A = _rng.integers(1, 2**63, SIGNATURE_SIZE, dtype=np.uint64) | np.uint64(1)
 _B = _rng.integers(0, 2**63, SIGNATURE_SIZE, dtype=np.uint64)
+_BLOCK = 100_000  # rows of SIGNATURE_SIZE hashes gathered at once
 
 
 def _top(counter: Counter, k: int) -> Counter:
@@ -44,12 +47,127 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _row_hashes(chunk: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """SIGNATURE_SIZE hashes a row, from its query_id (or its text and time)."""
-    part = chunk.iloc[rows]
-    key = part["query_id"] if "query_id" in part.columns else part["text"].astype(str) + part["ts"].astype(str)
-    base = pd.util.hash_pandas_object(key.astype(str), index=False).to_numpy(np.uint64)
+    """One 64-bit hash a row, from its query_id (or its text and time)."""
+    if "query_id" in chunk.columns:
+        key = chunk["query_id"].iloc[rows]
+    else:
+        key = chunk["text"].iloc[rows].astype(str) + chunk["ts"].iloc[rows].astype(str)
+    return pd.util.hash_pandas_object(key.astype(str), index=False).to_numpy(np.uint64)
+
+
+def _spread(base: np.ndarray) -> np.ndarray:
+    """SIGNATURE_SIZE hashes a row, from its one hash."""
     with np.errstate(over="ignore"):
         return (base[:, None] * _A[None, :] + _B[None, :]) & _MASK
+
+
+def _min_by(codes: np.ndarray, size: int, values: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``out[c]``: the elementwise minimum of the hash rows ``values(i)`` over the ``i`` with ``codes[i] == c``."""
+    out = np.full((size, SIGNATURE_SIZE), _MASK, dtype=np.uint64)
+    order = np.argsort(codes, kind="stable")
+    # Blocks keep the gathered hash rows small: memory is per block, not per chunk.
+    for begin in range(0, len(order), _BLOCK):
+        block = order[begin:begin + _BLOCK]
+        sorted_codes = codes[block]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        present = sorted_codes[starts]
+        out[present] = np.minimum(out[present], np.minimum.reduceat(values(block), starts, axis=0))
+    return out
+
+
+def _counted(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``keys`` in order of first appearance, and the sum of the ``weights`` of each."""
+    key_id, distinct = pd.factorize(keys)
+    return distinct, np.bincount(key_id, weights=weights, minlength=len(distinct)).astype(np.int64)
+
+
+def _rank_within(codes: np.ndarray) -> np.ndarray:
+    """``rank[k]``: how many entries before ``k`` have the code ``codes[k]``."""
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    return rank
+
+
+@dataclass(frozen=True)
+class _Fires:
+    """The rules that fire on a chunk's groups of labelled rows.
+
+    Invariants: a rule fires or not per (text, locale), a *place*: group ``g``
+    is at place ``place[g]``. Pair ``k`` says rule ``names[rule[k]]`` fires on
+    group ``group[k]``; pairs are in group order, then the matcher's order (so
+    in a row-by-row count's order of first appearance). ``old[k]``: an
+    existing rule fires there too. ``at[j]``/``place_rule[j]`` are the pairs
+    per place.
+    """
+
+    names: list[str]
+    places: int
+    place: np.ndarray
+    group: np.ndarray
+    rule: np.ndarray
+    old: np.ndarray
+    at: np.ndarray
+    place_rule: np.ndarray
+
+    @classmethod
+    def of(cls, groups: LabelledGroups, matcher: Matcher, existing: Matcher | None) -> _Fires:
+        n_locales = len(groups.locales)
+        place, places = pd.factorize(groups.text * n_locales + groups.locale)
+        texts = [groups.texts[k] for k in (places // n_locales).tolist()]
+        locales = [groups.locales[k] for k in (places % n_locales).tolist()]
+        fired = [() if r is None else r.fired for r in matcher.match_many(texts, locales, normalized=True)]
+        names = [rule.id for rule in matcher.rules]
+        index = dict(zip(names, range(len(names))))
+        lengths = np.fromiter(map(len, fired), dtype=np.int64, count=len(fired))
+        flat = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(fired)), dtype=np.int64,
+                           count=int(lengths.sum()))
+        group, pick = slices(lengths, place)
+        old = np.zeros(len(texts), dtype=bool)
+        if existing is not None and existing.rules:
+            old = np.fromiter((r is not None for r in existing.match_many(texts, locales, normalized=True)),
+                              dtype=bool, count=len(texts))
+        return cls(names=names, places=len(texts), place=place, group=group, rule=flat[pick],
+                   old=old[place[group]], at=np.repeat(np.arange(len(texts)), lengths), place_rule=flat)
+
+
+def _examples(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np.ndarray, names: list[str],
+              groups: LabelledGroups) -> dict[str, Counter]:
+    """The ``_KEEP_TEXTS`` most frequent (text, intent) of each rule (ties: first seen first)."""
+    order = np.argsort(-counts, kind="stable")
+    chosen = order[_rank_within(rule[order]) < _KEEP_TEXTS]
+    out: dict[str, Counter] = {}
+    for r, t, i, count in zip(rule[chosen].tolist(), text[chosen].tolist(), intent[chosen].tolist(),
+                              counts[chosen].tolist()):
+        out.setdefault(names[r], Counter())[(groups.texts[t], groups.intents[i])] = count
+    return out
+
+
+def _tokens(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np.ndarray, names: list[str],
+            groups: LabelledGroups, token_rules: Collection[str], substring_rules: Collection[str],
+            stop_words: Collection[str]) -> dict[str, Counter]:
+    """Per rule of ``token_rules``, (token, intent) -> fires on a text holding the token."""
+    wanted = np.array([name in token_rules for name in names], dtype=bool)[rule]
+    rule, text, intent, counts = rule[wanted], text[wanted], intent[wanted], counts[wanted]
+    substring = np.array([name in substring_rules for name in names], dtype=np.int64)[rule]
+    mode_id, modes = pd.factorize(text * 2 + substring)
+    # Each distinct (text, mode) is tokenised once; sorted, so the counters' order does not hang on str hashes.
+    cut = [sorted(char_ngrams(groups.texts[m >> 1], 2, 2)) if m & 1 else
+           sorted({w for w in words(groups.texts[m >> 1]) if len(w) > 1 and w not in stop_words})
+           for m in modes.tolist()]
+    vocabulary = list(dict.fromkeys(itertools.chain.from_iterable(cut)))
+    index = dict(zip(vocabulary, range(len(vocabulary))))
+    flat = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(cut)), dtype=np.int64)
+    owner, pick = slices(np.fromiter(map(len, cut), dtype=np.int64, count=len(cut)), mode_id)
+    n_tokens, n_intents = max(1, len(vocabulary)), len(groups.intents)
+    keys, sums = _counted((rule[owner] * n_tokens + flat[pick]) * n_intents + intent[owner], counts[owner])
+    out: dict[str, Counter] = {names[r]: Counter() for r in pd.unique(rule).tolist()}
+    for key, count in zip(keys.tolist(), sums.tolist()):
+        out[names[key // (n_tokens * n_intents)]][(vocabulary[key // n_intents % n_tokens],
+                                                    groups.intents[key % n_intents])] = count
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,67 +202,46 @@ class RuleCounts:
         signatures: bool = False,
         examples: bool = True,
     ) -> RuleCounts:
-        intent = chunk["model_intent"].astype("string")
-        has_text = np.fromiter((t is not None for t in normalized), dtype=bool, count=len(normalized))
-        rows = np.flatnonzero(intent.notna().to_numpy(dtype=bool, na_value=False) & has_text)
-        texts = [normalized[i] for i in rows]
-        locales = [loc if isinstance(loc, str) else None
-                   for loc in chunk["locale"].astype("string").to_numpy(object)[rows]]
-        labels = intent.to_numpy(object)[rows]
-        results = matcher.match_many(texts, locales, normalized=True)
-        if existing is not None and existing.rules:
-            old = np.fromiter((r is not None for r in existing.match_many(texts, locales, normalized=True)),
-                              dtype=bool, count=len(texts))
-        else:
-            old = np.zeros(len(texts), dtype=bool)
-        pair_row: list[int] = []
-        pair_rule: list[str] = []
-        for r, result in enumerate(results):
-            if result is not None:
-                pair_row.extend([r] * len(result.fired))
-                pair_rule.extend(result.fired)
-        days = frozenset(pd.to_datetime(chunk["ts"], utc=True).dt.date.dropna().unique()) if len(chunk) else frozenset()
-        if not pair_row:
+        """Count what ``matcher``'s rules do on one chunk's labelled rows (``normalized``: its texts, normalised).
+
+        ``existing``: the live rules (``new`` counts fires where none of them fires);
+        ``token_rules``: the rules whose co-occurring tokens to count (character bigrams
+        for ``substring_rules``, words not in ``stop_words`` for the others);
+        ``signatures``: MinHash signatures; ``examples``: each rule's most frequent texts.
+        """
+        days = chunk_days(chunk)
+        groups = LabelledGroups.from_chunk(chunk, normalized)
+        fires = _Fires.of(groups, matcher, existing)
+        if not len(fires.rule):
             return cls(days=days)
-        pair_row_arr = np.asarray(pair_row)
-        pairs = pd.DataFrame({"rule": pair_rule, "intent": labels[pair_row_arr],
-                              "text": np.asarray(texts, dtype=object)[pair_row_arr], "old": old[pair_row_arr]})
+        names, intents = fires.names, groups.intents
+        weight, label = groups.weight[fires.group], groups.intent[fires.group]
         out_intents: dict[str, Counter] = {}
-        for (rule_id, label), count in pairs.groupby(["rule", "intent"], sort=False).size().items():
-            out_intents.setdefault(rule_id, Counter())[label] = int(count)
-        new = Counter({k: int(v) for k, v in pairs[~pairs["old"]].groupby("rule", sort=False).size().items()})
+        keys, counts = _counted(fires.rule * len(intents) + label, weight)
+        for key, count in zip(keys.tolist(), counts.tolist()):
+            out_intents.setdefault(names[key // len(intents)], Counter())[intents[key % len(intents)]] = count
+        keys, counts = _counted(fires.rule[~fires.old], weight[~fires.old])
+        new = Counter(dict(zip([names[k] for k in keys.tolist()], counts.tolist())))
         out_texts: dict[str, Counter] = {}
-        if examples:
-            top = (pairs.groupby(["rule", "text", "intent"], sort=False).size().rename("n").reset_index()
-                   .sort_values("n", ascending=False, kind="stable").groupby("rule", sort=False).head(_KEEP_TEXTS))
-            for rule_id, text, label, count in top.itertuples(index=False):
-                out_texts.setdefault(rule_id, Counter())[(text, label)] = int(count)
         out_tokens: dict[str, Counter] = {}
-        if token_rules:
-            wanted = pairs[pairs["rule"].isin(set(token_rules))]
-            for rule_id, text, label in zip(wanted["rule"], wanted["text"], wanted["intent"]):
-                if rule_id in substring_rules:
-                    tokens = char_ngrams(text, 2, 2)
-                else:
-                    tokens = {w for w in words(text) if len(w) > 1 and w not in stop_words}
-                counter = out_tokens.setdefault(rule_id, Counter())
-                for token in tokens:
-                    counter[(token, label)] += 1
+        if examples or token_rules:
+            # Per (rule, text, intent), whatever the locale: what examples and tokens count.
+            n_texts = len(groups.texts)
+            keys, counts = _counted((fires.rule * n_texts + groups.text[fires.group]) * len(intents) + label, weight)
+            rule, text, intent = keys // (n_texts * len(intents)), keys // len(intents) % n_texts, keys % len(intents)
+            if examples:
+                out_texts = _examples(rule, text, intent, counts, names, groups)
+            if token_rules:
+                out_tokens = _tokens(rule, text, intent, counts, names, groups, set(token_rules),
+                                     set(substring_rules), set(stop_words))
         out_signatures: dict[str, np.ndarray] = {}
         if signatures:
-            hashes = _row_hashes(chunk, rows)
-            codes, names = pd.factorize(pd.Series(pair_rule))
-            signature = np.full((len(names), SIGNATURE_SIZE), _MASK, dtype=np.uint64)
-            # Blocks of pairs keep the gathered hash matrix small (memory is per block, not per chunk).
-            for begin in range(0, len(codes), 100_000):
-                block_codes = codes[begin:begin + 100_000]
-                order = np.argsort(block_codes, kind="stable")
-                sorted_codes = block_codes[order]
-                starts = np.flatnonzero(np.r_[True, np.diff(sorted_codes) != 0])
-                mins = np.minimum.reduceat(hashes[pair_row_arr[begin:begin + 100_000][order]], starts, axis=0)
-                present = sorted_codes[starts]
-                signature[present] = np.minimum(signature[present], mins)
-            out_signatures = {name: signature[k] for k, name in enumerate(names)}
+            # MinHash per place first (the elementwise minimum over its rows), then per rule
+            # over its places: the same minimum as over the rule's rows.
+            base = _row_hashes(chunk, groups.rows)
+            by_place = _min_by(fires.place[groups.group], fires.places, lambda i: _spread(base[i]))
+            by_rule = _min_by(fires.place_rule, len(names), lambda i: by_place[fires.at[i]])
+            out_signatures = {names[r]: by_rule[r] for r in pd.unique(fires.rule).tolist()}
         return cls(out_intents, new, out_texts, out_tokens, out_signatures, days)
 
     def __add__(self, other: RuleCounts) -> RuleCounts:
