@@ -13,6 +13,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_mining [--quick] [--json out.json]``
   Peak RSS includes the interpreter and libraries (pandas, scikit-learn,
   great-expectations); the baseline row is a subprocess that imports the
   same modules and mines nothing.
+- The first size is mined again with ``engine="local-pool"`` (one process
+  a core, each folding a contiguous share of the files; the partial counts
+  merged in the parent): the wall time a machine's cores give. Its worker
+  peak is the largest worker's own ``ru_maxrss``.
 - Flat memory means: the 4x log's peak RSS is about the 1x log's, because a
   chunk (200k rows) and the pruned phrase table are what is held.
 """
@@ -34,7 +38,7 @@ from pathlib import Path
 from rulelife.config import Workspace
 from rulelife.mining import mine_workspace
 from rulelife.querylog import iter_log
-mode, logs, root = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+mode, logs, root, engine = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 result = {}
 if mode == "mine":
     ws = Workspace.create(root)
@@ -44,13 +48,16 @@ if mode == "mine":
     for _ in iter_log(Path(logs), known_intents=ws.settings.intents, quarantine_dir=ws.quarantine_dir):
         pass
     validated = time.perf_counter()
-    report = mine_workspace(ws, log=Path(logs))
+    report = mine_workspace(ws, log=Path(logs), engine=engine)
     result = {"seconds": time.perf_counter() - validated, "validation_seconds": validated - started,
               "rows": report.log.rows_valid, "candidates": len(report.candidates), "written": len(report.written),
               "undercount_bound": report.undercount_bound}
 # VmHWM is this process's own peak; ru_maxrss would carry the parent's over exec.
 peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 result["peak_rss_mb"] = int(peak.split()[1]) / 1024
+# The pool's workers (reaped): their own peak, the largest of them.
+import resource
+result["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps(result))
 """
 
@@ -68,9 +75,9 @@ def make_logs(folder: Path, days: int, per_day: int = 10_000) -> int:
     return rows
 
 
-def child(mode: str, logs: Path, root: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(logs), str(root)], capture_output=True, text=True,
-                         check=True)
+def child(mode: str, logs: Path, root: Path, engine: str = "local") -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(logs), str(root), engine], capture_output=True,
+                         text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -80,13 +87,19 @@ def run(sizes: dict[str, int], per_day: int = 10_000) -> dict:
         tmp = Path(tmp)
         base = child("baseline", tmp, tmp / "baseline")
         results.append({"size": "baseline (imports only)", "rows": 0, **base})
+        first = next(iter(sizes))
         for name, days in sizes.items():
             logs = tmp / f"logs-{name}"
             started = time.perf_counter()
             rows = make_logs(logs, days, per_day)
             print(f"{name}: {rows} rows simulated in {time.perf_counter() - started:.0f}s; mining ...",
                   file=sys.stderr)
-            results.append({"size": name, **child("mine", logs, tmp / f"ws-{name}")})
+            results.append({"size": name, "engine": "local", **child("mine", logs, tmp / f"ws-{name}")})
+            if name == first:
+                # The same log on a process pool, one worker a core (the validation cache is per workspace,
+                # so this child validates again, timed apart as before).
+                results.append({"size": name, "engine": "local-pool",
+                                **child("mine", logs, tmp / f"ws-{name}-pool", "local-pool")})
     return {"results": results}
 
 
@@ -97,10 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = {"50k": 5, "200k": 20} if args.quick else {"1M": 100, "4M": 400}
     out = run(sizes)
-    print("size | rows | mining s | validation s (once per file) | peak RSS MB | candidates | undercount bound")
+    print("size | engine | rows | mining s | validation s (once per file) | peak RSS MB (worker) | candidates | "
+          "undercount bound")
     for r in out["results"]:
-        print(f"{r['size']} | {r.get('rows', 0)} | {r.get('seconds', 0):.1f} | {r.get('validation_seconds', 0):.1f} | "
-              f"{r['peak_rss_mb']:.0f} | {r.get('candidates', '-')} | {r.get('undercount_bound', '-')}")
+        print(f"{r['size']} | {r.get('engine', '-')} | {r.get('rows', 0)} | {r.get('seconds', 0):.1f} | "
+              f"{r.get('validation_seconds', 0):.1f} | {r['peak_rss_mb']:.0f} ({r['worker_peak_rss_mb']:.0f}) | "
+              f"{r.get('candidates', '-')} | {r.get('undercount_bound', '-')}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

@@ -120,10 +120,11 @@ def mine_workspace(
     report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)
     source = log if log is not None else workspace.log_dir
     # The miner reads the window three times; the first read fills the log report.
-    fold = LogFold(source, engine=engine, report=report.log, since=since, until=until,
-                   known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
-                   workers=workers, spark=spark, chunk_rows=miner.chunk_rows)
-    miner.fit(fold=fold, active_rules=active, rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
+    with LogFold(source, engine=engine, report=report.log, since=since, until=until,
+                 known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
+                 workers=workers, spark=spark, chunk_rows=miner.chunk_rows) as fold:
+        miner.fit(fold=fold, active_rules=active,
+                  rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
     days = sorted(miner.counts_.days)
     report.window = (since or (days[0] if days else None), until or (days[-1] if days else None))
     report.days = miner.days_

@@ -9,11 +9,10 @@ because they are compared against normalised patterns.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-__all__ = ["STOP_WORDS", "stop_words_for"]
+__all__ = ["stop_words_for"]
 
 # scikit-learn's list (from the Glasgow IR group) includes content words that a
 # customer-service bot legitimately keys on ("bill", "call", "find", "empty");
@@ -23,7 +22,6 @@ _ENGLISH_CONTENT_WORDS = frozenset(
     "give interest keep mill move name part put serious show sincere system take thick thin top".split()
 )
 
-_ENGLISH = frozenset(ENGLISH_STOP_WORDS) - _ENGLISH_CONTENT_WORDS
 
 # Hand-written: articles, prepositions, pronouns, conjunctions and the commonest
 # forms of ser / estar / haber, without accents (normalised form).
@@ -43,7 +41,15 @@ _SPANISH = frozenset(
 # a pattern that is one of these fires inside almost every sentence.
 _JAPANESE = frozenset("の は が を に で と も か へ や から まで より ね よ な です ます".split())
 
-STOP_WORDS: dict[str, frozenset[str]] = {"en": _ENGLISH, "es": _SPANISH, "ja": _JAPANESE}
+
+
+@functools.cache
+def _stop_words() -> dict[str, frozenset[str]]:
+    # Imported on first use: importing scikit-learn costs ~2.5 s, which every
+    # CLI call and every pool or Spark worker would otherwise pay.
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return {"en": frozenset(ENGLISH_STOP_WORDS) - _ENGLISH_CONTENT_WORDS, "es": _SPANISH, "ja": _JAPANESE}
 
 
 def stop_words_for(locales: Iterable[str]) -> frozenset[str]:
@@ -56,13 +62,13 @@ def stop_words_for(locales: Iterable[str]) -> frozenset[str]:
     ['か', 'から', 'が']
     >>> "de" in stop_words_for(["es_MX"]), "de" in stop_words_for(["ja"])
     (True, False)
-    >>> stop_words_for(["*"]) == STOP_WORDS["en"] | STOP_WORDS["es"] | STOP_WORDS["ja"]
+    >>> stop_words_for(["*"]) == stop_words_for(["en"]) | stop_words_for(["es"]) | stop_words_for(["ja"])
     True
     """
     words: set[str] = set()
     for locale in locales:
         if locale.strip() == "*":
-            return frozenset().union(*STOP_WORDS.values())
+            return frozenset().union(*_stop_words().values())
         language = locale.strip().replace("_", "-").lower().split("-")[0]
-        words |= STOP_WORDS.get(language, frozenset())
+        words |= _stop_words().get(language, frozenset())
     return frozenset(words)

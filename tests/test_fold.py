@@ -159,7 +159,10 @@ def mined(fold) -> list[dict]:
 
 def test_the_miner_proposes_the_same_rules_on_a_pool(simulated_log):
     local = mined(LogFold(simulated_log))
-    pool = mined(LogFold(simulated_log, engine="local-pool", workers=2))
+    with LogFold(simulated_log, engine="local-pool", workers=2) as fold:
+        pool = mined(fold)
+        assert fold._pool is not None  # one pool served the three passes
+    assert fold._pool is None
     assert local and local == pool
 
 

@@ -64,8 +64,13 @@ def fold_log(
     workers: int | None = None,
     spark=None,
     chunk_rows: int = CHUNK_ROWS,
+    pool: ProcessPoolExecutor | None = None,
 ) -> Any:
     """``combine`` of ``step(chunk)`` over the valid rows of ``source`` in ``[since, until]``.
+
+    ``local-pool`` starts ``workers`` processes (default: every core) for
+    the fold, or uses ``pool`` (a spawn-context ``ProcessPoolExecutor``)
+    so several folds pay the start-up once (see :class:`LogFold`).
 
     ``report`` is filled with what was read, skipped and quarantined.
     Raises :class:`~rulelife.errors.LogError` as the reader does (no file,
@@ -81,7 +86,7 @@ def fold_log(
     if engine == "local":
         return _fold_files(step, combine, source, report, chunk_rows, options)
     if engine == "local-pool":
-        return _fold_pool(step, combine, source, report, chunk_rows, options, workers)
+        return _fold_pool(step, combine, source, report, chunk_rows, options, workers, pool)
     from rulelife.engines.spark_fold import fold_spark
 
     return fold_spark(spark, step, combine, source, report=report, chunk_rows=chunk_rows, **options)
@@ -92,7 +97,9 @@ class LogFold:
 
     What a miner or builder takes to read the log without knowing the engine;
     the first fold's :class:`~rulelife.querylog.LogReport` is kept as
-    ``report`` (later folds read the same rows again).
+    ``report`` (later folds read the same rows again). On ``local-pool`` the
+    worker processes start once and serve every fold until :meth:`close`
+    (or the end of a ``with`` block): starting them costs seconds.
     """
 
     def __init__(self, source: LogSource, *, engine: str = "local", report: LogReport | None = None, **options):
@@ -101,11 +108,32 @@ class LogFold:
         self.options = options
         self.report = report if report is not None else LogReport()
         self._folds = 0
+        self._pool: ProcessPoolExecutor | None = None
 
     def __call__(self, step: Step, combine: Combine = operator.add) -> Any:
         report = self.report if self._folds == 0 else LogReport()
         self._folds += 1
-        return fold_log(step, self.source, combine=combine, engine=self.engine, report=report, **self.options)
+        if self.engine == "local-pool" and self._pool is None:
+            self._pool = _spawn_pool(self.options.get("workers"))
+        return fold_log(step, self.source, combine=combine, engine=self.engine, report=report, pool=self._pool,
+                        **self.options)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> LogFold:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _spawn_pool(workers: int | None) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent may hold threads (a JVM gateway, a GE
+    # context) that a forked child would inherit half-locked.
+    return ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
 
 
 def fold_frames(step: Step, combine: Combine, chunks, chunk_rows: int = CHUNK_ROWS) -> Any:
@@ -149,8 +177,8 @@ def _groups(files: list[Path], count: int) -> list[list[str]]:
 
 
 def _fold_pool(step: Step, combine: Combine, source, report: LogReport, chunk_rows: int, options: dict,
-               workers: int | None) -> Any:
-    # The reader's refusals (no file, missing columns) before any process starts.
+               workers: int | None, pool: ProcessPoolExecutor | None) -> Any:
+    # The reader's refusals (no file, missing columns) before any process works.
     next(iter_log(source, report=LogReport(), **options), None)
     since, until = options["since"], options["until"]
     files = []
@@ -163,16 +191,19 @@ def _fold_pool(step: Step, combine: Combine, source, report: LogReport, chunk_ro
     from rulelife.engines.local import merge_reports, no_rows_error
 
     groups = _groups(files, max(1, min(workers or os.cpu_count() or 1, len(files))))
+    own = pool is None
+    pool = pool or _spawn_pool(len(groups))
     total = None
-    # spawn, not fork: the parent may hold threads (a JVM gateway, a GE
-    # context) that a forked child would inherit half-locked.
-    with ProcessPoolExecutor(max(1, len(groups)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    try:
         tasks = [pool.submit(_fold_group, step, combine, group, chunk_rows, options) for group in groups]
         for task in tasks:  # in file order, so order-sensitive merges match the local engine
             part, part_report = task.result()
             merge_reports(report, part_report)
             if part is not None:
                 total = part if total is None else combine(total, part)
+    finally:
+        if own:
+            pool.shutdown()
     if report.rows_valid == 0:
         raise no_rows_error(describe(source), report, since, until)
     return total
