@@ -27,7 +27,6 @@ matcher, on a later pass.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, phrases
+from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, phrase_table
 
 __all__ = ["LabelledGroups", "PhraseCounts", "chunk_days", "slices"]
 
@@ -147,11 +146,12 @@ class PhraseCounts:
             "n_conf": np.bincount(pair_id, weights=n_conf).astype(np.int64),
         })
         substring = np.array([is_substring_locale(x, substring_languages) for x in locales], dtype=np.int64)
-        phrase, owner = _group_phrases(groups.texts, groups.text * 2 + substring[locale_code[groups.locale]],
-                                       max_words=max_words, min_chars=min_chars, max_chars=max_chars)
-        if phrase is None:
+        owner, phrase, dictionary = _group_phrases(
+            groups.texts, groups.text * 2 + substring[locale_code[groups.locale]], max_words=max_words,
+            min_chars=min_chars, max_chars=max_chars)
+        if not len(phrase):
             return cls(rows=rows, days=chunk_days(chunk))
-        keys, inverse = np.unique(phrase.codes * (len(locales) * n_intents) + pair[owner], return_inverse=True)
+        keys, inverse = np.unique(phrase * (len(locales) * n_intents) + pair[owner], return_inverse=True)
         n_key = np.bincount(inverse, weights=n[owner]).astype(np.int64)
         n_conf_key = np.bincount(inverse, weights=n_conf[owner]).astype(np.int64)
         # Prune by the (phrase, locale) total across intents: keys sorted, so its keys are adjacent.
@@ -162,7 +162,7 @@ class PhraseCounts:
         pruned = bool((~kept).any()) and min_chunk_count > 1
         keys = keys[kept]
         table = pd.DataFrame({
-            "phrase": phrase.dictionary.take(pa.array(keys // (len(locales) * n_intents))).to_pandas(),
+            "phrase": dictionary.take(pa.array(keys // (len(locales) * n_intents))).to_pandas(),
             "locale": np.asarray(locales, dtype=object)[keys // n_intents % len(locales)],
             "intent": np.asarray(groups.intents, dtype=object)[keys % n_intents],
             "n": n_key[kept],
@@ -206,30 +206,16 @@ def _sum(frames: list[pd.DataFrame], by: list[str], columns: list[str]) -> pd.Da
     return merged[columns]
 
 
-class _Phrases:
-    """Phrase codes (``codes``) into a dictionary of phrase strings (``dictionary``, Arrow)."""
-
-    def __init__(self, flat: list[str]):
-        encoded = pa.array(flat, type=pa.string()).dictionary_encode()
-        self.codes = encoded.indices.to_numpy().astype(np.int64)
-        self.dictionary = encoded.dictionary
-
-
-def _group_phrases(texts: list[str], text_mode: np.ndarray, **sizes) -> tuple[_Phrases | None, np.ndarray]:
-    """The phrases of each group, flat: ``phrase.codes[k]`` is a phrase of group ``owner[k]``.
+def _group_phrases(texts: list[str], text_mode: np.ndarray, **sizes) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """The phrases of each group, flat: ``dictionary[codes[k]]`` is a phrase of group ``owner[k]``.
 
     ``text_mode[g]`` is ``2 * text code + substring``: each distinct (text, mode)
     is cut once, then its phrases are repeated for every group that holds it.
     """
     mode_id, modes = pd.factorize(text_mode)
-    cut = [phrases(texts[m >> 1], bool(m & 1), **sizes) for m in modes.tolist()]
-    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
-    if not lengths.sum():
-        return None, np.empty(0, dtype=np.int64)
-    found = _Phrases(list(itertools.chain.from_iterable(cut)))
-    owner, index = slices(lengths, mode_id)
-    found.codes = found.codes[index]
-    return found, owner
+    cut_owner, codes, dictionary = phrase_table([texts[m] for m in (modes >> 1).tolist()], modes & 1 == 1, **sizes)
+    owner, index = slices(np.bincount(cut_owner, minlength=len(modes)), mode_id)
+    return owner, codes[index], dictionary
 
 
 def slices(lengths: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from miners.counts import LabelledGroups, chunk_days, slices
-from miners.ngrams import char_ngrams, words
+from miners.ngrams import phrase_table
 from rulelife.matcher import Matcher
 
 __all__ = ["SIGNATURE_SIZE", "RuleCounts", "jaccard"]
@@ -118,7 +118,8 @@ class _Fires:
         place, places = pd.factorize(groups.text * n_locales + groups.locale)
         texts = [groups.texts[k] for k in (places // n_locales).tolist()]
         locales = [groups.locales[k] for k in (places % n_locales).tolist()]
-        fired = [() if r is None else r.fired for r in matcher.match_many(texts, locales, normalized=True)]
+        # Each place is distinct already: match it straight (match_many would look each up in a cache first).
+        fired = [() if r is None else r.fired for r in map(matcher.match_normalized, texts, locales)]
         names = [rule.id for rule in matcher.rules]
         index = dict(zip(names, range(len(names))))
         lengths = np.fromiter(map(len, fired), dtype=np.int64, count=len(fired))
@@ -127,7 +128,7 @@ class _Fires:
         group, pick = slices(lengths, place)
         old = np.zeros(len(texts), dtype=bool)
         if existing is not None and existing.rules:
-            old = np.fromiter((r is not None for r in existing.match_many(texts, locales, normalized=True)),
+            old = np.fromiter((r is not None for r in map(existing.match_normalized, texts, locales)),
                               dtype=bool, count=len(texts))
         return cls(names=names, places=len(texts), place=place, group=group, rule=flat[pick],
                    old=old[place[group]], at=np.repeat(np.arange(len(texts)), lengths), place_rule=flat)
@@ -153,16 +154,16 @@ def _tokens(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np.n
     rule, text, intent, counts = rule[wanted], text[wanted], intent[wanted], counts[wanted]
     substring = np.array([name in substring_rules for name in names], dtype=np.int64)[rule]
     mode_id, modes = pd.factorize(text * 2 + substring)
-    # Each distinct (text, mode) is tokenised once; sorted, so the counters' order does not hang on str hashes.
-    cut = [sorted(char_ngrams(groups.texts[m >> 1], 2, 2)) if m & 1 else
-           sorted({w for w in words(groups.texts[m >> 1]) if len(w) > 1 and w not in stop_words})
-           for m in modes.tolist()]
-    vocabulary = list(dict.fromkeys(itertools.chain.from_iterable(cut)))
-    index = dict(zip(vocabulary, range(len(vocabulary))))
-    flat = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(cut)), dtype=np.int64)
-    owner, pick = slices(np.fromiter(map(len, cut), dtype=np.int64, count=len(cut)), mode_id)
+    # Each distinct (text, mode) is tokenised once: its words (one-word phrases) or character bigrams.
+    cut_owner, cut, dictionary = phrase_table([groups.texts[m] for m in (modes >> 1).tolist()], modes & 1 == 1,
+                                              max_words=1, min_chars=2, max_chars=2)
+    vocabulary = dictionary.to_pylist()
+    allowed = np.array([len(w) > 1 and w not in stop_words for w in vocabulary], dtype=bool)
+    keep = (modes[cut_owner] & 1 == 1) | allowed[cut]  # the word filter is for word tokens only
+    cut_owner, cut = cut_owner[keep], cut[keep]
+    owner, pick = slices(np.bincount(cut_owner, minlength=len(modes)), mode_id)
     n_tokens, n_intents = max(1, len(vocabulary)), len(groups.intents)
-    keys, sums = _counted((rule[owner] * n_tokens + flat[pick]) * n_intents + intent[owner], counts[owner])
+    keys, sums = _counted((rule[owner] * n_tokens + cut[pick]) * n_intents + intent[owner], counts[owner])
     out: dict[str, Counter] = {names[r]: Counter() for r in pd.unique(rule).tolist()}
     for key, count in zip(keys.tolist(), sums.tolist()):
         out[names[key // (n_tokens * n_intents)]][(vocabulary[key // n_intents % n_tokens],

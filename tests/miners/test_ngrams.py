@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import miners.ngrams
-from miners.ngrams import char_ngrams, phrases, word_phrases
+from miners.ngrams import char_ngrams, phrase_table, phrases, word_phrases
 
 # Word characters, joiners, other separators, a combining mark (not a word character) and Japanese.
 texts = st.text(alphabet=st.sampled_from(list("ab1_ '-?,.é\u0301配送")), max_size=24)
@@ -44,6 +44,19 @@ def test_char_ngrams_are_the_word_character_substrings(text, min_chars, extra):
     max_chars = min_chars + extra
     assert char_ngrams(text, min_chars, max_chars) == brute_char_ngrams(text, min_chars, max_chars)
     assert phrases(text, True, min_chars=min_chars, max_chars=max_chars) == char_ngrams(text, min_chars, max_chars)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(texts | st.just("a\x00b c"), st.booleans()), max_size=6), st.integers(1, 5),
+       st.integers(1, 3), st.integers(0, 4))
+def test_phrase_table_cuts_each_text_as_phrases_does(batch, max_words, min_chars, extra):
+    sizes = dict(max_words=max_words, min_chars=min_chars, max_chars=min_chars + extra)
+    owner, codes, dictionary = phrase_table([t for t, _ in batch], [s for _, s in batch], **sizes)
+    cut = dictionary.take(codes).to_pylist()
+    assert list(owner) == sorted(owner)
+    assert len(set(zip(owner.tolist(), cut))) == len(cut)  # each phrase of a text once
+    for j, (text, substring) in enumerate(batch):
+        assert {p for o, p in zip(owner, cut) if o == j} == phrases(text, substring, **sizes)
 
 
 def test_word_phrases_by_hand():
