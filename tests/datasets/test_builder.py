@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import hypothesis
 import pandas as pd
 import pytest
+from hypothesis import strategies as st
 
 from rulelife.config import Settings
 from rulelife.datasets import DatasetBuilder
@@ -140,3 +142,29 @@ def test_hard_negatives_come_from_the_miner_plugin():
     assert len(hard) == 25
     assert set(hard["reason"]) == {"fires"}
     assert built.counts["production"] == 75
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(cuts=st.lists(st.integers(0, 260), max_size=5), order=st.randoms(use_true_random=False))
+def test_builders_of_any_split_merged_in_any_order_build_the_whole_dataset(cuts, order):
+    # The fold's contract for the Spark and pool engines: parts built apart and merged in
+    # whatever order partitions finish give the dataset one builder of the whole log gives.
+    from miners.hard_negatives import HardNegativeMiner
+
+    frame = log(n_agree=150, n_faq=40, n_return=30, n_other=30, n_unlabelled=10)
+    miner = HardNegativeMiner().fit(RULE)
+    whole = DatasetBuilder(RULE, settings(), miner)
+    whole.add(frame)
+    bounds = [0, *sorted(cuts), len(frame)]
+    parts = []
+    for start, stop in zip(bounds, bounds[1:]):
+        part = DatasetBuilder(RULE, settings(), miner)
+        part.add(frame.iloc[start:stop])
+        parts.append(part)
+    order.shuffle(parts)
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.merge(part)
+    expected, got = whole.finish(None, sources=["t"]), merged.finish(None, sources=["t"])
+    assert got.content_hash == expected.content_hash
+    assert got.meta == expected.meta
