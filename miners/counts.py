@@ -126,49 +126,38 @@ class PhraseCounts:
         substring_languages: tuple[str, ...] = SUBSTRING_LANGUAGES,
     ) -> PhraseCounts:
         """Count the model-labelled rows of one log chunk (``normalized``: its text, normalised)."""
+        days = chunk_days(chunk)
         groups = LabelledGroups.from_chunk(chunk, normalized)
         if not len(groups):
-            return cls(days=chunk_days(chunk))
+            return cls(days=days)
         conf = chunk["model_confidence"].astype("Float64").fillna(0.0).to_numpy(dtype=float) >= min_confidence
-        n = groups.weight
         n_conf = np.bincount(groups.group, weights=conf[groups.rows], minlength=len(groups)).astype(np.int64)
         # A missing locale counts as "" (and so with a locale written "").
         locale_code, locales = pd.factorize(np.array(["" if x is None else x for x in groups.locales], dtype=object))
-        n_intents = len(groups.intents)
-        # (locale, intent) of each group, locale major: keys sorted by phrase then this are
-        # sorted by (phrase, locale) too, which the pruning below relies on.
-        pair = locale_code[groups.locale] * n_intents + groups.intent
+        locales, intents = np.asarray(locales, dtype=object), np.asarray(groups.intents, dtype=object)
+        # Each group's (locale, intent) as one integer, locale major.
+        pair = locale_code[groups.locale] * len(intents) + groups.intent
         pair_id, pairs = pd.factorize(pair)
-        rows = pd.DataFrame({
-            "locale": np.asarray(locales, dtype=object)[pairs // n_intents],
-            "intent": np.asarray(groups.intents, dtype=object)[pairs % n_intents],
-            "n": np.bincount(pair_id, weights=n).astype(np.int64),
-            "n_conf": np.bincount(pair_id, weights=n_conf).astype(np.int64),
-        })
+        rows = pd.DataFrame({"locale": locales[pairs // len(intents)], "intent": intents[pairs % len(intents)],
+                             "n": np.bincount(pair_id, weights=groups.weight).astype(np.int64),
+                             "n_conf": np.bincount(pair_id, weights=n_conf).astype(np.int64)})
         substring = np.array([is_substring_locale(x, substring_languages) for x in locales], dtype=np.int64)
         owner, phrase, dictionary = _group_phrases(
             groups.texts, groups.text * 2 + substring[locale_code[groups.locale]], max_words=max_words,
             min_chars=min_chars, max_chars=max_chars)
         if not len(phrase):
-            return cls(rows=rows, days=chunk_days(chunk))
-        keys, inverse = np.unique(phrase * (len(locales) * n_intents) + pair[owner], return_inverse=True)
-        n_key = np.bincount(inverse, weights=n[owner]).astype(np.int64)
-        n_conf_key = np.bincount(inverse, weights=n_conf[owner]).astype(np.int64)
-        # Prune by the (phrase, locale) total across intents: keys sorted, so its keys are adjacent.
-        by_locale = keys // n_intents
-        starts = np.flatnonzero(np.r_[True, by_locale[1:] != by_locale[:-1]])
-        totals = np.repeat(np.add.reduceat(n_key, starts), np.diff(np.r_[starts, len(keys)]))
-        kept = totals >= min_chunk_count
-        pruned = bool((~kept).any()) and min_chunk_count > 1
-        keys = keys[kept]
+            return cls(rows=rows, days=days)
+        keys, n_key, n_conf_key, pruned = _pruned_sums(phrase * (len(locales) * len(intents)) + pair[owner],
+                                                       groups.weight[owner], n_conf[owner], len(intents),
+                                                       min_chunk_count)
         table = pd.DataFrame({
-            "phrase": dictionary.take(pa.array(keys // (len(locales) * n_intents))).to_pandas(),
-            "locale": np.asarray(locales, dtype=object)[keys // n_intents % len(locales)],
-            "intent": np.asarray(groups.intents, dtype=object)[keys % n_intents],
-            "n": n_key[kept],
-            "n_conf": n_conf_key[kept],
+            "phrase": dictionary.take(pa.array(keys // (len(locales) * len(intents)))).to_pandas(),
+            "locale": locales[keys // len(intents) % len(locales)],
+            "intent": intents[keys % len(intents)],
+            "n": n_key,
+            "n_conf": n_conf_key,
         })
-        return cls(table=table, rows=rows, days=chunk_days(chunk), undercount=(min_chunk_count - 1) if pruned else 0)
+        return cls(table=table, rows=rows, days=days, undercount=(min_chunk_count - 1) if pruned else 0)
 
     def __add__(self, other: PhraseCounts) -> PhraseCounts:
         return PhraseCounts(
@@ -204,6 +193,24 @@ def _sum(frames: list[pd.DataFrame], by: list[str], columns: list[str]) -> pd.Da
         return frames[0]
     merged = pd.concat(frames, ignore_index=True).groupby(by, sort=False)[["n", "n_conf"]].sum().reset_index()
     return merged[columns]
+
+
+def _pruned_sums(keys: np.ndarray, n: np.ndarray, n_conf: np.ndarray, intents: int, min_count: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Sum ``n`` and ``n_conf`` per distinct key, then drop the keys of a (phrase, locale) seen fewer
+    than ``min_count`` times; a key is ``(phrase * locales + locale) * intents + intent``.
+
+    Returns the kept keys (ascending), their sums, and whether any key was dropped.
+    """
+    keys, inverse = np.unique(keys, return_inverse=True)
+    n_key = np.bincount(inverse, weights=n).astype(np.int64)
+    n_conf_key = np.bincount(inverse, weights=n_conf).astype(np.int64)
+    # Keys ascending: the keys of one (phrase, locale) are adjacent.
+    by_locale = keys // intents
+    starts = np.flatnonzero(np.r_[True, by_locale[1:] != by_locale[:-1]])
+    totals = np.repeat(np.add.reduceat(n_key, starts), np.diff(np.r_[starts, len(keys)]))
+    kept = totals >= min_count
+    return keys[kept], n_key[kept], n_conf_key[kept], bool((~kept).any())
 
 
 def _group_phrases(texts: list[str], text_mode: np.ndarray, **sizes) -> tuple[np.ndarray, np.ndarray, pa.Array]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from miners.ngrams import words
 
-__all__ = ["choose_excludes", "contains", "near_duplicates", "slug", "subsumed"]
+__all__ = ["choose_excludes", "contains", "excludable", "near_duplicates", "slug", "subsumed"]
 
 
 def contains(haystack: str, needle: str, substring: bool) -> bool:
@@ -82,6 +82,18 @@ def near_duplicates(phrases: Sequence[str], stop_words: Collection[str], substri
     return sorted((sorted(c, key=rank.__getitem__) for c in clusters), key=lambda c: rank[c[0]])
 
 
+def excludable(token: str, substring: bool) -> bool:
+    """Whether a token that co-occurs with a phrase may become one of its exclude phrases.
+
+    Order numbers and fragments fit the window, not the language: a token
+    needs a letter, and a word token (not ``substring``) three characters.
+
+    >>> excludable("refund", False), excludable("116354", False), excludable("to", False), excludable("返品", True)
+    (True, False, False, True)
+    """
+    return any(c.isalpha() for c in token) and (substring or len(token) >= 3)
+
+
 def choose_excludes(
     intent: str,
     by_intent: Counter,
@@ -115,8 +127,8 @@ def choose_excludes(
             # An exclude inside the pattern would veto the rule wherever it fires
             # (a word-bounded occurrence is also a substring, so this test covers both modes).
             continue
-        if not any(c.isalpha() for c in token) or (not substring and len(token) < 3):
-            continue  # order numbers and fragments fit the window, not the language
+        if not excludable(token, substring):
+            continue
         per_token.setdefault(token, Counter())[label] += count
     for _ in range(max_excludes):
         total = agree - lost + sum(wrong.values())

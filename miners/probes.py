@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from miners.counts import LabelledGroups, chunk_days, slices
+from miners.grouping import excludable
 from miners.ngrams import phrase_table
 from rulelife.matcher import Matcher
 
@@ -149,7 +150,7 @@ def _examples(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np
 def _tokens(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np.ndarray, names: list[str],
             groups: LabelledGroups, token_rules: Collection[str], substring_rules: Collection[str],
             stop_words: Collection[str]) -> dict[str, Counter]:
-    """Per rule of ``token_rules``, (token, intent) -> fires on a text holding the token."""
+    """Per rule of ``token_rules``, (token, intent) -> fires on a text holding the token (an excludable one)."""
     wanted = np.array([name in token_rules for name in names], dtype=bool)[rule]
     rule, text, intent, counts = rule[wanted], text[wanted], intent[wanted], counts[wanted]
     substring = np.array([name in substring_rules for name in names], dtype=np.int64)[rule]
@@ -158,8 +159,11 @@ def _tokens(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np.n
     cut_owner, cut, dictionary = phrase_table([groups.texts[m] for m in (modes >> 1).tolist()], modes & 1 == 1,
                                               max_words=1, min_chars=2, max_chars=2)
     vocabulary = dictionary.to_pylist()
-    allowed = np.array([len(w) > 1 and w not in stop_words for w in vocabulary], dtype=bool)
-    keep = (modes[cut_owner] & 1 == 1) | allowed[cut]  # the word filter is for word tokens only
+    # Only tokens that may become an exclude are counted: the rest (order numbers above
+    # all) would grow with the log and never be used.
+    as_word = np.array([excludable(w, False) and w not in stop_words for w in vocabulary], dtype=bool)
+    as_char = np.array([excludable(w, True) for w in vocabulary], dtype=bool)
+    keep = np.where(modes[cut_owner] & 1 == 1, as_char[cut], as_word[cut])
     cut_owner, cut = cut_owner[keep], cut[keep]
     owner, pick = slices(np.bincount(cut_owner, minlength=len(modes)), mode_id)
     n_tokens, n_intents = max(1, len(vocabulary)), len(groups.intents)
@@ -171,6 +175,18 @@ def _tokens(rule: np.ndarray, text: np.ndarray, intent: np.ndarray, counts: np.n
     return out
 
 
+def _signatures(chunk: pd.DataFrame, groups: LabelledGroups, fires: _Fires) -> dict[str, np.ndarray]:
+    """Each firing rule's MinHash signature: the elementwise minimum of its rows' hashes.
+
+    Taken per place first (over its rows), then per rule over its places:
+    the same minimum as over the rule's rows, with one row of hashes a place.
+    """
+    base = _row_hashes(chunk, groups.rows)
+    by_place = _min_by(fires.place[groups.group], fires.places, lambda i: _spread(base[i]))
+    by_rule = _min_by(fires.place_rule, len(fires.names), lambda i: by_place[fires.at[i]])
+    return {fires.names[r]: by_rule[r] for r in pd.unique(fires.rule).tolist()}
+
+
 @dataclass(frozen=True)
 class RuleCounts:
     """What a set of rules does on labelled traffic, per rule id.
@@ -178,7 +194,9 @@ class RuleCounts:
     Invariants: ``intents[r][i]`` is the number of model-labelled queries rule
     ``r`` fires on (not vetoed) that the model labels ``i``; ``new[r]`` counts
     those on which no existing rule fires; ``tokens[r][(t, i)]`` counts those
-    holding token ``t`` (for the rules asked for); ``signatures[r]`` is the
+    holding token ``t`` (for the rules asked for; only tokens that may become
+    an exclude, see :func:`miners.grouping.excludable`, so the counters stay
+    the size of the vocabulary, not of the log); ``signatures[r]`` is the
     elementwise minimum of the row hashes of those queries (MinHash).
     """
 
@@ -235,14 +253,7 @@ class RuleCounts:
             if token_rules:
                 out_tokens = _tokens(rule, text, intent, counts, names, groups, set(token_rules),
                                      set(substring_rules), set(stop_words))
-        out_signatures: dict[str, np.ndarray] = {}
-        if signatures:
-            # MinHash per place first (the elementwise minimum over its rows), then per rule
-            # over its places: the same minimum as over the rule's rows.
-            base = _row_hashes(chunk, groups.rows)
-            by_place = _min_by(fires.place[groups.group], fires.places, lambda i: _spread(base[i]))
-            by_rule = _min_by(fires.place_rule, len(names), lambda i: by_place[fires.at[i]])
-            out_signatures = {names[r]: by_rule[r] for r in pd.unique(fires.rule).tolist()}
+        out_signatures = _signatures(chunk, groups, fires) if signatures else {}
         return cls(out_intents, new, out_texts, out_tokens, out_signatures, days)
 
     def __add__(self, other: RuleCounts) -> RuleCounts:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import miners.probes
+from miners.grouping import excludable
 from miners.ngrams import char_ngrams, words
 from miners.probes import _A, _B, SIGNATURE_SIZE, RuleCounts
 from rulelife.matcher import CompiledRule, Matcher, normalize_locale
@@ -28,7 +29,7 @@ TOKEN_RULES, SUBSTRING_RULES, STOP_WORDS = {"order", "ja"}, {"ja"}, {"my"}
 # (text, intent, locale); None intent: a rule answered.
 ROWS = ([("Track my order", "order_tracking", "en-US")] * 3
         + [("track my order", "faq", "en-US")]
-        + [("track my order", "order_tracking", "es-ES")]  # "track" is an en-US rule
+        + [("track my order #12345", "order_tracking", "es-ES")]  # "track" is an en-US rule
         + [("refund my order", "return_request", "en-US")] * 2  # "order" vetoed
         + [("order status track", "order_tracking", "en-US")] * 2  # an existing rule fires too
         + [("配送状況", "order_tracking", "ja-JP")] * 2
@@ -79,8 +80,9 @@ def reference(frame):
             new[rule_id] += not old
             texts.setdefault(rule_id, Counter())[(text, label)] += 1
             if rule_id in TOKEN_RULES:
-                found = (char_ngrams(text, 2, 2) if rule_id in SUBSTRING_RULES
-                         else {w for w in words(text) if len(w) > 1 and w not in STOP_WORDS})
+                substring = rule_id in SUBSTRING_RULES
+                found = {t for t in (char_ngrams(text, 2, 2) if substring else set(words(text)) - STOP_WORDS)
+                         if excludable(t, substring)}
                 counter = tokens.setdefault(rule_id, Counter())
                 for token in found:
                     counter[(token, label)] += 1
@@ -101,11 +103,12 @@ def assert_equal(counts, expected):
 
 
 def test_counts_by_hand():
-    counts = count(chunk())
+    counts = count(chunk())  # the order number is no exclude token, nor "my" (a stop word)
     assert counts.intents == {"track": Counter(order_tracking=5, faq=1), "order": Counter(order_tracking=4, faq=1),
                               "ja": Counter(order_tracking=2, faq=1)}
     assert counts.new == Counter(track=4, order=5, ja=3)
-    assert counts.texts["order"] == Counter({("track my order", "order_tracking"): 4, ("track my order", "faq"): 1})
+    assert counts.texts["order"] == Counter({("track my order", "order_tracking"): 3, ("track my order", "faq"): 1,
+                                             ("track my order #12345", "order_tracking"): 1})
     assert counts.tokens == {
         "order": Counter({("track", "order_tracking"): 4, ("order", "order_tracking"): 4, ("track", "faq"): 1,
                           ("order", "faq"): 1}),
