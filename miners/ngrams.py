@@ -116,6 +116,8 @@ def phrase_table(texts: Sequence[str], substring: Sequence[bool], *, max_words: 
     >>> [sorted(dictionary.take(codes[owner == j]).to_pylist()) for j in range(2)]
     [['my', 'my order', 'order', 's', 's my', 'where', "where's"], ['状況', '送状', '送状況', '配送', '配送状']]
     """
+    if min_chars < 1:
+        raise ValueError(f"min_chars must be at least 1, got {min_chars!r}")
     mode = np.asarray(substring, dtype=bool).reshape(-1)
     by_word, by_char = np.flatnonzero(~mode), np.flatnonzero(mode)
     strings, owners = _word_spans([texts[j] for j in by_word.tolist()], max_words)

@@ -89,6 +89,12 @@ def test_counts_equal_row_by_row_reference(min_chunk_count, max_words, chars):
     assert not counts.table.duplicated(["phrase", "locale", "intent"]).any()
 
 
+def test_counts_follow_the_chunk_positions_not_its_index():
+    frame = chunk().iloc[::-2]  # reversed, every other row, index kept
+    counts = PhraseCounts.from_chunk(frame, normalized(frame), min_confidence=0.9, min_chunk_count=1)
+    assert as_dict(counts.table) == reference(frame, normalized(frame), 0.9, 1)
+
+
 def test_chunk_without_labelled_rows():
     frame = chunk([("order status", None, None, "en-US")] * 3)
     counts = PhraseCounts.from_chunk(frame, normalized(frame), min_confidence=0.9)

@@ -1,6 +1,7 @@
 import doctest
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +63,11 @@ def test_phrase_table_cuts_each_text_as_phrases_does(batch, max_words, min_chars
 def test_word_phrases_by_hand():
     assert word_phrases("e-mail me, please", 2) == {"e", "mail", "e-mail", "me", "mail me", "please"}
     assert word_phrases("a  b", 2) == {"a", "b"}  # two spaces are not a joiner
+
+
+def test_phrase_table_refuses_empty_ngrams():
+    with pytest.raises(ValueError, match="min_chars must be at least 1, got 0"):
+        phrase_table(["配送"], [True], min_chars=0)
 
 
 def test_doctests():
