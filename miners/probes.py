@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from miners.counts import LabelledGroups, chunk_days, slices
+from miners.chunks import LabelledGroups, chunk_days, slices
 from miners.grouping import excludable
 from miners.ngrams import phrase_table
 from rulelife.matcher import Matcher

@@ -6,8 +6,10 @@ from collections import Counter
 import pandas as pd
 import pytest
 
+import miners.chunks
 import miners.counts
-from miners.counts import LabelledGroups, PhraseCounts
+from miners.chunks import LabelledGroups
+from miners.counts import PhraseCounts
 from miners.ngrams import is_substring_locale, phrases
 from rulelife.normalize import normalize
 
@@ -133,3 +135,4 @@ def test_groups_are_numbered_by_first_row():
 
 def test_doctests():
     assert doctest.testmod(miners.counts).failed == 0
+    assert doctest.testmod(miners.chunks).failed == 0
