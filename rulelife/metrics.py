@@ -14,7 +14,7 @@ called anyway, and only there does ``model_intent`` carry the model's label.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,18 +74,34 @@ class MetricCounts:
         )
 
 
-def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_intents: Iterable[str]) -> MetricCounts:
+def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_intents: Iterable[str], *,
+                weights: Sequence[int] | np.ndarray | pd.Series | None = None) -> MetricCounts:
     """Counts of one chunk of the runtime's log (contract columns and dtypes).
 
-    ``rule_intents`` maps each rule id that can appear to its intent.
+    Parameters
+    ----------
+    chunk
+        Rows of the log, with the contract dtypes (as ``iter_log`` yields them).
+    rule_intents
+        Each rule id that can appear -> its intent.
+    safety_intents
+        Intents a rule must never take from the model (``safety_fp``).
+    weights
+        How many log rows each row of ``chunk`` stands for, aligned with its
+        rows (positive integers); default one each. A chunk of distinct rows
+        with their multiplicities counts exactly as the rows expanded would,
+        so an engine may group identical rows before they reach Python (the
+        Spark engine does). A keyword, not a column: a log's extra columns
+        pass through the reader, and one named like a weight must not change
+        the counts.
     """
+    n = np.ones(len(chunk), dtype="int64") if weights is None else _weights(weights, len(chunk))
     date = chunk["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
     locale = chunk["locale"].astype(str)
     traffic = (
-        pd.DataFrame({"date": date, "locale": locale})
-        .groupby(["date", "locale"], as_index=False, sort=True)
-        .size()
-        .rename(columns={"size": "traffic"})
+        pd.DataFrame({"date": date, "locale": locale, "traffic": n})
+        .groupby(["date", "locale"], as_index=False, sort=True)["traffic"]
+        .sum()
     )
     hit = chunk["rule_id"].notna().to_numpy()
     if not hit.any():
@@ -100,6 +116,7 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
         "shadow": rows["shadow"].fillna(False).astype(bool),
         "query_id": rows["query_id"].astype(str),
         "text": rows["text"].astype(str),
+        "n": n[hit],
     })
     unknown = set(frame["rule_id"].unique()) - set(rule_intents)
     if unknown:
@@ -111,26 +128,39 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
     safety = set(safety_intents)
     unsafe = disagrees & frame["model_intent"].isin(safety).fillna(False) & ~intent.isin(safety)
     counts = frame.assign(
-        fires=1,
-        shadow_n=labelled.astype("int64"),
-        agree_n=agrees.astype("int64"),
-        safety_fp=unsafe.astype("int64"),
+        fires=frame["n"],
+        shadow_n=labelled.astype("int64") * frame["n"],
+        agree_n=agrees.astype("int64") * frame["n"],
+        safety_fp=unsafe.astype("int64") * frame["n"],
     )
     hits = counts.groupby(_KEYS, as_index=False, sort=True)[["fires", "shadow_n", "agree_n", "safety_fp"]].sum()
     wrong = frame[disagrees.to_numpy()]
     classes = (
         wrong.assign(model_intent=wrong["model_intent"].astype(str))
-        .groupby([*_KEYS, "model_intent"], as_index=False, sort=True)
-        .size()
-        .rename(columns={"size": "n"})
+        .groupby([*_KEYS, "model_intent"], as_index=False, sort=True)["n"]
+        .sum()
     )
     examples: dict[str, list[dict]] = {}
-    for rule_id, group in wrong.sort_values("query_id").groupby("rule_id", sort=False):
+    # One example a query id, as MetricCounts.__add__ keeps them: a query
+    # counted twice (weighted, or a duplicate) is still one example.
+    distinct = wrong.sort_values("query_id", kind="stable").drop_duplicates("query_id")
+    for rule_id, group in distinct.groupby("rule_id", sort=False):
         examples[str(rule_id)] = [
             {"query_id": r.query_id, "text": r.text, "locale": r.locale, "model_intent": str(r.model_intent)}
             for r in group.head(_EXAMPLES).itertuples()
         ]
     return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
+
+
+def _weights(weights, rows: int) -> np.ndarray:
+    """``weights`` as an int64 array, checked once: one positive integer a row."""
+    values = np.asarray(weights)
+    if values.shape != (rows,):
+        raise ValueError(f"weights must hold one value a row: got shape {values.shape} for a chunk of {rows} rows")
+    if values.dtype.kind not in "iu" or (values < 1).any():
+        raise ValueError(f"weights must be positive integers (how many log rows each row stands for), got "
+                         f"{values.dtype} with minimum {values.min() if rows else None}")
+    return values.astype("int64", copy=False)
 
 
 def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataFrame:

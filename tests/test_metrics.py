@@ -86,3 +86,65 @@ def test_counts_add_up_over_any_split(cuts):
         total = total + count_chunk(frame.iloc[a:b], INTENTS, SAFETY)
     whole = finalize(count_chunk(frame, INTENTS, SAFETY), RULES)
     pd.testing.assert_frame_equal(finalize(total, RULES), whole)
+
+
+def weighted_log() -> tuple[pd.DataFrame, list[int]]:
+    """Distinct rows and how many log rows each stands for (as the Spark engine groups them)."""
+    rows = [
+        # rule, version, shadow, model_intent, locale, weight
+        ("order_tracking.where", "v1", True, "order_tracking", "en-US", 3),
+        ("order_tracking.where", "v1", True, "return_request", "en-US", 2),  # safety false positives
+        ("order_tracking.where", "v1", True, "faq", "en-US", 1),
+        ("order_tracking.where", "v1", False, None, "en-US", 4),
+        ("faq.hours", "v7", True, "faq", "ja-JP", 2),
+        (None, None, None, "chitchat", "en-US", 5),
+        (None, None, None, "faq", "ja-JP", 1),
+        (None, None, None, "faq", "es-ES", 7),
+    ]
+    frame = day_log().iloc[: len(rows)].copy()
+    for i, column in enumerate(["rule_id", "rule_version", "shadow", "model_intent", "locale"]):
+        frame[column] = pd.array([r[i] for r in rows], dtype=frame[column].dtype)
+    return frame, [r[5] for r in rows]
+
+
+def test_a_weighted_chunk_counts_as_its_rows_expanded():
+    frame, weights = weighted_log()
+    counts = count_chunk(frame, INTENTS, SAFETY, weights=weights)
+    t = finalize(counts, RULES).set_index(["rule_id", "locale"])
+    # en-US: 3 + 2 + 1 + 4 rule answers + 5 others = 15; shadow 3 + 2 + 1 = 6, of which 3 agree.
+    expected = {("order_tracking.where", "en-US"): dict(traffic=15, fires=10, shadow_n=6, agree_n=3, safety_fp=2,
+                                                        fire_rate=10 / 15, agreement=3 / 6),
+                ("faq.hours", "ja-JP"): dict(traffic=3, fires=2, shadow_n=2, agree_n=2, agreement=1.0),
+                ("faq.hours", "es-ES"): dict(traffic=7, fires=0, shadow_n=0)}
+    for key, values in expected.items():
+        assert t.loc[key, list(values)].to_dict() == pytest.approx(values), key
+    assert t.loc[("order_tracking.where", "en-US"), "fp_by_class"] == {"faq": 1, "return_request": 2}
+    # A query counted twice is one example.
+    assert [e["query_id"] for e in counts.examples["order_tracking.where"]] == ["q01", "q02"]
+
+    expanded = frame.loc[frame.index.repeat(weights)].reset_index(drop=True)
+    assert len(expanded) == 25
+    once = count_chunk(expanded, INTENTS, SAFETY)
+    pd.testing.assert_frame_equal(finalize(counts, RULES), finalize(once, RULES))
+    assert counts.examples == once.examples
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=5), min_size=10, max_size=10))
+def test_any_weights_count_as_the_rows_repeated(weights):
+    frame = day_log()
+    expanded = frame.loc[frame.index.repeat(weights)].reset_index(drop=True)
+    weighted = count_chunk(frame, INTENTS, SAFETY, weights=weights)
+    once = count_chunk(expanded, INTENTS, SAFETY)
+    pd.testing.assert_frame_equal(finalize(weighted, RULES), finalize(once, RULES))
+    assert weighted.examples == once.examples
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ([1, 2], r"one value a row: got shape \(2,\) for a chunk of 10 rows"),
+    ([1] * 9 + [0], "positive integers .* minimum 0"),
+    ([1.5] * 10, "positive integers .* got float64"),
+])
+def test_weights_that_are_not_one_positive_integer_a_row_are_refused(weights, message):
+    with pytest.raises(ValueError, match=message):
+        count_chunk(day_log(), INTENTS, SAFETY, weights=weights)

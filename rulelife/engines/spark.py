@@ -7,25 +7,30 @@ The job, for a day or a range::
 
     spark.read.parquet(files)                  # local paths, s3://, hdfs://, ...
       .where(ts in window or ts is null)       # pushed down to Parquet row groups
-      .select(needed columns, row checks)      # strings only where count_chunk reads them
-      .mapInArrow(partial_rows)                # per partition: coerce -> count_chunk per
-                                               #   batch, added up; one batch of partials out
+      .select(day, needed columns, row checks) # strings only where count_chunk reads them
+      .groupBy(all of them).count()            # in the JVM: ~0.2 % of the rows are left,
+                                               #   each with its multiplicity n
+      .mapInArrow(partial_rows)                # per partition: coerce -> count_chunk(weights=n)
+                                               #   per batch, added up; one batch of partials out
       .groupBy(kind, keys...).agg(sum, ...)    # adds the partitions' partials
       .collect()                               # a few thousand rows to the driver
 
 and the driver rebuilds a :class:`~rulelife.metrics.MetricCounts`, so
-``finalize`` and the metrics writes are exactly the local path's.
+``finalize`` and the metrics writes are exactly the local path's. A row's
+weight makes count_chunk count it as n identical rows, so grouping first
+changes no count (tests/test_metrics.py checks a weighted chunk against its
+rows expanded; tests/spark the whole job against the local engine).
 
 Row checks: the reader's per-row checks (null query_id, ts and text, blank
 text, confidence outside [0, 1], unknown model_intent) run as Spark column
-expressions in the same pass and travel to the workers as one integer a
-row; failing rows are left out of the counts and counted per reason in the
-LogReport, so a bad row changes no metric on either engine and is never
-dropped unseen. What Spark does not do is the per-file query_id uniqueness
-check (a shuffle of every id, the costliest step by far at 10^9 rows) and
-writing quarantine files: a log read here is expected to be deduplicated
-upstream, and the local engine on a day (or the upstream job's own checks)
-produces the quarantine files. See docs/spark.md.
+expressions in the same pass and travel to the workers as one integer, part
+of the group key; failing rows are left out of the counts and counted per
+reason (weighted) in the LogReport, so a bad row changes no metric on either
+engine and is never dropped unseen. What Spark does not do is the per-file
+query_id uniqueness check (a shuffle of every id, the costliest step by far
+at 10^9 rows) and writing quarantine files: a log read here is expected to
+be deduplicated upstream, and the local engine on a day (or the upstream
+job's own checks) produces the quarantine files. See docs/spark.md.
 """
 
 from __future__ import annotations
@@ -38,10 +43,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rulelife._compat import quiet_pyspark_import
 from rulelife.errors import LogError
@@ -54,8 +57,9 @@ __all__ = ["JOB_CONF", "count_spark", "local_session", "partial_rows"]
 
 # Set on the session for the duration of a count (and restored after).
 JOB_CONF = {
-    # Arrow batches of 128K rows: the 10K default costs ~14 % more CPU in
-    # per-batch overheads (a pandas groupby per batch in count_chunk).
+    # Arrow batches of 128K rows: a partition's grouped rows (a few thousand)
+    # go to count_chunk in one batch. (When every row crossed, the 10K
+    # default cost ~14 % more CPU in per-batch pandas overheads.)
     "spark.sql.execution.arrow.maxRecordsPerBatch": "131072",
     # Day windows and naive Parquet timestamps are UTC by the log contract.
     "spark.sql.session.timeZone": "UTC",
@@ -154,35 +158,52 @@ _CHECKS = (
 )
 
 
-def _projection(F, known: frozenset[str] | None) -> list:
-    """The columns shipped to the workers: everything count_chunk reads, and only where it reads it.
+def _grouped(frame, F, known: frozenset[str] | None, intents: Mapping[str, str]):
+    """The rows shipped to the workers: what count_chunk reads, grouped in the JVM, with a count ``n``.
 
-    count_chunk reads ts and locale of every row (traffic), rule_id,
-    rule_version, shadow and model_intent of rule hits, and query_id and
-    text of labelled hits (the disagreeing examples). Other rows get nulls
-    there, so the strings that make most of a log's bytes never leave the
-    JVM; the checks run here and travel as one integer.
+    count_chunk reads per row only the UTC day of ts and the locale (traffic),
+    rule_id, rule_version, shadow and model_intent of rule hits, and query_id
+    and text of the labelled hits that disagree with the rule's intent (its
+    examples). Everything else is nulled and identical rows are grouped, so
+    the Python workers get one row per (day, locale, rule version, shadow,
+    model intent, check bits) plus one per disagreeing shadow query, with
+    its multiplicity as count_chunk's weight: 6,913 rows for the 4.2M of
+    benchmarks/bench_engines (0.16 %), where every row used to cross (the
+    Arrow transfer into Python cost as much CPU a row as the whole local
+    count). The checks run here and travel as one integer that is part of
+    the group key.
     """
     hit = F.col("rule_id").isNotNull()
     labelled = hit & F.col("shadow") & F.col("model_intent").isNotNull()
+    # count_chunk's own test (an unknown rule disagrees), only to choose the
+    # rows that keep their id and text: count_chunk still counts every row,
+    # and the equality tests would see an example gone missing.
+    intent = F.element_at(F.create_map(*[F.lit(v) for pair in sorted(intents.items()) for v in pair]), F.col("rule_id"))
+    example = labelled & ~F.coalesce(F.col("model_intent") == intent, F.lit(False))
     bad = F.lit(0)
     for bit, (_, check) in enumerate(_CHECKS):
         bad = bad + F.when(check(F, known), 1 << bit).otherwise(0)
-    return [
-        F.col("ts"), F.col("locale"), F.col("rule_id"), F.col("rule_version"), F.col("shadow"),
+    # The session time zone is UTC for the job (JOB_CONF): ts truncated to
+    # its UTC day, which is all count_chunk takes from it.
+    return frame.select(
+        F.date_trunc("day", F.col("ts")).alias("ts"), F.col("locale"), F.col("rule_id"),
+        F.col("rule_version"), F.col("shadow"),
         F.when(hit, F.col("model_intent")).alias("model_intent"),
-        F.when(labelled, F.col("query_id")).alias("query_id"),
-        F.when(labelled, F.col("text")).alias("text"),
+        F.when(example, F.col("query_id")).alias("query_id"),
+        F.when(example, F.col("text")).alias("text"),
         bad.cast("int").alias("bad"),
-    ]
+    ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "model_intent", "query_id", "text", "bad").agg(
+        F.count(F.lit(1)).alias("n"))
 
 
 def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], safety: Sequence[str]
                  ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: one partition's batches (see _projection) -> one batch of partial count rows.
+    """mapInArrow body: one partition's grouped rows (see _grouped) -> one batch of partial count rows.
 
-    The batches are added up here, so a partition ships its totals, not one
-    set of rows per batch. Unknown rule ids come back as rows, so the driver
+    Each row stands for ``n`` log rows: count_chunk weighs it so, and the
+    rows read, quarantined and bad by reason are sums of ``n`` too. The
+    batches are added up here, so a partition ships its totals, not one set
+    of rows per batch. Unknown rule ids come back as rows, so the driver
     raises the local engine's error instead of a worker traceback.
     """
     counts = MetricCounts()
@@ -191,21 +212,22 @@ def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], 
     for batch in batches:
         table = pa.Table.from_batches([batch])
         bad = table.column("bad").to_numpy()
-        frame, _ = coerce(table.drop_columns(["bad"]), Path("<spark partition>"))
-        rows += len(frame)
+        weights = table.column("n").to_numpy()
+        frame, _ = coerce(table.drop_columns(["bad", "n"]), Path("<spark partition>"))
+        rows += int(weights.sum())
         if bad.any():
-            quarantined += int((bad != 0).sum())
+            quarantined += int(weights[bad != 0].sum())
             for bit, (reason, _) in enumerate(_CHECKS):
-                hits = int(((bad >> bit) & 1).sum())
+                hits = int(weights[((bad >> bit) & 1) == 1].sum())
                 if hits:
                     reasons[reason] += hits
-            frame = frame[bad == 0].reset_index(drop=True)
+            frame, weights = frame[bad == 0].reset_index(drop=True), weights[bad == 0]
         missing = set(frame["rule_id"].dropna().unique()) - set(intents)
         if missing:
             unknown |= missing
             continue
         if len(frame):
-            counts = counts + count_chunk(frame, intents, safety)
+            counts = counts + count_chunk(frame, intents, safety, weights=weights)
     yield _to_batch(counts, rows, quarantined, reasons, unknown)
 
 
@@ -312,7 +334,7 @@ def count_spark(spark, workspace, since, until, source, report: LogReport) -> tu
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # the pandas-version check again (see local_session)
-            parts = frame.select(*_projection(F, known)).mapInArrow(partial, _DDL)
+            parts = _grouped(frame, F, known, intents).mapInArrow(partial, _DDL)
         example = F.when(F.col("kind") == "example", F.struct(*[F.col(c) for c in _EXAMPLE]))
         # A few thousand summed rows: collect() them plainly (toPandas would
         # add nothing but pyspark's pandas-version checks).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from rulelife import engines
@@ -15,7 +16,7 @@ from rulelife.metrics import finalize
 from rulelife.nightly import live_rules
 from rulelife.querylog import LogReport
 
-from .conftest import DAYS, START
+from .conftest import DAYS, START, make_runtime_log
 
 pytestmark = pytest.mark.spark
 
@@ -55,3 +56,21 @@ def test_a_bundle_missing_from_the_store_is_an_error(spark, runtime_log, tmp_pat
     empty = Workspace.create(tmp_path / "other")
     with pytest.raises(LogError, match="the log names bundle 1, which cannot be loaded"):
         engines.daily_counts(empty, RANGE, log=log, engine="spark", spark=spark)
+
+
+def test_bad_rows_grouped_in_the_jvm_are_counted_one_by_one(spark, tmp_path):
+    # Twenty rows failing the same check on the same day and locale, and no
+    # rule hit: Spark groups them into one row of weight 20 before Python.
+    workspace, log = make_runtime_log(tmp_path, days=1, queries_per_day=400, bad_rows=False, files_per_day=1)
+    path = next(log.rglob("*.parquet"))
+    frame = pq.read_table(path).to_pandas()
+    misses = frame.index[frame["rule_id"].isna() & (frame["locale"] == "en-US")][:20]
+    assert len(misses) == 20
+    frame.loc[misses, "model_confidence"] = 1.5
+    frame.to_parquet(path, index=False)
+    local = metrics(workspace, START, log, "local")
+    remote = metrics(workspace, START, log, "spark", spark)
+    pd.testing.assert_frame_equal(remote[0], local[0])
+    assert remote[3].rows_quarantined == local[3].rows_quarantined == 20
+    assert remote[3].reasons == local[3].reasons == {"expect_column_values_to_be_between(model_confidence)": 20}
+    assert remote[3].rows_read == local[3].rows_read == len(frame)
