@@ -35,6 +35,7 @@ job's own checks) produces the quarantine files. See docs/spark.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -180,9 +181,7 @@ def _grouped(frame, F, known: frozenset[str] | None, intents: Mapping[str, str])
     # and the equality tests would see an example gone missing.
     intent = F.element_at(F.create_map(*[F.lit(v) for pair in sorted(intents.items()) for v in pair]), F.col("rule_id"))
     example = labelled & ~F.coalesce(F.col("model_intent") == intent, F.lit(False))
-    bad = F.lit(0)
-    for bit, (_, check) in enumerate(_CHECKS):
-        bad = bad + F.when(check(F, known), 1 << bit).otherwise(0)
+    bad = bad_bits(F, known)
     # The session time zone is UTC for the job (JOB_CONF): ts truncated to
     # its UTC day, which is all count_chunk takes from it.
     return frame.select(
@@ -191,7 +190,7 @@ def _grouped(frame, F, known: frozenset[str] | None, intents: Mapping[str, str])
         F.when(hit, F.col("model_intent")).alias("model_intent"),
         F.when(example, F.col("query_id")).alias("query_id"),
         F.when(example, F.col("text")).alias("text"),
-        bad.cast("int").alias("bad"),
+        bad.alias("bad"),
     ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "model_intent", "query_id", "text", "bad").agg(
         F.count(F.lit(1)).alias("n"))
 
@@ -268,14 +267,22 @@ _TYPES = {
 }
 
 
-def _check_columns(dtypes: Sequence[tuple[str, str]], source: str) -> None:
+def bad_bits(F, known: frozenset[str] | None):
+    """One int a row: bit ``i`` set where check ``i`` of ``_CHECKS`` fails."""
+    bad = F.lit(0)
+    for bit, (_, check) in enumerate(_CHECKS):
+        bad = bad + F.when(check(F, known), 1 << bit).otherwise(0)
+    return bad.cast("int")
+
+
+def _check_columns(dtypes: Sequence[tuple[str, str]], source: str, require_runtime: bool) -> None:
     names = [name for name, _ in dtypes]
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise LogError(f"{source}: missing required column(s) {', '.join(missing)}; a query log needs "
                        f"{', '.join(REQUIRED_COLUMNS)}")
     absent = [c for c in RUNTIME_COLUMNS if c not in names]
-    if absent:
+    if require_runtime and absent:
         raise LogError(f"{source}: missing the runtime column(s) {', '.join(absent)}; this job needs the log the "
                        "chatbot runtime writes (rule hits and the shadow flag), not a model-only log")
     for name, kind in dtypes:
@@ -285,7 +292,24 @@ def _check_columns(dtypes: Sequence[tuple[str, str]], source: str) -> None:
                            f"{' or '.join(allowed)}; rewrite the column or use --engine local, which parses text")
 
 
-def _read(spark, F, paths: list[str], since, until, source: str, report: LogReport):
+@contextlib.contextmanager
+def job_conf(spark) -> Iterator[None]:
+    """JOB_CONF set on the session for a job, the session's own values restored after."""
+    saved = {key: spark.conf.get(key, None) for key in JOB_CONF}
+    for key, value in JOB_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def read_window(spark, F, paths: list[str], since, until, source: str, report: LogReport, *,
+                require_runtime: bool = True):
     """The log's rows of the window (and rows without a ts: they are bad rows to count)."""
     from pyspark.errors import AnalysisException
 
@@ -293,7 +317,7 @@ def _read(spark, F, paths: list[str], since, until, source: str, report: LogRepo
         frame = spark.read.parquet(*paths)
     except AnalysisException as exc:
         raise LogError(f"Spark cannot read the log at {source}: {str(exc).splitlines()[0]}") from None
-    _check_columns(frame.dtypes, source)
+    _check_columns(frame.dtypes, source, require_runtime)
     report.files_read.extend(frame.inputFiles())
     if not (since or until):
         return frame
@@ -315,11 +339,8 @@ def count_spark(spark, workspace, since, until, source, report: LogReport) -> tu
 
     settings = workspace.settings
     paths = _paths(source, since, until, workspace.quarantine_dir, report)
-    saved = {key: spark.conf.get(key, None) for key in JOB_CONF}
-    for key, value in JOB_CONF.items():
-        spark.conf.set(key, value)
-    try:
-        frame = _read(spark, F, paths, since, until, describe(source), report)
+    with job_conf(spark):
+        frame = read_window(spark, F, paths, since, until, describe(source), report)
         # The rule -> intent map is a few KB: found from the distinct bundle
         # numbers (one pruned column), shipped in the closure, never a matcher.
         numbers = [r[0] for r in frame.select("bundle_version").where(F.col("bundle_version").isNotNull())
@@ -343,12 +364,6 @@ def count_spark(spark, workspace, since, until, source, report: LogReport) -> tu
             F.slice(F.array_sort(F.collect_list(example)), 1, 3).alias("examples"),
         ).collect()
         summed = pd.DataFrame([r.asDict() for r in rows], columns=[*_KEYS, *_SUMS, "examples"])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
     unknown = sorted(summed.loc[summed["kind"] == "unknown", "rule_id"])
     if unknown:
         raise unknown_rules_error(f"rule ids in the log that no bundle of the day holds: {unknown}")

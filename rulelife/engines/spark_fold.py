@@ -18,7 +18,6 @@ files are the upstream job's on Spark (docs/spark.md).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import pickle
 import warnings
@@ -30,7 +29,6 @@ import pandas as pd
 import pyarrow as pa
 
 from rulelife._compat import quiet_pyspark_import
-from rulelife.errors import LogError
 from rulelife.querylog import LogReport
 from rulelife.querylog.schema import REQUIRED_COLUMNS, coerce
 from rulelife.querylog.sources import describe
@@ -40,7 +38,6 @@ __all__ = ["fold_partition", "fold_spark"]
 _DDL = "rows bigint, quarantined bigint, reasons string, payload binary"
 _SCHEMA = pa.schema([("rows", pa.int64()), ("quarantined", pa.int64()), ("reasons", pa.string()),
                      ("payload", pa.binary())])
-_TYPES = {"ts": ("timestamp", "timestamp_ntz"), "model_confidence": ("double", "float", "decimal")}
 
 
 def fold_partition(batches: Iterator[pa.RecordBatch], step, combine, chunk_rows: int, reasons: list[str]
@@ -99,59 +96,22 @@ def _merger(combine):
     return merge
 
 
-def _check_columns(dtypes, source: str) -> None:
-    names = [name for name, _ in dtypes]
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise LogError(f"{source}: missing required column(s) {', '.join(missing)}; a query log needs "
-                       f"{', '.join(REQUIRED_COLUMNS)}")
-    for name, kind in dtypes:
-        allowed = _TYPES.get(name)
-        if allowed and kind.split("(")[0] not in allowed:
-            raise LogError(f"{source}: column {name!r} is stored as {kind}, the Spark engine needs "
-                           f"{' or '.join(allowed)}; rewrite the column or use --engine local, which parses text")
-
-
-def _inside(F, since, until):
-    """ts within the UTC days [since, until]."""
-    inside = F.lit(True)
-    if since:
-        inside = inside & (F.col("ts") >= F.lit(dt.datetime.combine(since, dt.time(), dt.UTC)))
-    if until:
-        inside = inside & (F.col("ts") < F.lit(dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC)))
-    return inside
-
-
 def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: int, since=None, until=None,
                known_intents=None, quarantine_dir=None):
     """fold_log on Spark (see the module docstring); ``spark`` None: a local session on every core."""
     with quiet_pyspark_import(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # pyspark's pandas-version check
-        from pyspark.errors import AnalysisException
         from pyspark.sql import functions as F
 
     from rulelife.engines.local import no_rows_error
-    from rulelife.engines.spark import _CHECKS, JOB_CONF, _paths, local_session
+    from rulelife.engines.spark import _CHECKS, _paths, bad_bits, job_conf, local_session, read_window
 
     spark = spark if spark is not None else local_session()
     paths = _paths(source, since, until, quarantine_dir, report)
     where = describe(source)
-    saved = {key: spark.conf.get(key, None) for key in JOB_CONF}
-    for key, value in JOB_CONF.items():
-        spark.conf.set(key, value)
-    try:
-        try:
-            frame = spark.read.parquet(*paths)
-        except AnalysisException as exc:
-            raise LogError(f"Spark cannot read the log at {where}: {str(exc).splitlines()[0]}") from None
-        _check_columns(frame.dtypes, where)
-        report.files_read.extend(frame.inputFiles())
-        if since or until:
-            frame = frame.where(F.col("ts").isNull() | _inside(F, since, until))
-        known = frozenset(known_intents) if known_intents else None
-        bad = F.lit(0)
-        for bit, (_, check) in enumerate(_CHECKS):
-            bad = bad + F.when(check(F, known), 1 << bit).otherwise(0)
+    with job_conf(spark):
+        frame = read_window(spark, F, paths, since, until, where, report, require_runtime=False)
+        bad = bad_bits(F, frozenset(known_intents) if known_intents else None)
         reasons = [reason for reason, _ in _CHECKS]
 
         def partial(batches):
@@ -159,17 +119,11 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            parts = frame.select(*[F.col(c) for c in REQUIRED_COLUMNS], bad.cast("int").alias("bad")
+            parts = frame.select(*[F.col(c) for c in REQUIRED_COLUMNS], bad.alias("bad")
                                  ).mapInArrow(partial, _DDL)
-            merge = _merger(combine)
             rdd = parts.rdd.map(_unpack)
-            rows, quarantined, bad_reasons, total = rdd.treeReduce(merge) if not rdd.isEmpty() else (0, 0, Counter(), None)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+            empty = (0, 0, Counter(), None)
+            rows, quarantined, bad_reasons, total = empty if rdd.isEmpty() else rdd.treeReduce(_merger(combine))
     report.rows_read += rows
     report.rows_quarantined += quarantined
     report.rows_valid += rows - quarantined
