@@ -152,7 +152,7 @@ def _write(workspace: Workspace, report: MiningReport) -> None:
                                        "file_exists", f"{path} already exists; it is left as it is"))
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
+        path.write_text("# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
                         + rule_to_yaml(candidate.rule), encoding="utf-8")
         report.paths[candidate.id] = str(path)
     # Each round removes every written file lint complains about; removing a

@@ -42,7 +42,7 @@ def hand_log(folder: Path) -> Path:
         })
         if day == "2026-04-07":
             frame.loc[2, "model_confidence"] = 1.7  # out of [0, 1]: quarantined, not counted
-        frame.to_parquet(folder / f"queries-{day}.parquet", index=False)
+        frame.to_parquet(folder / f"queries-{day}.parquet", index=False, coerce_timestamps="us")
     return folder
 
 
@@ -220,3 +220,18 @@ def test_spark_fold_says_which_column_is_missing(tmp_path, spark):
     pd.DataFrame({"query_id": ["a"], "text": ["hi"]}).to_parquet(folder / "queries-2026-04-06.parquet")
     with pytest.raises(LogError, match="missing required column.*ts"):
         fold_log(locale_counts, folder, engine="spark", spark=spark)
+
+
+@pytest.mark.spark
+def test_spark_says_how_to_fix_nanosecond_timestamps(tmp_path, spark):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = hand_log(tmp_path / "log")
+    path = folder / "queries-2026-04-06.parquet"
+    table = pq.read_table(path)
+    ts = table.column("ts").cast(pa.timestamp("ns", tz="UTC"))
+    pq.write_table(table.set_column(table.schema.get_field_index("ts"), "ts", ts), path)  # as pandas 2 writes
+    with pytest.raises(LogError, match="write the log with microsecond timestamps"):
+        fold_log(locale_counts, folder, engine="spark", spark=spark)
+    assert fold_log(locale_counts, folder) == Counter({"en-US": 3, "ja-JP": 1, "es-ES": 2})  # the local engines read it

@@ -316,7 +316,13 @@ def read_window(spark, F, paths: list[str], since, until, source: str, report: L
     try:
         frame = spark.read.parquet(*paths)
     except AnalysisException as exc:
-        raise LogError(f"Spark cannot read the log at {source}: {str(exc).splitlines()[0]}") from None
+        message = str(exc).splitlines()[0]
+        if "TIMESTAMP(NANOS" in message:
+            # pandas < 3 writes nanosecond timestamps by default; Spark reads micro- and milliseconds.
+            message += (" (a column holds nanosecond timestamps, which Spark cannot read: write the log with "
+                        "microsecond timestamps, e.g. pandas to_parquet(..., coerce_timestamps='us', "
+                        "allow_truncated_timestamps=True), or use --engine local)")
+        raise LogError(f"Spark cannot read the log at {source}: {message}") from None
     _check_columns(frame.dtypes, source, require_runtime)
     report.files_read.extend(frame.inputFiles())
     if not (since or until):

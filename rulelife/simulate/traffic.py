@@ -311,7 +311,9 @@ def write_log(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     for day, part in frame.groupby(days, sort=True):
         path = out_dir / f"queries-{day:%Y-%m-%d}.parquet"
         tmp = path.with_name(f".{path.name}.tmp")
-        part.reset_index(drop=True).to_parquet(tmp, index=False)
+        # Microsecond timestamps on every pandas (2.x writes nanoseconds, which Spark cannot read).
+        part.reset_index(drop=True).to_parquet(tmp, index=False, coerce_timestamps="us",
+                                               allow_truncated_timestamps=True)
         os.replace(tmp, path)
         paths.append(path)
     return paths

@@ -51,7 +51,8 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
         folder.mkdir(parents=True)
         size = -(-len(frame) // files_per_day)
         for part in range(files_per_day):
-            frame.iloc[part * size:(part + 1) * size].to_parquet(folder / f"part-{part:03d}.parquet", index=False)
+            frame.iloc[part * size:(part + 1) * size].to_parquet(folder / f"part-{part:03d}.parquet", index=False,
+                                                                 coerce_timestamps="us")
     return workspace, out
 
 

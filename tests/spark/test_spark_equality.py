@@ -67,7 +67,7 @@ def test_bad_rows_grouped_in_the_jvm_are_counted_one_by_one(spark, tmp_path):
     misses = frame.index[frame["rule_id"].isna() & (frame["locale"] == "en-US")][:20]
     assert len(misses) == 20
     frame.loc[misses, "model_confidence"] = 1.5
-    frame.to_parquet(path, index=False)
+    frame.to_parquet(path, index=False, coerce_timestamps="us")
     local = metrics(workspace, START, log, "local")
     remote = metrics(workspace, START, log, "spark", spark)
     pd.testing.assert_frame_equal(remote[0], local[0])
