@@ -50,9 +50,6 @@ class DatasetResult:
         return {"dataset": self.snapshot.to_dict(), "log": self.log.to_dict()}
 
 
-_CHUNK_ROWS = 200_000
-
-
 def build_datasets(
     workspace: Workspace,
     rule_ids: Sequence[str],
@@ -88,8 +85,7 @@ def build_datasets(
     source = log if log is not None else workspace.log_dir
     builders = fold_log(DatasetPass(rules, settings, miners), source, combine=merge_builders, since=since,
                         until=until, engine=engine, known_intents=settings.intents or None,
-                        quarantine_dir=workspace.quarantine_dir, report=report, workers=workers, spark=spark,
-                        chunk_rows=_CHUNK_ROWS)
+                        quarantine_dir=workspace.quarantine_dir, report=report, workers=workers, spark=spark)
     sources = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
     results = []
     for builder, adversarial in zip(builders, adversarials, strict=True):

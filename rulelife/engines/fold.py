@@ -37,7 +37,7 @@ import pandas as pd
 
 from rulelife.errors import ConfigError, LogError
 from rulelife.querylog import LogReport, coalesce, iter_log
-from rulelife.querylog.sources import LogSource, day_of, describe, resolve
+from rulelife.querylog.sources import LogSource, describe, files_in_window
 
 __all__ = ["CHUNK_ROWS", "FOLD_ENGINES", "LogFold", "fold_log"]
 
@@ -178,16 +178,11 @@ def _groups(files: list[Path], count: int) -> list[list[str]]:
 
 def _fold_pool(step: Step, combine: Combine, source, report: LogReport, chunk_rows: int, options: dict,
                workers: int | None, pool: ProcessPoolExecutor | None) -> Any:
-    # The reader's refusals (no file, missing columns) before any process works.
-    next(iter_log(source, report=LogReport(), **options), None)
+    # Called for its checks only (files exist, columns, the window): iter_log
+    # checks the files when called and reads rows only when iterated.
+    iter_log(source, report=LogReport(), **options)
     since, until = options["since"], options["until"]
-    files = []
-    for path in resolve(source, exclude=options["quarantine_dir"]):
-        day = day_of(path)
-        if day is not None and ((since and day < since) or (until and day > until)):
-            report.files_skipped.append(str(path))
-        else:
-            files.append(path)
+    files = files_in_window(source, since, until, exclude=options["quarantine_dir"], skipped=report.files_skipped)
     from rulelife.engines.local import merge_reports, no_rows_error
 
     groups = _groups(files, max(1, min(workers or os.cpu_count() or 1, len(files))))

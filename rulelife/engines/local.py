@@ -19,7 +19,7 @@ from rulelife.bundle import BundleStore
 from rulelife.errors import BundleError, LogError
 from rulelife.metrics import MetricCounts, count_chunk
 from rulelife.querylog import LogReport, iter_log
-from rulelife.querylog.sources import LogSource, day_of, describe, resolve
+from rulelife.querylog.sources import LogSource, describe, files_in_window
 
 __all__ = ["BundleIntents", "count_files", "count_local", "count_pool", "merge_reports"]
 
@@ -134,13 +134,8 @@ def count_pool(workspace, since, until, source, report: LogReport, *, workers: i
     # same refusals as the local engine, before any process starts.
     iter_log(source, since=since, until=until, known_intents=settings.intents or None,
              quarantine_dir=workspace.quarantine_dir, report=LogReport(), require_runtime=True)
-    files = []
-    for path in resolve(source, exclude=workspace.quarantine_dir):
-        day = day_of(path)
-        if day is not None and ((since and day < since) or (until and day > until)):
-            report.files_skipped.append(str(path))
-        else:
-            files.append(str(path))
+    files = [str(path) for path in files_in_window(source, since, until, exclude=workspace.quarantine_dir,
+                                                   skipped=report.files_skipped)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
     counts, numbers = MetricCounts(), set()
     # spawn, not fork: the parent may hold threads (a JVM gateway, a GE

@@ -52,7 +52,7 @@ from rulelife.errors import LogError
 from rulelife.metrics import MetricCounts, count_chunk
 from rulelife.querylog import LogReport
 from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce
-from rulelife.querylog.sources import LogSource, day_of, describe, resolve
+from rulelife.querylog.sources import LogSource, describe, files_in_window
 
 __all__ = ["JOB_CONF", "count_spark", "local_session", "partial_rows"]
 
@@ -125,11 +125,8 @@ def _paths(source: LogSource, since: dt.date | None, until: dt.date | None, quar
     local = [i for i in items if "://" not in str(i)]
     paths = list(remote)
     if local:
-        for path in resolve(local, exclude=quarantine_dir):
-            day = day_of(path)
-            if day is not None and ((since and day < since) or (until and day > until)):
-                report.files_skipped.append(str(path))
-            elif path.suffix.lower() != ".parquet":
+        for path in files_in_window(local, since, until, exclude=quarantine_dir, skipped=report.files_skipped):
+            if path.suffix.lower() != ".parquet":
                 raise LogError(f"{path}: the Spark engine reads Parquet only; convert the CSV log to Parquet "
                                "or use --engine local")
             else:

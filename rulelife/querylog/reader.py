@@ -16,7 +16,7 @@ from rulelife.errors import LogError
 from rulelife.querylog.quarantine import QuarantineWriter, Verdict, load_verdict, save_verdict, verdict_key
 from rulelife.querylog.report import LogReport
 from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, missing_columns
-from rulelife.querylog.sources import LogSource, RawFile, day_of, describe, resolve
+from rulelife.querylog.sources import LogSource, RawFile, describe, files_in_window
 from rulelife.querylog.validate import SUITE_VERSION, FileValidator, known_intents_key
 
 __all__ = ["coalesce", "iter_log", "read_log"]
@@ -91,11 +91,7 @@ def iter_log(
     quarantine_dir = Path(quarantine_dir) if quarantine_dir is not None else None
     report = report if report is not None else LogReport()
     files = []
-    for path in resolve(source, exclude=quarantine_dir):
-        day = day_of(path)
-        if day is not None and ((since and day < since) or (until and day > until)):
-            report.files_skipped.append(str(path))
-            continue
+    for path in files_in_window(source, since, until, exclude=quarantine_dir, skipped=report.files_skipped):
         raw = RawFile(path, chunk_rows=chunk_rows, since=since, until=until)
         missing = missing_columns(raw.columns())
         if missing:

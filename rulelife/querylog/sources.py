@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from rulelife.errors import LogError
 
-__all__ = ["LogSource", "RawFile", "day_of", "resolve"]
+__all__ = ["LogSource", "RawFile", "day_of", "files_in_window", "resolve"]
 
 LogSource = str | Path | Sequence[str | Path]
 SUFFIXES = (".parquet", ".csv")
@@ -68,6 +68,23 @@ def resolve(source: LogSource, *, exclude: Path | None = None) -> list[Path]:
         else:
             raise LogError(f"query log not found: {path} does not exist; pass a log file or a folder of *.parquet/*.csv files")
     return list(files)
+
+
+def files_in_window(source: LogSource, since: dt.date | None, until: dt.date | None, *, exclude: Path | None,
+                    skipped: list[str]) -> list[Path]:
+    """The files of ``source`` (see :func:`resolve`) that may hold a day of ``[since, until]``.
+
+    A file whose name or folder names a day outside the window is left out
+    and listed in ``skipped``; a file naming no day is kept (its rows say).
+    """
+    kept = []
+    for path in resolve(source, exclude=exclude):
+        day = day_of(path)
+        if day is not None and ((since and day < since) or (until and day > until)):
+            skipped.append(str(path))
+        else:
+            kept.append(path)
+    return kept
 
 
 def day_of(path: Path) -> dt.date | None:
