@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
@@ -97,8 +97,29 @@ class Store:
                 if self.schema and self.engine.dialect.name == "postgresql":
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             SQLModel.metadata.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise self._translate(exc) from None
+
+    def _add_missing_columns(self) -> None:
+        """Add columns a newer release declares to tables an older release created.
+
+        Additive only: a new column must be nullable or carry a default, so the
+        rows already there stay valid; nothing is ever dropped or retyped.
+        """
+        existing = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in SQLModel.metadata.sorted_tables:
+                if not existing.has_table(table.name):
+                    continue
+                present = {c["name"] for c in existing.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in present:
+                        continue
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    default = column.server_default.arg if column.server_default is not None else None
+                    clause = f" DEFAULT {default}" if default is not None else ""
+                    conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}'))
 
     def _translate(self, exc: SQLAlchemyError) -> StoreError:
         message = str(exc).lower()

@@ -1,0 +1,31 @@
+"""An older registry gains the columns a newer release declares, and keeps its rows."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy
+
+from rulelife.store import Store
+
+pytestmark = pytest.mark.store
+
+
+def test_missing_nullable_column_is_added_and_rows_survive(db_url):
+    url, schema = db_url
+    Store(url, schema=schema).dispose()
+    engine = sqlalchemy.create_engine(url, connect_args={"options": f"-csearch_path={schema}"} if schema else {})
+    with engine.begin() as conn:
+        # What an older release made: the audit table without its newest column.
+        conn.execute(sqlalchemy.text('ALTER TABLE "auditrow" DROP COLUMN "evidence"'))
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO auditrow (rule_id, at, actor, action, to_state, to_version, reason) "
+            "VALUES ('a.b', '2026-01-01 00:00:00', 'ana', 'sync', 'candidate', 'v1', 'old row')"))
+    engine.dispose()
+
+    store = Store(url, schema=schema)
+    columns = {c["name"] for c in sqlalchemy.inspect(store.engine).get_columns("auditrow")}
+    with store.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text("SELECT rule_id, reason FROM auditrow")).all()
+    store.dispose()
+    assert "evidence" in columns
+    assert [tuple(r) for r in rows] == [("a.b", "old row")]
