@@ -28,14 +28,15 @@ import functools
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from miners import grouping
+from miners import grouping, quality
 from miners.counts import PhraseCounts
-from miners.passes import PhrasePass, RulePass, add_capped
+from miners.passes import Halves, PhrasePass, RulePass, add_capped, add_halves
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
 from miners.probes import RuleCounts, jaccard
 from rulelife.mining import Skip
@@ -68,6 +69,10 @@ class Candidate:
     cost_saved_per_day: float
     examples: list[str] = field(default_factory=list)
     confusers: list[dict] = field(default_factory=list)
+    # Counted on the held-out days (see CandidateMiner.score), which never chose the rule; None before.
+    heldout_fires: int | None = None
+    heldout_agree: int | None = None
+    heldout_unsafe: dict[str, int] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -85,13 +90,20 @@ class Candidate:
     def fires_per_day(self) -> float:
         return self.fires / self.days
 
+    @property
+    def heldout_precision(self) -> float | None:
+        """Agreement with the model on the held-out days (None: not scored, or it never fired there)."""
+        return self.heldout_agree / self.heldout_fires if self.heldout_fires else None
+
     def to_dict(self) -> dict:
         return {"id": self.id, "intent": self.intent, "locale": self.locale, "match": self.rule.match,
                 "patterns": list(self.rule.patterns), "exclude": list(self.rule.exclude), "fires": self.fires,
                 "agree": self.agree, "agreement": self.agreement, "low": self.low, "high": self.high,
                 "days": self.days, "fires_per_day": self.fires_per_day, "new_fires": self.new_fires,
                 "calls_saved_per_day": self.calls_saved_per_day, "cost_saved_per_day": self.cost_saved_per_day,
-                "examples": self.examples, "confusers": self.confusers}
+                "examples": self.examples, "confusers": self.confusers, "heldout_fires": self.heldout_fires,
+                "heldout_agree": self.heldout_agree, "heldout_precision": self.heldout_precision,
+                "heldout_unsafe": self.heldout_unsafe}
 
 
 def _local_fold(source: ChunkSource, chunk_rows: int) -> Fold:
@@ -100,6 +112,14 @@ def _local_fold(source: ChunkSource, chunk_rows: int) -> Fold:
         return fold_frames(step, combine, source() if callable(source) else source, chunk_rows)
 
     return fold
+
+
+def _halves(days: list[date]) -> list[tuple[date, date]]:
+    """The window's days in two halves, as (first, last) day pairs; [] with fewer than two days."""
+    if len(days) < 2:
+        return []
+    k = (len(days) + 1) // 2
+    return [(days[0], days[k - 1]), (days[k], days[-1])]
 
 
 class CandidateMiner:
@@ -146,6 +166,17 @@ class CandidateMiner:
         ``"intent"``: one rule per intent and locale (up to ``max_patterns``
         patterns), for small traffic where a rule needs every query of its
         intent to give the gate enough evidence.
+    max_spread
+        A word is generic when the labelled queries holding it spread over at
+        least this many intents (inverse Simpson index); a phrase whose
+        content words are all generic is refused.
+    fragment_share
+        A substring-locale phrase that sits inside one longer phrase in at
+        least this share of its queries is a fragment of that unit, refused.
+    min_half_share
+        A rule must hold in both halves of the window: each half must carry at
+        least this share of its agreeing queries, and in neither half may its
+        agreement be clearly below ``min_precision`` (95% Wilson upper bound).
 
     Attributes
     ----------
@@ -178,7 +209,8 @@ class CandidateMiner:
                  chunk_rows: int = 200_000, substring_languages: Sequence[str] = SUBSTRING_LANGUAGES,
                  shadow_rate: float = 0.0, model_call_cost: float = 0.0, owner: str = "miner",
                  intents: Sequence[str] | None = None, locales: Sequence[str] | None = None,
-                 merge: str = "near_duplicates"):
+                 merge: str = "near_duplicates", max_spread: float = 3.0, fragment_share: float = 0.9,
+                 min_half_share: float = 0.2):
         self.min_confidence = min_confidence
         self.min_support = min_support
         self.min_precision = min_precision
@@ -201,10 +233,13 @@ class CandidateMiner:
         self.intents = intents
         self.locales = locales
         self.merge = merge
+        self.max_spread = max_spread
+        self.fragment_share = fragment_share
+        self.min_half_share = min_half_share
 
     def _check_params(self) -> None:
         for name in ("min_confidence", "min_precision", "exclude_from", "max_exclude_loss", "max_share",
-                     "shadow_rate"):
+                     "shadow_rate", "fragment_share", "min_half_share"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -218,6 +253,8 @@ class CandidateMiner:
                              f"({self.min_precision}); it is where the exclude search starts")
         if self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) must not exceed max_chars ({self.max_chars})")
+        if isinstance(self.max_spread, bool) or not isinstance(self.max_spread, int | float) or self.max_spread < 1:
+            raise ValueError(f"max_spread must be a number of intents of at least 1, got {self.max_spread!r}")
         if self.merge not in _MERGES:
             raise ValueError(f"Unknown merge type: {self.merge!r}, expected one of {_MERGES}.")
         if isinstance(self.safety_intents, str):
@@ -247,7 +284,14 @@ class CandidateMiner:
         probes, token_rules = self._seeds(counts)
         self.probe_counts_ = self._count(fold, probes, token_rules, signatures=True)
         built = self._rules(probes, token_rules)
-        self.rule_counts_ = self._count(fold, [cr for cr, _ in built], ())
+        self.halves_ = _halves(sorted(counts.days))
+        rules = [cr for cr, _ in built]
+        if self.halves_:
+            self.half_counts_ = self._count(fold, rules, (), split=self.halves_[0][1])
+            self.rule_counts_ = self.half_counts_[0] + self.half_counts_[1]
+        else:
+            self.half_counts_ = ()
+            self.rule_counts_ = self._count(fold, rules, ())
         self.candidates_ = self._verify(built)
         self.statuses_ = self._statuses()
         return self
@@ -271,6 +315,9 @@ class CandidateMiner:
                              unsafe=table["unsafe"] - table["n"].where(table["intent"].isin(safety), 0))
         seeds = table[(table["n_conf"] >= self.min_support) & (table["precision"] >= self.exclude_from)]
         locale_rows = counts.rows.groupby("locale")["n"].sum().to_dict()
+        substring = table["locale"].map(lambda loc: is_substring_locale(loc, self._substring))
+        self._spread = quality.word_spread(table[~substring])
+        self._units = quality.longest_extensions(table[substring])
         probes: list[CompiledRule] = []
         token_rules: set[str] = set()
         picked: Counter = Counter()
@@ -308,6 +355,14 @@ class CandidateMiner:
             return "edge_stop_word", "ends in a stop word; the phrase without it is counted too"
         if locale_rows and row.total / locale_rows > self.max_share:
             return "too_generic", f"in {row.total / locale_rows:.0%} of {locale} traffic (max {self.max_share:.0%})"
+        if substring:
+            unit = quality.fragment_of(phrase, locale, row.total, self._units, self.fragment_share)
+            if unit is not None:
+                return "fragment", f"inside {unit!r} in {self.fragment_share:.0%}+ of its queries: not a unit"
+        else:
+            spread = quality.generic_words(tokens, locale, stops, self._spread, self.max_spread)
+            if spread is not None:
+                return "generic", spread
         hit = self._active.match_normalized(phrase, locale)
         if hit is not None:
             return "covered_by_active", f"active rule {hit.rule_id} already fires on it"
@@ -319,13 +374,41 @@ class CandidateMiner:
                 return "conflict", f"it is a pattern of {rule.id} (intent {rule.intent})"
         return None
 
-    def _count(self, fold: Fold, rules: list[CompiledRule], token_rules, signatures: bool = False) -> RuleCounts:
+    def _count(self, fold: Fold, rules: list[CompiledRule], token_rules, signatures: bool = False,
+               split: date | None = None):
+        """Exact counts of ``rules``; with ``split``, a pair: up to that day, and after it."""
         if not rules:
-            return RuleCounts()
+            return RuleCounts() if split is None else (RuleCounts(), RuleCounts())
         stops = frozenset().union(*(self._stop_words(loc) for r in rules for loc in r.locales))
         step = RulePass(rules, self._active_rules, frozenset(token_rules), stops, signatures=signatures,
                         examples=not signatures)
-        return fold(step) or RuleCounts()
+        if split is None:
+            return fold(step) or RuleCounts()
+        pair = fold(Halves(step, split), add_halves) or (None, None)
+        return tuple(RuleCounts() if half is None else half for half in pair)
+
+    def score(self, chunks: ChunkSource | None = None, *, fold: Fold | None = None) -> CandidateMiner:
+        """Count every candidate exactly on other traffic (the held-out days) and keep the figures.
+
+        The figures are reported, never used to drop a candidate: a held-out
+        window that chose rules would no longer be held out, and the gate
+        judges on it.
+        """
+        if (chunks is None) == (fold is None):
+            raise ValueError("pass the held-out traffic as chunks or as fold, exactly one of them")
+        fold = fold or _local_fold(chunks, self.chunk_rows)
+        rules = [compile_rule(c.rule) for c in self.candidates_]
+        counts = self._count(fold, rules, ())
+        safety = set(self.safety_intents)
+        scored = []
+        for candidate in self.candidates_:
+            by_intent = counts.intents.get(candidate.id, Counter())
+            unsafe = {i: n for i, n in by_intent.items() if i in safety and i != candidate.intent}
+            scored.append(replace(candidate, heldout_fires=sum(by_intent.values()),
+                                  heldout_agree=by_intent.get(candidate.intent, 0), heldout_unsafe=unsafe))
+        self.candidates_ = scored
+        self.heldout_counts_ = counts
+        return self
 
     # ------------------------------------------------------------ pass 2
 
@@ -418,6 +501,10 @@ class CandidateMiner:
                 self.skipped_.append(Skip(label, compiled.intent, locale, "low_support",
                                           f"{agree} agreeing queries, fewer than {self.min_support}"))
                 continue
+            unstable = self._unstable(compiled)
+            if unstable is not None:
+                self.skipped_.append(Skip(label, compiled.intent, locale, "unstable", unstable))
+                continue
             low, high = wilson_interval(agree, fires)
             # Most frequent first, ties by text: the same order however the partials merged.
             texts = sorted(rc.texts.get(compiled.id, Counter()).items(), key=lambda item: (-item[1], item[0]))
@@ -437,6 +524,26 @@ class CandidateMiner:
                                  confusers=confusers))
         out.sort(key=lambda c: (-c.calls_saved_per_day, -c.low, c.id))
         return out
+
+    def _unstable(self, compiled: CompiledRule) -> str | None:
+        """Why the rule does not hold in both halves of the window, or None if it does."""
+        if not self.halves_:
+            return None
+        parts = []
+        for counts in self.half_counts_:
+            by_intent = counts.intents.get(compiled.id, Counter())
+            parts.append((by_intent.get(compiled.intent, 0), sum(by_intent.values())))
+        total = sum(agree for agree, _ in parts)
+        for (agree, fires), (first, last) in zip(parts, self.halves_):
+            if agree < self.min_half_share * total:
+                return (f"{agree} of its {total} agreeing queries fall in {first}..{last}: it does not hold in "
+                        f"both halves of the window (min {self.min_half_share:.0%} in each)")
+            # The upper bound, not the point: a half holds a few dozen queries, and one
+            # disagreement there is noise; a half clearly below the floor is not.
+            if wilson_interval(agree, fires)[1] < self.min_precision:
+                return (f"agreement {agree / fires:.1%} ({agree}/{fires}) in {first}..{last} is clearly below "
+                        f"{self.min_precision:.0%}: it does not hold in both halves of the window")
+        return None
 
     def _statuses(self) -> pd.DataFrame:
         rows = self.counts_.rows

@@ -8,8 +8,10 @@ step runs (milliseconds) and kept for the following chunks there.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -18,7 +20,7 @@ from miners.probes import RuleCounts
 from rulelife.matcher import CompiledRule, Matcher
 from rulelife.normalize import normalize_many
 
-__all__ = ["PhrasePass", "RulePass", "add_capped", "normalized_texts"]
+__all__ = ["Halves", "PhrasePass", "RulePass", "add_capped", "add_halves", "normalized_texts"]
 
 
 def normalized_texts(chunk: pd.DataFrame) -> list[str | None]:
@@ -77,3 +79,27 @@ class RulePass:
             chunk, normalized_texts(chunk), matcher, existing=active, token_rules=self.token_rules,
             substring_rules={r.id for r in self.rules if r.match == "substring"}, stop_words=self.stop_words,
             signatures=self.signatures, examples=self.examples)
+
+
+@dataclass(frozen=True)
+class Halves:
+    """A step counted apart on the days up to ``split`` and on the days after it.
+
+    The result is a pair of the step's results (None where a half had no row
+    in the chunk); :func:`add_halves` merges two pairs. It lets the miner ask
+    whether a phrase holds in both halves of its window without a second read.
+    """
+
+    step: Callable[[pd.DataFrame], Any]
+    split: date  # the last day of the first half
+
+    def __call__(self, chunk: pd.DataFrame) -> tuple[Any, Any]:
+        boundary = pd.Timestamp(self.split + timedelta(days=1), tz="UTC")
+        first = (chunk["ts"] < boundary).to_numpy(dtype=bool, na_value=False)
+        return tuple(self.step(chunk[mask].reset_index(drop=True)) if mask.any() else None
+                     for mask in (first, ~first))
+
+
+def add_halves(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """Merge two :class:`Halves` results half by half."""
+    return tuple(y if x is None else x if y is None else x + y for x, y in zip(a, b, strict=True))

@@ -12,12 +12,13 @@ available for small deployments and says so in every report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from rulelife.config import Settings
 from rulelife.datasets.snapshot import DatasetSnapshot
 from rulelife.evaluation.evaluate import Evaluation
 from rulelife.registry import RuleStatus
+from rulelife.selection import Selection, Window, day_after
 
 __all__ = ["Check", "GateDecision", "check_gate"]
 
@@ -53,16 +54,43 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{x:.1%}"
 
 
+def evidence_window(snapshot: DatasetSnapshot) -> Window | None:
+    """The UTC days the dataset's rows come from (None: it read no row)."""
+    start, end = (snapshot.meta.get(k) for k in ("window_start", "window_end"))
+    if not start or not end:
+        return None
+    return Window(date.fromisoformat(start[:10]), date.fromisoformat(end[:10]))
+
+
+def _held_out(rule: str, snapshot: DatasetSnapshot, selection: Selection | None) -> Check:
+    if selection is None:
+        return Check("held_out", True, "hand-written rule: no miner chose it on the log, any window is evidence")
+    evidence = evidence_window(snapshot)
+    chosen = selection.window
+    if evidence is None or not evidence.overlaps(chosen):
+        return Check("held_out", True, f"evidence {evidence or 'empty'} is disjoint from the days {chosen} "
+                                       "that chose the rule")
+    return Check("held_out", False, (
+        f"the dataset's rows ({evidence}) overlap the days {chosen} the miner chose the rule on, where it looks "
+        f"better than it is; rebuild it from later days with `rulelife dataset build {rule} --since "
+        f"{day_after(chosen)}` (the default for a mined rule), or promote it to shadow to earn live evidence"))
+
+
 def check_gate(
     evaluation: Evaluation,
     snapshot: DatasetSnapshot,
     status: RuleStatus,
     settings: Settings,
     now: datetime | None = None,
+    selection: Selection | None = None,
 ) -> GateDecision:
-    """Run every check; never stop at the first failure, so a refusal lists all."""
+    """Run every check; never stop at the first failure, so a refusal lists all.
+
+    ``selection``: the days a miner chose the rule on (None for a hand-written
+    rule); the dataset must come from other days.
+    """
     rule = evaluation.rule_id
-    checks = []
+    checks = [_held_out(rule, snapshot, selection)]
 
     same = snapshot.rule_version == status.latest_version
     checks.append(Check("dataset_version", same, (

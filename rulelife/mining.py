@@ -10,10 +10,13 @@ files as candidates. Nothing here ever makes a rule active: that is the gate's.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+
+import pandas as pd
 
 from rulelife import operations, registry
 from rulelife.config import Workspace
@@ -24,6 +27,7 @@ from rulelife.engines.fold import LogFold
 from rulelife.querylog import LogReport
 from rulelife.registry import SyncReport
 from rulelife.rules import rule_to_yaml
+from rulelife.selection import Window, record_selection
 from rulelife.store import Store
 
 __all__ = ["MiningReport", "Skip", "mine_workspace"]
@@ -47,9 +51,10 @@ class Skip:
 class MiningReport:
     """What a mining run found, wrote and registered, and what it skipped and why."""
 
-    window: tuple[date | None, date | None]
+    window: tuple[date | None, date | None]  # the days that chose the candidates
     days: int
     min_confidence: float
+    heldout: Window | None = None  # the later days their held-out figures come from
     candidates: list = field(default_factory=list)  # miners.candidates.Candidate, best savings first
     paths: dict[str, str] = field(default_factory=dict)  # candidate id -> file written
     skipped: list = field(default_factory=list)  # miners.candidates.Skip
@@ -66,6 +71,7 @@ class MiningReport:
     def to_dict(self) -> dict:
         return {
             "window": [d.isoformat() if d else None for d in self.window],
+            "heldout_window": self.heldout.to_list() if self.heldout else None,
             "days": self.days,
             "min_confidence": self.min_confidence,
             "candidates": [{**c.to_dict(), "path": self.paths.get(c.id)} for c in self.candidates],
@@ -93,9 +99,17 @@ def mine_workspace(
     engine: str = "local",
     workers: int | None = None,
     spark=None,
+    holdout: float = 0.5,
     **miner_params,
 ) -> MiningReport:
     """Mine candidate rules from the log window ``[since, until]`` (default: the workspace's logs/).
+
+    The window is cut by day: the miner chooses phrases on the earlier days and
+    counts each candidate on the later ``holdout`` share of them, which never
+    chose it (``holdout=0``: choose on the whole window). The days that chose a
+    candidate are recorded with it, and the gate takes its evidence only from
+    other days, so no figure that decides a promotion comes from the rows that
+    selected the rule.
 
     With ``write`` (the default) each candidate is written to
     ``rules/<intent>/mined_<slug>.yaml`` and registered as a candidate; an
@@ -117,16 +131,28 @@ def mine_workspace(
                         safety_intents=list(settings.safety_intents), shadow_rate=settings.shadow_rate,
                         model_call_cost=settings.model_call_cost, intents=list(settings.intents) or None,
                         **miner_params)
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be a share of the window's days in [0, 1), got {holdout!r}; 0.5 is the default")
     report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)
     source = log if log is not None else workspace.log_dir
-    # The miner reads the window three times; the first read fills the log report.
-    with LogFold(source, engine=engine, report=report.log, since=since, until=until,
-                 known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
-                 workers=workers, spark=spark, chunk_rows=miner.chunk_rows) as fold:
+    options = dict(engine=engine, known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
+                   workers=workers, spark=spark, chunk_rows=miner.chunk_rows)
+    chosen, heldout = _split(source, since, until, holdout, options)
+    # The miner reads its days three times; the first read fills the log report.
+    with LogFold(source, report=report.log, since=chosen.start if chosen else since,
+                 until=chosen.end if chosen else until, **options) as fold:
         miner.fit(fold=fold, active_rules=active,
                   rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
+    if heldout is not None and miner.candidates_:
+        with LogFold(source, since=heldout.start, until=heldout.end, **options) as fold:
+            miner.score(fold=fold)
     days = sorted(miner.counts_.days)
-    report.window = (since or (days[0] if days else None), until or (days[-1] if days else None))
+    report.window = ((chosen.start if chosen else since) or (days[0] if days else None),
+                     (chosen.end if chosen else until) or (days[-1] if days else None))
+    report.heldout = heldout
+    if heldout is None and miner.candidates_:
+        report.notes.append("no held-out days (one day in the window, or holdout=0): build each candidate's "
+                            "dataset from later days, or let it earn live evidence in shadow")
     report.days = miner.days_
     report.candidates = list(miner.candidates_)
     report.skipped = list(miner.skipped_)
@@ -139,7 +165,47 @@ def mine_workspace(
         _write(workspace, report)
     if write and report.paths:
         report.sync = operations.sync(workspace, actor=actor, store=store)
+        _record(store, report, actor)
     return report
+
+
+def _day_set(chunk: pd.DataFrame) -> frozenset[date]:
+    """The UTC days of a chunk's rows (a fold step)."""
+    return frozenset(chunk["ts"].dt.tz_convert("UTC").dt.date.dropna().unique())
+
+
+def _split(source, since: date | None, until: date | None, holdout: float,
+           options: dict) -> tuple[Window | None, Window | None]:
+    """The window's choosing days and its held-out days (None, None: no log day in it)."""
+    if since is None or until is None:
+        # The window's ends are the log's own days: one read of the window to find them.
+        with LogFold(source, since=since, until=until, **options) as fold:
+            days = sorted(fold(_day_set, operator.or_) or ())
+        if not days:
+            return None, None
+        since, until = since or days[0], until or days[-1]
+    if until < since:
+        raise ValueError(f"--until {until} is before --since {since}; give a window that ends after it starts")
+    n = (until - since).days + 1
+    held = int(n * holdout)
+    if held == 0 or held == n:
+        return Window(since, until), None
+    split = until - timedelta(days=held)
+    return Window(since, split), Window(split + timedelta(days=1), until)
+
+
+def _record(store: Store, report: MiningReport, actor: str) -> None:
+    """Remember, per registered candidate, the days that chose it (and those it was scored on)."""
+    start, end = report.window
+    if start is None or end is None:
+        return
+    chosen = Window(start, end)
+    with store.session() as session:
+        for candidate in report.written:
+            figures = {"fires": candidate.fires, "agree": candidate.agree, "heldout_fires": candidate.heldout_fires,
+                       "heldout_agree": candidate.heldout_agree, "heldout_unsafe": candidate.heldout_unsafe}
+            record_selection(session, candidate.id, candidate.rule.version, chosen, heldout=report.heldout,
+                             actor=actor, figures=figures)
 
 
 def _write(workspace: Workspace, report: MiningReport) -> None:

@@ -22,11 +22,12 @@ from rulelife.datasets.partials import DatasetPass, merge_builders
 from rulelife.engines.fold import fold_log
 from rulelife.errors import GateRefused, LifecycleError
 from rulelife.evaluation import Evaluation, evaluate_rule
-from rulelife.gate import GateDecision, check_gate
+from rulelife.gate import GateDecision, check_gate, evidence_window
 from rulelife.lifecycle import State, check_transition
 from rulelife.operations import PublishResult, open_store, publish_active
 from rulelife.plugins import MINERS, load_plugin
 from rulelife.querylog import LogReport
+from rulelife.selection import day_after, latest_selection
 from rulelife.store import EvaluationRow, PromotionRow, Store, utcnow
 
 __all__ = [
@@ -67,6 +68,10 @@ def build_datasets(
     """Build and store the datasets of several rules' latest versions in one
     pass over the log (the log is read and normalised once, whatever the count).
 
+    Without ``since``, a mined rule's dataset starts the day after the days
+    that chose it (:mod:`rulelife.selection`), so its evidence is held out;
+    a hand-written rule's takes the whole window.
+
     ``engine`` (``local``, ``local-pool`` with ``workers`` processes, or
     ``spark`` on session ``spark``) says where the pass runs; every engine
     builds the same rows (the samples are bottom-k by hash, the counts sums).
@@ -74,16 +79,20 @@ def build_datasets(
     store = store or open_store(workspace)
     settings = workspace.settings
     miner_class = load_plugin(MINERS, "hard_negatives")
-    rules, miners, adversarials = [], [], []
+    rules, miners, adversarials, starts = [], [], [], []
     for rule_id in dict.fromkeys(rule_ids):
         status = registry.get_status(store, rule_id)
         rule = registry.rule_definition(store, rule_id, status.latest_version)
         adversarials.append(read_adversarial(adversarial_path(workspace.rules_dir, rule_id)))  # fail early
         rules.append(rule)
         miners.append(miner_class().fit(rule))
+        chosen = latest_selection(store, rule_id) if since is None else None
+        starts.append(day_after(chosen.window) if chosen else None)
     report = LogReport()
     source = log if log is not None else workspace.log_dir
-    builders = fold_log(DatasetPass(rules, settings, miners), source, combine=merge_builders, since=since,
+    first = None if since is not None or None in starts else min(starts)
+    builders = fold_log(DatasetPass(rules, settings, miners, starts), source, combine=merge_builders,
+                        since=since or first,
                         until=until, engine=engine, known_intents=settings.intents or None,
                         quarantine_dir=workspace.quarantine_dir, report=report, workers=workers, spark=spark)
     sources = [str(p) for p in ([source] if isinstance(source, (str, Path)) else source)]
@@ -118,6 +127,7 @@ class EvaluationResult:
 
 
 def _evaluate(store: Store, workspace: Workspace, rule_id: str, now: datetime | None) -> EvaluationResult:
+    """The gate's verdict on the rule's latest version and its newest dataset."""
     status = registry.get_status(store, rule_id)
     rule = registry.rule_definition(store, rule_id, status.latest_version)
     try:
@@ -133,7 +143,8 @@ def _evaluate(store: Store, workspace: Workspace, rule_id: str, now: datetime | 
             f"{status.latest_version}; rebuild it with `rulelife dataset build {rule_id}`"]) from None
     evaluation = evaluate_rule(rule, load_rows(snapshot), snapshot.meta, workspace.settings,
                                dataset_hash=snapshot.content_hash)
-    decision = check_gate(evaluation, snapshot, status, workspace.settings, now)
+    decision = check_gate(evaluation, snapshot, status, workspace.settings, now,
+                          selection=latest_selection(store, rule_id))
     return EvaluationResult(evaluation, decision, snapshot)
 
 
@@ -156,6 +167,14 @@ def evaluate(workspace: Workspace, rule_id: str, *, actor: str = "cli", store: S
         session.add(row)
         session.flush()
         return EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
+
+
+def _windows(store: Store, rule_id: str, snapshot: DatasetSnapshot) -> dict:
+    """The days that chose the rule (None: hand-written) and the days its evidence came from."""
+    chosen = latest_selection(store, rule_id)
+    evidence = evidence_window(snapshot)
+    return {"selection_window": chosen.window.to_list() if chosen else None,
+            "evidence_window": evidence.to_list() if evidence else None}
 
 
 @dataclass(frozen=True)
@@ -194,9 +213,10 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
         row = _evaluation_row(result, actor)
         session.add(row)
         session.flush()
+        windows = _windows(store, rule_id, result.snapshot)
         evidence = {"evaluation_id": row.id, "dataset": result.snapshot.content_hash,
                     "agreement": result.evaluation.production.estimate,
-                    "agreement_low": result.evaluation.production.low}
+                    "agreement_low": result.evaluation.production.low, **windows}
         new_status = registry.apply_transition(
             session, rule_id, target, actor=actor, reason="promotion gate passed", evidence=evidence,
             action="promote", expiry_days=settings.expiry_days,
@@ -206,7 +226,7 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
             evaluation_id=row.id, at=utcnow(), actor=actor, from_state=status.state.value, to_state=target.value,
             kind="promote", expires_at=new_status.expires_at,
             metrics=json.dumps({"agreement": result.evaluation.production.to_dict(),
-                                "safety_false_positives": result.evaluation.safety_false_positives}),
+                                "safety_false_positives": result.evaluation.safety_false_positives, **windows}),
         ))
         evaluated = EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
     published = publish_active(workspace, actor=actor, store=store) if republish else None

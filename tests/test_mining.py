@@ -139,4 +139,5 @@ def test_cli_mines_the_same_candidates_on_a_process_pool(ws, monkeypatch):
     local, pooled = runs["local"], runs["local-pool"]
     assert [c["id"] for c in pooled["candidates"]] == [c["id"] for c in local["candidates"]]
     assert [c["fires"] for c in pooled["candidates"]] == [c["fires"] for c in local["candidates"]]
-    assert pooled["log"]["rows_valid"] == local["log"]["rows_valid"] == 400
+    # The log report covers the days that chose the rules: the later half of the window is held out.
+    assert pooled["log"]["rows_valid"] == local["log"]["rows_valid"] == 200

@@ -16,16 +16,16 @@ def test_missing_nullable_column_is_added_and_rows_survive(db_url):
     engine = sqlalchemy.create_engine(url, connect_args={"options": f"-csearch_path={schema}"} if schema else {})
     with engine.begin() as conn:
         # What an older release made: the audit table without its newest column.
-        conn.execute(sqlalchemy.text('ALTER TABLE "auditrow" DROP COLUMN "evidence"'))
+        conn.execute(sqlalchemy.text('ALTER TABLE "audit_log" DROP COLUMN "evidence"'))
         conn.execute(sqlalchemy.text(
-            "INSERT INTO auditrow (rule_id, at, actor, action, to_state, to_version, reason) "
+            "INSERT INTO audit_log (rule_id, at, actor, action, to_state, to_version, reason) "
             "VALUES ('a.b', '2026-01-01 00:00:00', 'ana', 'sync', 'candidate', 'v1', 'old row')"))
     engine.dispose()
 
     store = Store(url, schema=schema)
-    columns = {c["name"] for c in sqlalchemy.inspect(store.engine).get_columns("auditrow")}
+    columns = {c["name"] for c in sqlalchemy.inspect(store.engine).get_columns("audit_log")}
     with store.engine.connect() as conn:
-        rows = conn.execute(sqlalchemy.text("SELECT rule_id, reason FROM auditrow")).all()
+        rows = conn.execute(sqlalchemy.text("SELECT rule_id, reason FROM audit_log")).all()
     store.dispose()
     assert "evidence" in columns
     assert [tuple(r) for r in rows] == [("a.b", "old row")]

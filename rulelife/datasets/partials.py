@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -31,11 +32,15 @@ class DatasetPass:
     hard-negative stratum). One matcher of every rule answers "which rules
     fire here" for all of them: ``MatchResult.fired`` lists every rule that
     fired and was not vetoed, which is what each rule alone would say.
+    ``starts`` (one a rule, None: no limit) is the first UTC day each rule's
+    builder sees, so rules whose evidence must begin on different days share
+    one read of the log.
     """
 
     rules: Sequence[Rule]
     settings: Settings
     miners: Sequence[object | None]
+    starts: Sequence[date | None] | None = None
     _matcher: Matcher | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -48,10 +53,17 @@ class DatasetPass:
         fired = [r.fired if r is not None else () for r in
                  self._matcher.match_many(normalized, chunk["locale"], normalized=True)]
         builders = []
-        for rule, miner in zip(self.rules, self.miners, strict=True):
+        starts = self.starts or [None] * len(self.rules)
+        for rule, miner, start in zip(self.rules, self.miners, starts, strict=True):
             builder = DatasetBuilder(rule, self.settings, miner)
             fires = np.fromiter((rule.id in f for f in fired), dtype=bool, count=len(fired))
-            builder.add(chunk, normalized, fires)
+            if start is None:
+                builder.add(chunk, normalized, fires)
+            else:
+                keep = (chunk["ts"] >= pd.Timestamp(start, tz="UTC")).to_numpy(dtype=bool, na_value=False)
+                if keep.any():
+                    builder.add(chunk[keep].reset_index(drop=True), [t for t, k in zip(normalized, keep) if k],
+                                fires[keep])
             builders.append(builder)
         return builders
 

@@ -11,6 +11,7 @@ from rulelife.store.models import (
     PromotionRow,
     RuleStateRow,
     RuleVersionRow,
+    SelectionRow,
     TicketEventRow,
     TicketRow,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "PromotionRow",
     "RuleStateRow",
     "RuleVersionRow",
+    "SelectionRow",
     "Store",
     "TicketEventRow",
     "TicketRow",

@@ -18,6 +18,7 @@ __all__ = [
     "PromotionRow",
     "RuleStateRow",
     "RuleVersionRow",
+    "SelectionRow",
     "TicketEventRow",
     "TicketRow",
 ]
@@ -127,6 +128,28 @@ class PromotionRow(SQLModel, table=True):
     kind: str = Field(default="promote", max_length=20)  # promote | revalidate
     expires_at: datetime | None = None
     metrics: str = Field(default="{}", sa_type=Text)
+
+
+class SelectionRow(SQLModel, table=True):
+    """The log days a miner looked at to choose a rule: its evidence must come from other days.
+
+    Keyed by rule, not version: editing a mined rule does not un-see the
+    rows that chose its phrases. ``heldout_*`` is the window the miner
+    reported held-out figures on (never used to choose), when it had one.
+    """
+
+    __tablename__ = "selections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(index=True, max_length=200)
+    rule_version: str = Field(max_length=64)
+    window_start: date
+    window_end: date
+    heldout_start: date | None = None
+    heldout_end: date | None = None
+    at: datetime
+    actor: str = Field(default="", max_length=200)
+    figures: str = Field(default="{}", sa_type=Text)  # the miner's selection and held-out counts
 
 
 class DailyMetricRow(SQLModel, table=True):
