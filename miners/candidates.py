@@ -170,6 +170,11 @@ class CandidateMiner:
         A word is generic when the labelled queries holding it spread over at
         least this many intents (inverse Simpson index); a phrase whose
         content words are all generic is refused.
+    safety_proximity, min_proximity_rows
+        A phrase with a content word that at least ``min_proximity_rows``
+        queries of a safety intent (other than its own), and this share of
+        the word's queries, hold in the window lives next to that intent: it
+        is refused, and the model keeps answering such messages.
     fragment_share
         A substring-locale phrase that sits inside one longer phrase in at
         least this share of its queries is a fragment of that unit, refused.
@@ -210,7 +215,7 @@ class CandidateMiner:
                  shadow_rate: float = 0.0, model_call_cost: float = 0.0, owner: str = "miner",
                  intents: Sequence[str] | None = None, locales: Sequence[str] | None = None,
                  merge: str = "near_duplicates", max_spread: float = 3.0, fragment_share: float = 0.9,
-                 min_half_share: float = 0.2):
+                 min_half_share: float = 0.2, safety_proximity: float = 0.05, min_proximity_rows: int = 3):
         self.min_confidence = min_confidence
         self.min_support = min_support
         self.min_precision = min_precision
@@ -236,15 +241,17 @@ class CandidateMiner:
         self.max_spread = max_spread
         self.fragment_share = fragment_share
         self.min_half_share = min_half_share
+        self.safety_proximity = safety_proximity
+        self.min_proximity_rows = min_proximity_rows
 
     def _check_params(self) -> None:
         for name in ("min_confidence", "min_precision", "exclude_from", "max_exclude_loss", "max_share",
-                     "shadow_rate", "fragment_share", "min_half_share"):
+                     "shadow_rate", "fragment_share", "min_half_share", "safety_proximity"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
         for name in ("min_support", "max_words", "min_chars", "max_chars", "max_patterns", "max_probes",
-                     "min_chunk_count", "max_keys", "chunk_rows"):
+                     "min_chunk_count", "max_keys", "chunk_rows", "min_proximity_rows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
@@ -317,6 +324,7 @@ class CandidateMiner:
         locale_rows = counts.rows.groupby("locale")["n"].sum().to_dict()
         substring = table["locale"].map(lambda loc: is_substring_locale(loc, self._substring))
         self._spread = quality.word_spread(table[~substring])
+        self._neighbours = quality.safety_neighbours(table[~substring], safety)
         self._units = quality.longest_extensions(table[substring])
         probes: list[CompiledRule] = []
         token_rules: set[str] = set()
@@ -351,8 +359,9 @@ class CandidateMiner:
             return "too_generic", "short hiragana only: grammar, not content"
         if all(t in stops for t in tokens):
             return "stop_words", f"only stop words for {locale}"
-        if not substring and len(tokens) > 1 and tokens[-1] in stops:
-            return "edge_stop_word", "ends in a stop word; the phrase without it is counted too"
+        if not substring and len(tokens) > 1 and (tokens[0] in stops or tokens[-1] in stops):
+            # "to make", "a customer": the stop word adds no meaning, only a place to be pure by chance.
+            return "edge_stop_word", "starts or ends in a stop word; the phrase without it is counted too"
         if locale_rows and row.total / locale_rows > self.max_share:
             return "too_generic", f"in {row.total / locale_rows:.0%} of {locale} traffic (max {self.max_share:.0%})"
         if substring:
@@ -363,6 +372,10 @@ class CandidateMiner:
             spread = quality.generic_words(tokens, locale, stops, self._spread, self.max_spread)
             if spread is not None:
                 return "generic", spread
+            near = quality.safety_proximity(tokens, locale, row.intent, stops, self._neighbours,
+                                            min_share=self.safety_proximity, min_rows=self.min_proximity_rows)
+            if near is not None:
+                return "safety_proximity", near
         hit = self._active.match_normalized(phrase, locale)
         if hit is not None:
             return "covered_by_active", f"active rule {hit.rule_id} already fires on it"

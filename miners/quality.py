@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 
 import pandas as pd
 
-__all__ = ["fragment_of", "generic_words", "longest_extensions", "word_spread"]
+__all__ = ["fragment_of", "generic_words", "longest_extensions", "safety_neighbours", "safety_proximity", "word_spread"]
 
 
 def word_spread(table: pd.DataFrame) -> dict[tuple[str, str], float]:
@@ -96,3 +96,47 @@ def fragment_of(phrase: str, locale: str, total: int, extensions: Mapping[tuple[
         return None
     unit, count = found
     return unit if count >= share * total else None
+
+
+def safety_neighbours(table: pd.DataFrame, safety: Collection[str]) -> dict[tuple[str, str], tuple[dict[str, int], int]]:
+    """(word, locale) -> its labelled queries per safety intent, and all its labelled queries.
+
+    >>> t = pd.DataFrame({"phrase": ["restitution", "restitution", "track"], "locale": ["en"] * 3,
+    ...                   "intent": ["track_refund", "get_refund", "track_refund"], "n": [11, 9, 40], "n_conf": [0] * 3})
+    >>> safety_neighbours(t, {"get_refund"})
+    {('restitution', 'en'): ({'get_refund': 9}, 20)}
+    """
+    words = table[~table["phrase"].str.contains(" ", regex=False)]
+    totals = words.groupby(["phrase", "locale"], sort=False)["n"].sum()
+    unsafe = words[words["intent"].isin(set(safety))]
+    out: dict[tuple[str, str], tuple[dict[str, int], int]] = {}
+    for row in unsafe.itertuples(index=False):
+        key = (row.phrase, row.locale)
+        found = out.setdefault(key, ({}, int(totals[key])))[0]
+        found[row.intent] = found.get(row.intent, 0) + int(row.n)
+    return out
+
+
+def safety_proximity(tokens: list[str], locale: str, intent: str, stop_words: Collection[str],
+                     neighbours: Mapping[tuple[str, str], tuple[dict[str, int], int]], *, min_share: float,
+                     min_rows: int) -> str | None:
+    """Why a phrase lives next to a safety intent (other than ``intent``), or None.
+
+    A content word that carries a safety intent in the window makes the
+    phrase a bet against that intent: the rule's own hits can look clean
+    while the next message with the word is a refund request. Cost
+    optimisation stops there; the model answers such messages.
+
+    >>> near = {("restitution", "en"): ({"get_refund": 9}, 20)}
+    >>> safety_proximity(["a", "restitution", "of"], "en", "track_refund", {"a", "of"}, near, min_share=0.05, min_rows=3)
+    "'restitution' is in 9 of its 20 queries labelled get_refund (45%), a safety intent"
+    """
+    for token in tokens:
+        if token in stop_words or (token, locale) not in neighbours:
+            continue
+        by_intent, total = neighbours[(token, locale)]
+        for other, count in sorted(by_intent.items(), key=lambda kv: (-kv[1], kv[0])):
+            if other != intent and count >= min_rows and count >= min_share * total:
+                return (f"{token!r} is in {count} of its {total} queries labelled {other} "
+                        f"({count / total:.0%}), a safety intent")
+    return None
