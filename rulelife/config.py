@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     dataset_floor_high_traffic: int = Field(5000, ge=1, description="minimum rows for a high-traffic rule")
     high_traffic_fires: int = Field(20000, ge=1, description="fires in the window that make a rule high-traffic")
     dataset_max_age_days: int = Field(7, ge=1, description="a dataset older than this is stale")
+    lexicon_min_share: float = Field(0.5, gt=0.0, le=1.0,
+                                     description="share of a phrase's queries a safety intent needs for the "
+                                                 "lexicon miner to propose it")
+    lexicon_min_support: int = Field(10, ge=1, description="safety-intent queries a proposed lexicon phrase needs")
+    lexicon_max_veto_share: float = Field(0.2, gt=0.0, le=1.0,
+                                          description="warn when the lexicon would send more than this share of "
+                                                      "the traffic to the model")
     gate_on: Literal["lower_bound", "point"] = Field(
         "lower_bound", description="agreement must clear the floor with its interval's lower bound, or its point estimate"
     )

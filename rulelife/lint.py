@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rulelife.errors import RuleFileError
+from rulelife.lexicon import lexicon_path, lint_lexicon
 from rulelife.matcher import CompiledRule, compile_rule, locale_applies
 from rulelife.normalize import normalize
 from rulelife.rules import RuleFile, check_rule, iter_rule_files, read_yaml
@@ -66,10 +67,12 @@ class LintReport:
         }
 
 
-def lint_rules(rules_dir: Path) -> LintReport:
+def lint_rules(rules_dir: Path, safety_intents: Sequence[str] | None = None) -> LintReport:
     """Lint every rule file under ``rules_dir``; see the module docstring for the checks.
 
-    Raises :class:`~rulelife.errors.RuleFileError` only if ``rules_dir`` is not a folder.
+    With ``safety_intents``, the safety lexicon beside the rules is linted too
+    (:func:`rulelife.lexicon.lint_lexicon`). Raises
+    :class:`~rulelife.errors.RuleFileError` only if ``rules_dir`` is not a folder.
     """
     rules_dir = Path(rules_dir)
     report = LintReport()
@@ -82,6 +85,9 @@ def lint_rules(rules_dir: Path) -> LintReport:
     compiled = [(rf, compile_rule(rf.rule)) for rf in report.rules]
     report.problems.extend(_conflicts(compiled))
     report.problems.extend(_shadowed(compiled))
+    if safety_intents is not None:
+        report.problems.extend(LintProblem(lexicon_path(rules_dir), where, message)
+                               for where, message in lint_lexicon(rules_dir, list(safety_intents)))
     # Files in path order; within a file, the order the checks found them.
     report.problems.sort(key=lambda problem: str(problem.path))
     return report

@@ -30,7 +30,7 @@ from rulelife.rules import rule_to_yaml
 from rulelife.selection import Window, record_selection
 from rulelife.store import Store
 
-__all__ = ["MiningReport", "Skip", "mine_workspace"]
+__all__ = ["MiningReport", "Skip", "mine_workspace", "split_window"]
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def mine_workspace(
     source = log if log is not None else workspace.log_dir
     options = dict(engine=engine, known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
                    workers=workers, spark=spark, chunk_rows=miner.chunk_rows)
-    chosen, heldout = _split(source, since, until, holdout, options)
+    chosen, heldout = split_window(source, since, until, holdout, options)
     # The miner reads its days three times; the first read fills the log report.
     with LogFold(source, report=report.log, since=chosen.start if chosen else since,
                  until=chosen.end if chosen else until, **options) as fold:
@@ -174,7 +174,7 @@ def _day_set(chunk: pd.DataFrame) -> frozenset[date]:
     return frozenset(chunk["ts"].dt.tz_convert("UTC").dt.date.dropna().unique())
 
 
-def _split(source, since: date | None, until: date | None, holdout: float,
+def split_window(source, since: date | None, until: date | None, holdout: float,
            options: dict) -> tuple[Window | None, Window | None]:
     """The window's choosing days and its held-out days (None, None: no log day in it)."""
     if since is None or until is None:

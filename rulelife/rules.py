@@ -18,6 +18,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rulelife.errors import RuleFileError
+from rulelife.lexicon import LEXICON_FILE
 
 __all__ = [
     "RULE_FIELDS",
@@ -115,7 +116,8 @@ def iter_rule_files(rules_dir: Path) -> Iterator[Path]:
             "in rulelife.toml"
         )
     files = [*rules_dir.rglob("*.yaml"), *rules_dir.rglob("*.yml")]
-    yield from sorted(p for p in files if p.is_file())
+    # The safety lexicon sits beside the intent folders and is not a rule.
+    yield from sorted(p for p in files if p.is_file() and p != rules_dir / LEXICON_FILE)
 
 
 def check_rule(data: object) -> tuple[Rule | None, list[tuple[str, str]]]:

@@ -13,6 +13,7 @@ from rulelife import operations
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
 from rulelife.cli import mine as mine_commands
+from rulelife.cli import safety as safety_commands
 from rulelife.cli import monitor as monitor_commands
 from rulelife.cli import rules as rules_commands
 from rulelife.cli._common import (
@@ -39,6 +40,7 @@ app.add_typer(bundle_commands.app, name="bundle")
 app.add_typer(gate_commands.dataset_app, name="dataset")
 app.add_typer(monitor_commands.monitor_app, name="monitor")
 app.add_typer(monitor_commands.tickets_app, name="tickets")
+app.add_typer(safety_commands.app, name="safety")
 app.command("evaluate")(gate_commands.evaluate)
 app.command("promote")(gate_commands.promote)
 app.command("revalidate")(gate_commands.revalidate)

@@ -16,7 +16,8 @@ app = typer.Typer(cls=RulelifeGroup, help="Lint, list and inspect rules.", no_ar
 @app.command("lint")
 def lint(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Check every rule file and report every problem at once (exit 1 if any)."""
-    report = lint_rules(workspace(ctx).rules_dir)
+    ws = workspace(ctx)
+    report = lint_rules(ws.rules_dir, safety_intents=ws.settings.safety_intents)
     if as_json:
         print_json(report.to_dict())
     elif report.ok:
