@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     dataset_floor_high_traffic: int = Field(5000, ge=1, description="minimum rows for a high-traffic rule")
     high_traffic_fires: int = Field(20000, ge=1, description="fires in the window that make a rule high-traffic")
     dataset_max_age_days: int = Field(7, ge=1, description="a dataset older than this is stale")
+    safety_proximity_share: float = Field(0.05, gt=0.0, le=1.0,
+                                          description="share of a content word's queries a safety intent needs "
+                                                      "to put a rule next to it (miner and gate)")
+    safety_proximity_rows: int = Field(3, ge=1, description="safety-intent queries holding a content word that "
+                                                            "put a rule next to that intent (miner and gate)")
     lexicon_min_share: float = Field(0.5, gt=0.0, le=1.0,
                                      description="share of a phrase's queries a safety intent needs for the "
                                                  "lexicon miner to propose it")

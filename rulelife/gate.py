@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from rulelife.config import Settings
+from rulelife.datasets.neighbourhood import near_safety
 from rulelife.datasets.snapshot import DatasetSnapshot
 from rulelife.evaluation.evaluate import Evaluation
 from rulelife.registry import RuleStatus
@@ -76,6 +77,27 @@ def _held_out(rule: str, snapshot: DatasetSnapshot, selection: Selection | None)
         f"{day_after(chosen)}` (the default for a mined rule), or promote it to shadow to earn live evidence"))
 
 
+def _neighbourhood(rule: str, intent: str, snapshot: DatasetSnapshot, settings: Settings,
+                   justification: str) -> Check:
+    counts = snapshot.meta.get("neighbourhood")
+    if counts is None:
+        return Check("safety_neighbourhood", False, (
+            "the dataset has no neighbourhood counts (built by an older release); rebuild it with "
+            f"`rulelife dataset build {rule}`"))
+    near = near_safety(counts, intent, min_share=settings.safety_proximity_share,
+                       min_rows=settings.safety_proximity_rows)
+    if not near:
+        return Check("safety_neighbourhood", True, "no content word of the rule lives next to a safety intent")
+    where = "; ".join(f"{word!r} in " + ", ".join(f"{n} of its {counts[word]['total']} queries labelled {i}"
+                                                 for i, n in found.items()) for word, found in near.items())
+    if justification:
+        return Check("safety_neighbourhood", True, f"next to a safety intent ({where}); allowed: {justification}")
+    return Check("safety_neighbourhood", False, (
+        f"the rule's words live next to a safety intent ({where}): the next message holding them may be a "
+        "safety query the model must answer; narrow the patterns, or record why the rule may answer anyway in "
+        "its safety_justification field"))
+
+
 def check_gate(
     evaluation: Evaluation,
     snapshot: DatasetSnapshot,
@@ -83,14 +105,21 @@ def check_gate(
     settings: Settings,
     now: datetime | None = None,
     selection: Selection | None = None,
+    intent: str | None = None,
+    justification: str = "",
 ) -> GateDecision:
     """Run every check; never stop at the first failure, so a refusal lists all.
 
     ``selection``: the days a miner chose the rule on (None for a hand-written
-    rule); the dataset must come from other days.
+    rule); the dataset must come from other days. ``intent`` and
+    ``justification`` (the rule's ``safety_justification``) judge its
+    neighbourhood: content words that live next to a safety intent refuse it
+    unless a person recorded why it may answer anyway.
     """
     rule = evaluation.rule_id
     checks = [_held_out(rule, snapshot, selection)]
+    if intent is not None:
+        checks.append(_neighbourhood(rule, intent, snapshot, settings, justification))
 
     same = snapshot.rule_version == status.latest_version
     checks.append(Check("dataset_version", same, (

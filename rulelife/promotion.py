@@ -144,7 +144,8 @@ def _evaluate(store: Store, workspace: Workspace, rule_id: str, now: datetime | 
     evaluation = evaluate_rule(rule, load_rows(snapshot), snapshot.meta, workspace.settings,
                                dataset_hash=snapshot.content_hash)
     decision = check_gate(evaluation, snapshot, status, workspace.settings, now,
-                          selection=latest_selection(store, rule_id))
+                          selection=latest_selection(store, rule_id), intent=rule.intent,
+                          justification=rule.safety_justification)
     return EvaluationResult(evaluation, decision, snapshot)
 
 

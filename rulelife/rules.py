@@ -62,6 +62,9 @@ class Rule(BaseModel):
     priority: int = 0
     owner: str = Field(min_length=1)
     description: str = ""
+    # Why the rule may answer although its words live next to a safety intent (the gate's
+    # neighbourhood check); empty: it may not. Recorded with the version like every field.
+    safety_justification: str = ""
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -87,6 +90,8 @@ class Rule(BaseModel):
         data = self.model_dump(mode="json")
         for key in ("patterns", "exclude", "locales"):
             data[key] = sorted(set(data[key]))
+        if not data["safety_justification"]:
+            del data["safety_justification"]  # so rules written before the field keep their versions
         return data
 
     @property
@@ -217,6 +222,7 @@ def load_rules(rules_dir: Path) -> list[RuleFile]:
 def rule_to_yaml(rule: Rule) -> str:
     """Render a rule as the YAML a person would write (field order kept)."""
     data = rule.model_dump(mode="json")
-    if not data["exclude"]:
-        del data["exclude"]
+    for optional in ("exclude", "safety_justification"):
+        if not data[optional]:
+            del data[optional]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

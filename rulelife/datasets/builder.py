@@ -152,6 +152,9 @@ class DatasetBuilder:
         self.rows_seen = 0
         self._first_ts: pd.Timestamp | None = None
         self._last_ts: pd.Timestamp | None = None
+        # _near[(word, intent)]: labelled queries holding the rule's content word, per safety
+        # intent; intent "" counts all of them (see rulelife.datasets.neighbourhood).
+        self._near: Counter = Counter()
 
     def add(
         self, chunk: pd.DataFrame, normalized: list[str | None] | None = None, fires: np.ndarray | None = None
@@ -186,6 +189,18 @@ class DatasetBuilder:
             self._add_production(production)
         if self.miner is not None:
             self._add_negatives(self.miner.candidates(chunk, normalized))
+
+    def add_neighbours(self, counts: Counter, words: tuple[str, ...]) -> None:
+        """Add the content-word counts of one chunk (only this rule's words are kept)."""
+        wanted = set(words)
+        self._near.update({key: n for key, n in counts.items() if key[0] in wanted})
+
+    def neighbourhood(self) -> dict[str, dict[str, int]]:
+        """word -> {"total": labelled queries holding it, <safety intent>: those of that intent}."""
+        out: dict[str, dict[str, int]] = {}
+        for (word, intent), n in sorted(self._near.items()):
+            out.setdefault(word, {"total": 0})["total" if intent == "" else intent] = n
+        return out
 
     def _add_production(self, rows: pd.DataFrame) -> None:
         rows = rows.assign(
@@ -232,6 +247,7 @@ class DatasetBuilder:
         self._negative_counts.update(other._negative_counts)
         self._safety_fp.update(other._safety_fp)
         self._safety_examples = _first_examples(self._safety_examples, other._safety_examples)
+        self._near.update(other._near)
         return self
 
     def __getstate__(self) -> dict:
@@ -276,6 +292,7 @@ class DatasetBuilder:
             "hard_negative_available": dict(self._negative_counts),
             "safety_fp_in_log": dict(self._safety_fp),
             "safety_fp_examples": self._safety_examples,
+            "neighbourhood": self.neighbourhood(),
             "adversarial_file": None if adversarial is None else "present",
             "window_start": None if self._first_ts is None else self._first_ts.isoformat(),
             "window_end": None if self._last_ts is None else self._last_ts.isoformat(),

@@ -17,6 +17,7 @@ import pandas as pd
 
 from rulelife.config import Settings
 from rulelife.datasets.builder import DatasetBuilder
+from rulelife.datasets.neighbourhood import content_words, count_neighbours, word_matcher
 from rulelife.matcher import Matcher, compile_rule
 from rulelife.normalize import normalize_many
 from rulelife.rules import Rule
@@ -42,19 +43,22 @@ class DatasetPass:
     miners: Sequence[object | None]
     starts: Sequence[date | None] | None = None
     _matcher: Matcher | None = field(default=None, repr=False, compare=False)
+    _words: Matcher | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_matcher": None}  # rebuilt where the step runs
+        return {**self.__dict__, "_matcher": None, "_words": None}  # rebuilt where the step runs
 
     def __call__(self, chunk: pd.DataFrame) -> list[DatasetBuilder]:
         if self._matcher is None:
             self._matcher = Matcher([compile_rule(rule) for rule in self.rules])
+            self._content = [content_words(rule) for rule in self.rules]
+            self._words = word_matcher({w for words in self._content for w in words})
         normalized = normalize_many(chunk["text"].tolist())
         fired = [r.fired if r is not None else () for r in
                  self._matcher.match_many(normalized, chunk["locale"], normalized=True)]
         builders = []
         starts = self.starts or [None] * len(self.rules)
-        for rule, miner, start in zip(self.rules, self.miners, starts, strict=True):
+        for rule, miner, start, words in zip(self.rules, self.miners, starts, self._content, strict=True):
             builder = DatasetBuilder(rule, self.settings, miner)
             fires = np.fromiter((rule.id in f for f in fired), dtype=bool, count=len(fired))
             if start is None:
@@ -65,7 +69,22 @@ class DatasetPass:
                     builder.add(chunk[keep].reset_index(drop=True), [t for t, k in zip(normalized, keep) if k],
                                 fires[keep])
             builders.append(builder)
+        self._add_neighbours(chunk, normalized, builders, starts)
         return builders
+
+    def _add_neighbours(self, chunk, normalized, builders, starts) -> None:
+        """Each builder's content-word counts, from one walk of every rule's words per distinct start day."""
+        counted: dict = {}
+        for builder, start, words in zip(builders, starts, self._content, strict=True):
+            if not words:
+                continue
+            if start not in counted:
+                rows, texts = chunk, normalized
+                if start is not None:
+                    keep = (chunk["ts"] >= pd.Timestamp(start, tz="UTC")).to_numpy(dtype=bool, na_value=False)
+                    rows, texts = chunk[keep].reset_index(drop=True), [t for t, k in zip(normalized, keep) if k]
+                counted[start] = count_neighbours(rows, texts, words, self.settings.safety_intents, self._words)
+            builder.add_neighbours(counted[start], words)
 
 
 def merge_builders(a: list[DatasetBuilder], b: list[DatasetBuilder]) -> list[DatasetBuilder]:
