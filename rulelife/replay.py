@@ -34,7 +34,9 @@ def replay(log: pd.DataFrame, classifier: RuleClassifier) -> pd.DataFrame:
     out = log.copy()
     out["rule_id"] = pd.array([m.rule_id if m else None for m in matches], dtype="string")
     out["rule_version"] = pd.array([m.rule_version if m else None for m in matches], dtype="string")
-    out["bundle_version"] = pd.array([m.bundle_version if m else None for m in matches], dtype="Int64")
+    # A miss names its bundle too where shadow rules fired: their versions live there.
+    out["bundle_version"] = pd.array([d.bundle_version if d.match or d.shadow_rules else None for d in decisions],
+                                     dtype="Int64")
     out["shadow"] = pd.array([m.shadow if m else None for m in matches], dtype="boolean")
     out["shadow_rules"] = pd.array(
         [format_shadow_rules((r, versions[r]) for r in d.shadow_rules) for d in decisions], dtype="string")

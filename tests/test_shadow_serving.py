@@ -210,6 +210,8 @@ def test_replay_fills_shadow_rules(classifier):
     ]
     # Shadow rules never answer: only serving rules appear as rule_id.
     assert out["rule_id"].tolist() == ["order_tracking.order", pd.NA, pd.NA, pd.NA, "cancel.cancel"]
+    # A miss with shadow rules names the bundle holding their versions; a plain miss does not.
+    assert out["bundle_version"].tolist() == [1, 1, pd.NA, 1, 1]
     # The model answered the misses, so their label stays.
     assert out["model_intent"].iloc[1] == "order_tracking"
 
