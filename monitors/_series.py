@@ -42,11 +42,19 @@ def upto(history: pd.DataFrame, day: date) -> pd.DataFrame:
     return history[history["date"] <= pd.Timestamp(day)]
 
 
-def active_current(history: pd.DataFrame, rules: Mapping[str, RuleInfo]) -> pd.DataFrame:
-    """Rows of active rules at their registry version, sorted by rule, locale, date."""
-    current = {rid: info.version for rid, info in rules.items() if info.state == "active"}
+def active_current(history: pd.DataFrame, rules: Mapping[str, RuleInfo], *, state: str = "active") -> pd.DataFrame:
+    """Rows of rules in ``state`` at their registry version, sorted by rule, locale, date.
+
+    An active rule's series holds only the days it answered (its shadow days
+    measured would-have-fired on other traffic); a shadow rule's holds its
+    shadow days. Rows without ``serving`` are active ones.
+    """
+    current = {rid: info.version for rid, info in rules.items() if info.state == state}
     if not current or history.empty:
         return history.iloc[0:0]
+    if "serving" in history:
+        serving = history["serving"].fillna("active")
+        history = history[(serving == "shadow" if state == "shadow" else serving != "shadow").to_numpy(dtype=bool)]
     wanted = history["rule_id"].map(current)
     rows = history[wanted.notna().to_numpy() & (history["rule_version"] == wanted).fillna(False).to_numpy()]
     return rows.sort_values(["rule_id", "locale", "date"], kind="stable")

@@ -66,17 +66,23 @@ class SafetyFalsePositive:
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
         safety = self.safety_intents if self.safety_intents is not None else context.settings.safety_intents
         today = history[history["date"] == pd.Timestamp(context.day)]
-        rows = active_current(upto(today, context.day), context.rules)
+        today = upto(today, context.day)
+        # A shadow rule is judged on its live evidence like an active one: one
+        # would-have-been answer the model puts in a safety intent disables it.
+        rows = pd.concat([active_current(today, context.rules), active_current(today, context.rules, state="shadow")])
         rows = rows[rows["safety_fp"] > 0]
         findings = []
         for row in rows.itertuples(index=False):  # only offending rows: a handful at most
             by_class = {str(k): int(v) for k, v in dict(row.fp_by_class or {}).items()}
             own = context.rules[row.rule_id].intent
             hits = {i: by_class.get(i, 0) for i in safety if i != own and by_class.get(i, 0)}
+            shadow = context.rules[row.rule_id].state == "shadow"
+            answered = "would have answered" if shadow else "answered"
+            kind = "labelled" if shadow else "shadow"
             findings.append(Finding(
                 subject=row.rule_id, check=self.name, severity=Severity.CRITICAL, action=Action.DISABLE,
                 day=context.day, locale=row.locale,
-                summary=(f"{row.rule_id} answered {int(row.safety_fp)} {row.locale} shadow quer"
+                summary=(f"{row.rule_id} {answered} {int(row.safety_fp)} {row.locale} {kind} quer"
                          f"{'y' if row.safety_fp == 1 else 'ies'} the model labelled "
                          f"{' / '.join(hits) or 'a safety intent'}, so it is disabled."),
                 evidence={

@@ -16,7 +16,7 @@ from rulelife.errors import (
 from rulelife.matcher import Explanation, Matcher, MatchResult
 from rulelife.normalize import NORMALIZATION_VERSION, normalize
 from rulelife.rules import Rule
-from rulelife.runtime import Match, RuleClassifier
+from rulelife.runtime import Decision, Match, RuleClassifier
 from rulelife.bundle import Bundle, BundleStore
 from rulelife.config import Settings, Workspace
 from rulelife.lifecycle import State
@@ -34,6 +34,7 @@ __all__ = [
     "Explanation",
     "LifecycleError",
     "LogError",
+    "Decision",
     "Match",
     "MatchResult",
     "Matcher",

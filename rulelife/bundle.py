@@ -1,10 +1,16 @@
-"""Bundles: immutable, versioned, checksummed artifacts of the active rules.
+"""Bundles: immutable, versioned, checksummed artifacts of the active rules
+(and of the shadow rules, flagged, which the runtime matches but never serves).
 
 A bundle file ``bundle-000042.rlb`` is::
 
     RULELIFE-BUNDLE 1\\n
     <header JSON>\\n
     <rules JSON><compiled automaton>
+
+A bundle holding shadow rules starts ``RULELIFE-BUNDLE 2``: a rulelife that
+predates shadow rules refuses it (and keeps serving its last good bundle)
+instead of reading the shadow rules as serving ones. A bundle without shadow
+rules is byte for byte the format it always was.
 
 The header carries the bundle number, creation time, rulelife and
 normalisation versions, the content hash (rules and normalisation version
@@ -47,6 +53,8 @@ from rulelife.rules import Rule
 __all__ = ["Bundle", "BundleDiff", "BundleStore", "diff_bundles", "read_bundle"]
 
 MAGIC = b"RULELIFE-BUNDLE 1\n"
+MAGIC_SHADOW = b"RULELIFE-BUNDLE 2\n"  # the same layout, with shadow rules (see the module docstring)
+_MAGICS = (MAGIC, MAGIC_SHADOW)
 _NAME = re.compile(r"^bundle-(\d{6,})\.rlb$")
 _AUTOMATON_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-pickle5"
 
@@ -59,7 +67,11 @@ def _rulelife_version() -> str:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified bundle and the matcher compiled from it."""
+    """A loaded, verified bundle and the matcher compiled from it.
+
+    ``rules`` holds every rule of the bundle, serving and shadow (flagged),
+    sorted by id; the matcher serves only the former.
+    """
 
     number: int
     created_at: str
@@ -74,6 +86,10 @@ class Bundle:
     @property
     def pattern_count(self) -> int:
         return self.matcher.pattern_count
+
+    @property
+    def shadow_rules(self) -> tuple[CompiledRule, ...]:
+        return self.matcher.shadow_rules
 
     def summary(self) -> dict:
         return {
@@ -128,8 +144,12 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[by
     matcher = Matcher(compiled)
     rules_bytes = _rules_json(compiled)
     # The compiled state (rules, key table, automaton) is shipped beside the
-    # readable rules so a load is one C-speed unpickle instead of a rebuild.
-    state = (matcher.rules, matcher._keys, matcher._phrases, matcher.automaton)
+    # readable rules so a load is one C-speed unpickle instead of a rebuild;
+    # the shadow matcher's state follows the serving one's when there is one.
+    state: tuple = (matcher.rules, matcher._keys, matcher._phrases, matcher.automaton)
+    shadow = matcher.shadow_matcher
+    if shadow is not None:
+        state += (shadow.rules, shadow._keys, shadow._phrases, shadow.automaton)
     compiled_bytes = pickle.dumps(state, protocol=5)
     payload = rules_bytes + compiled_bytes
     header = {
@@ -144,8 +164,11 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[by
         "compiled_bytes": len(compiled_bytes),
         "automaton_format": _AUTOMATON_FORMAT,
     }
+    if shadow is not None:
+        header["shadow_rule_count"] = len(shadow.rules)
     header["checksum"] = _checksum(header, payload)
-    data = MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
+    magic = MAGIC if shadow is None else MAGIC_SHADOW
+    data = magic + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
     return data, header
 
 
@@ -158,7 +181,7 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
     except OSError as exc:
         raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from None
     fix = "re-publish it with `rulelife bundle publish` or roll back with `rulelife bundle rollback`"
-    if not data.startswith(MAGIC):
+    if not data.startswith(_MAGICS):
         raise BundleIntegrityError(f"{path} is not a rulelife bundle (bad magic line); {fix}")
     end = data.find(b"\n", len(MAGIC))
     try:
@@ -188,9 +211,17 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
         matcher = None
         if header.get("automaton_format") == _AUTOMATON_FORMAT:
             try:
-                rules, keys, phrases, automaton = _CompiledOnly(io.BytesIO(payload[sizes[0] :])).load()
-                if len(automaton) == header["pattern_count"] == len(keys):
-                    matcher = Matcher(rules, automaton=automaton, key_table=(keys, phrases))
+                state = _CompiledOnly(io.BytesIO(payload[sizes[0] :])).load()
+                rules, keys, phrases, automaton = state[:4]
+                parts = [(automaton, keys)]
+                shadow = None
+                if len(state) == 8:  # the shadow matcher's state follows (see encode_bundle)
+                    shadow = Matcher(state[4], automaton=state[7], key_table=(state[5], state[6]))
+                    parts.append((state[7], state[5]))
+                expected = 8 if "shadow_rule_count" in header else 4
+                whole = len(state) == expected and all(len(a) == len(k) for a, k in parts)
+                if whole and len(automaton) == header["pattern_count"]:
+                    matcher = Matcher(rules, automaton=automaton, key_table=(keys, phrases), shadow=shadow)
             except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError):
                 matcher = None  # rebuilt below from the rules, which the checksum vouches for
         if matcher is None:
@@ -206,7 +237,7 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
         normalization_version=header["normalization_version"],
         content_hash=header["content_hash"],
         checksum=declared,
-        rules=matcher.rules,
+        rules=tuple(sorted((*matcher.rules, *matcher.shadow_rules), key=lambda r: r.id)),
         matcher=matcher,
         path=path,
     )
@@ -326,7 +357,7 @@ class BundleStore:
     def peek_header(path: Path) -> dict | None:
         try:
             with open(path, "rb") as handle:
-                if handle.readline() != MAGIC:
+                if handle.readline() not in _MAGICS:
                     return None
                 return json.loads(handle.readline())
         except (OSError, ValueError):

@@ -11,6 +11,13 @@ Winner resolution, when several rules fire on one query:
 3. then the smaller rule id, so the outcome never depends on file order.
 
 Every rule that fired is still reported (``MatchResult.fired``), winner first.
+
+Shadow rules (``CompiledRule.shadow``) never answer and never veto: they live
+in a second, separate automaton, so winner resolution, ``fired`` and
+``explain``'s verdict are exactly what they would be without them, and a
+matcher without shadow rules walks one automaton as before.
+:meth:`Matcher.shadow_fired_normalized` says which shadow rules would have
+fired, by id.
 """
 
 from __future__ import annotations
@@ -39,7 +46,10 @@ __all__ = [
 class CompiledRule(NamedTuple):
     """What the matcher (and a bundle) keeps of a rule version: phrases normalised.
 
-    A named tuple so a bundle of 20,000 rules unpickles at C speed."""
+    A named tuple so a bundle of 20,000 rules unpickles at C speed. ``shadow``
+    marks a rule in the shadow state: matched, reported, never answering.
+    It is the last field, with a default, so bundles written before it load
+    unchanged."""
 
     id: str
     version: str
@@ -49,9 +59,10 @@ class CompiledRule(NamedTuple):
     locales: tuple[str, ...]
     match: str
     priority: int
+    shadow: bool = False
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "id": self.id,
             "version": self.version,
             "intent": self.intent,
@@ -61,6 +72,11 @@ class CompiledRule(NamedTuple):
             "match": self.match,
             "priority": self.priority,
         }
+        # Written only when set: a serving rule's dict (and so the content
+        # hash of a bundle without shadow rules) is what it always was.
+        if self.shadow:
+            data["shadow"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> CompiledRule:
@@ -73,6 +89,7 @@ class CompiledRule(NamedTuple):
             locales=tuple(data["locales"]),
             match=data["match"],
             priority=int(data["priority"]),
+            shadow=bool(data.get("shadow", False)),
         )
 
 
@@ -85,8 +102,8 @@ def normalize_locale(locale: str) -> str:
     return locale.strip().replace("_", "-").lower()
 
 
-def compile_rule(rule: Rule) -> CompiledRule:
-    """Normalise a rule's phrases and locales once, at compile time."""
+def compile_rule(rule: Rule, *, shadow: bool = False) -> CompiledRule:
+    """Normalise a rule's phrases and locales once, at compile time (``shadow``: see :class:`CompiledRule`)."""
     return CompiledRule(
         id=rule.id,
         version=rule.version,
@@ -96,6 +113,7 @@ def compile_rule(rule: Rule) -> CompiledRule:
         locales=tuple(sorted({normalize_locale(loc) for loc in rule.locales})),
         match=rule.match,
         priority=rule.priority,
+        shadow=shadow,
     )
 
 
@@ -169,6 +187,7 @@ class Explanation:
     winner: MatchResult | None
     reason: str
     rules: dict[str, CompiledRule] = field(repr=False, default_factory=dict)
+    shadow_fired: tuple[str, ...] = ()  # shadow rules that would have fired (they never answer)
 
     def to_dict(self) -> dict:
         return {
@@ -198,6 +217,7 @@ class Explanation:
                 "pattern": self.winner.pattern,
             },
             "reason": self.reason,
+            "shadow_fired": list(self.shadow_fired),
         }
 
 
@@ -208,10 +228,14 @@ class Matcher:
     ----------
     rules
         Compiled rule versions (see :func:`compile_rule`); ids must be unique.
+        Shadow rules among them go to a separate matcher (:attr:`shadow_rules`).
     automaton
-        A prebuilt automaton for exactly these rules, as :meth:`automaton`
-        returns it (bundles ship one so loading skips the build). Built when
-        omitted.
+        A prebuilt automaton for exactly the serving (non-shadow) rules, as
+        :meth:`automaton` returns it (bundles ship one so loading skips the
+        build). Built when omitted.
+    shadow
+        A prebuilt matcher of the shadow rules (their ``shadow`` flag
+        cleared), as :attr:`shadow_matcher` returns it; bundles ship it.
     """
 
     def __init__(
@@ -219,12 +243,25 @@ class Matcher:
         rules: Sequence[CompiledRule],
         automaton: ahocorasick.Automaton | None = None,
         key_table: tuple[list, list[str]] | None = None,
+        *,
+        shadow: Matcher | None = None,
     ):
+        shadowed = [rule._replace(shadow=False) for rule in rules if rule.shadow]
+        if shadowed:
+            if shadow is not None:
+                raise ValueError("pass shadow rules either flagged in rules or as a prebuilt shadow matcher, not both")
+            shadow = Matcher(shadowed)
         # Rules are kept sorted by id, so a rule's index is its tie-break rank.
-        self.rules: tuple[CompiledRule, ...] = tuple(sorted(rules, key=lambda r: r.id))
+        # Invariant: self.rules holds serving rules only; shadow rules live in
+        # self._shadow, so the hot path never sees them.
+        self.rules: tuple[CompiledRule, ...] = tuple(sorted((r for r in rules if not r.shadow), key=lambda r: r.id))
         self._by_id = {rule.id: rule for rule in self.rules}
-        if len(self._by_id) != len(self.rules):
-            ids = [rule.id for rule in self.rules]
+        self._shadow = shadow if shadow is not None and shadow.rules else None
+        self.shadow_rules: tuple[CompiledRule, ...] = (
+            tuple(rule._replace(shadow=True) for rule in self._shadow.rules) if self._shadow else ()
+        )
+        ids = [rule.id for rule in (*self.rules, *self.shadow_rules)]
+        if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             raise ValueError(f"rule ids must be unique in one matcher, repeated: {', '.join(dupes)}")
         self._keys, self._phrases = key_table if key_table is not None else self._key_table(self.rules)
@@ -293,8 +330,59 @@ class Matcher:
     def pattern_count(self) -> int:
         return len(self._keys)
 
+    @property
+    def shadow_matcher(self) -> Matcher | None:
+        """The matcher of the shadow rules (flags cleared), or None when there is none."""
+        return self._shadow
+
     def rule(self, rule_id: str) -> CompiledRule:
-        return self._by_id[rule_id]
+        """The serving or shadow rule ``rule_id`` (a shadow rule comes back flagged)."""
+        try:
+            return self._by_id[rule_id]
+        except KeyError:
+            if self._shadow is None:
+                raise
+            return self._shadow.rule(rule_id)._replace(shadow=True)
+
+    def shadow_fired_normalized(self, text: str, locale: str | None) -> tuple[str, ...]:
+        """Ids of the shadow rules that would have fired on an already-normalised
+        query, sorted by id; () at once when the matcher has no shadow rule.
+
+        A shadow rule would have fired where its pattern counts and its own
+        exclude phrases do not veto it, whatever the serving rules do.
+        """
+        shadow = self._shadow
+        if shadow is None:
+            return ()
+        result = shadow.match_normalized(text, locale)
+        if result is None:
+            return ()
+        fired = result.fired
+        return fired if len(fired) == 1 else tuple(sorted(fired))
+
+    def shadow_fired(self, text: str, locale: str | None = None) -> tuple[str, ...]:
+        """:meth:`shadow_fired_normalized` of a raw query."""
+        return self.shadow_fired_normalized(normalize(text), locale) if self._shadow is not None else ()
+
+    def shadow_many(
+        self,
+        texts: Iterable[str],
+        locales: Iterable[str | None] | str | None = None,
+        *,
+        normalized: bool = False,
+    ) -> list[tuple[str, ...]]:
+        """:meth:`shadow_fired` over many queries (arguments as :meth:`match_many`)."""
+        shadow = self._shadow
+        if shadow is None:
+            return [()] * len(_as_list(texts))
+        out = []
+        for result in shadow.match_many(texts, locales, normalized=normalized):
+            if result is None:
+                out.append(())
+            else:
+                fired = result.fired
+                out.append(fired if len(fired) == 1 else tuple(sorted(fired)))
+        return out
 
     def _allowed(self, locale: str | None) -> frozenset[int] | None:
         """Indices of the rules that apply to ``locale``; None means all of them."""
@@ -472,6 +560,7 @@ class Matcher:
             winner=winner,
             reason=self._why(winner, fired, vetoed, hits),
             rules=dict(self._by_id),
+            shadow_fired=self.shadow_fired_normalized(normalized, locale),
         )
 
     def _hit(self, index, key, start, is_exclude, rejection, vetoes) -> ExplainedHit:

@@ -9,6 +9,14 @@ run per partition, a distributed engine.
 What the runtime wrote is the evidence: ``rule_id`` / ``rule_version`` say
 which rule answered, ``shadow`` marks the sample for which the model was
 called anyway, and only there does ``model_intent`` carry the model's label.
+
+Shadow rules (``shadow_rules``: the ones that would have fired) are counted
+with the same columns, in rows whose ``serving`` is ``"shadow"`` (``"active"``
+for a rule that answered): ``fires`` are would-have-fired, ``shadow_n`` the
+rows the model labelled (it answered because no active rule did, or the
+query was in the shadow sample), and agreement and safety false positives
+are judged on those. A shadow rule's labelled rows lean towards the queries
+no active rule takes, since only the shadow sample labels the others.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import pandas as pd
 from rulelife.matcher import locale_applies
 from rulelife.monitoring import METRIC_COLUMNS
 
-__all__ = ["MetricCounts", "RuleVersionInfo", "count_chunk", "finalize"]
+__all__ = ["SERVING", "MetricCounts", "RuleVersionInfo", "count_chunk", "finalize"]
 
-_KEYS = ["date", "rule_id", "rule_version", "locale"]
+_KEYS = ["date", "rule_id", "rule_version", "locale", "serving"]
+_ROW_KEYS = _KEYS[:4]  # one metrics row per these (see finalize: an active row wins over a shadow one)
 _EXAMPLES = 3
+SERVING = ("active", "shadow")  # values of the serving column
 
 
 @dataclass(frozen=True)
@@ -37,14 +47,15 @@ class RuleVersionInfo:
     version: str
     intent: str
     locales: tuple[str, ...]
+    serving: str = "active"  # "shadow": the bundle held it as a shadow rule
 
 
 @dataclass
 class MetricCounts:
     """Additive counts of part of a log.
 
-    hits: per (date, rule_id, rule_version, locale): fires, shadow_n, agree_n, safety_fp
-    classes: per (date, rule_id, rule_version, locale, model_intent): disagreeing shadow fires
+    hits: per (date, rule_id, rule_version, locale, serving): fires, shadow_n, agree_n, safety_fp
+    classes: per (date, rule_id, rule_version, locale, serving, model_intent): disagreeing labelled fires
     traffic: per (date, locale): queries
     examples: per rule_id, the few disagreeing shadow queries with the smallest ids
     """
@@ -104,25 +115,30 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
         .sum()
     )
     hit = chunk["rule_id"].notna().to_numpy()
-    if not hit.any():
+    tagged = chunk["shadow_rules"].notna().to_numpy() if "shadow_rules" in chunk else np.zeros(len(chunk), bool)
+    if not hit.any() and not tagged.any():
         return MetricCounts(traffic=traffic)
     rows = chunk[hit]
-    frame = pd.DataFrame({
+    active = pd.DataFrame({
         "date": date[hit],
         "rule_id": rows["rule_id"].astype(str),
         "rule_version": rows["rule_version"].astype(str),
         "locale": locale[hit],
+        "serving": "active",
         "model_intent": rows["model_intent"],
-        "shadow": rows["shadow"].fillna(False).astype(bool),
+        # An answering rule is labelled only in the shadow sample.
+        "labelled": rows["shadow"].fillna(False).astype(bool) & rows["model_intent"].notna(),
         "query_id": rows["query_id"].astype(str),
         "text": rows["text"].astype(str),
         "n": n[hit],
     })
+    frame = pd.concat([active, _shadow_frame(chunk, tagged, date, locale, n)], ignore_index=True) \
+        if tagged.any() else active
     unknown = set(frame["rule_id"].unique()) - set(rule_intents)
     if unknown:
         raise KeyError(f"rule ids in the log that no bundle of the day holds: {sorted(unknown)}")
     intent = frame["rule_id"].map(rule_intents)
-    labelled = frame["shadow"] & frame["model_intent"].notna()
+    labelled = frame["labelled"].astype(bool)
     agrees = labelled & (frame["model_intent"] == intent).fillna(False)
     disagrees = labelled & ~agrees
     safety = set(safety_intents)
@@ -152,6 +168,30 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
     return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
 
 
+def _shadow_frame(chunk: pd.DataFrame, tagged: np.ndarray, date, locale, n: np.ndarray) -> pd.DataFrame:
+    """One row per (log row, shadow rule that would have fired on it)."""
+    where = np.flatnonzero(tagged)
+    cells = pd.Series(chunk["shadow_rules"].iloc[where].astype(str).to_numpy(), index=where)
+    tags = cells.str.split(";").explode()
+    at = tags.index.to_numpy()  # the position in the chunk of the row each tag came from
+    pairs = tags.str.rsplit("@", n=1, expand=True) if len(tags) else pd.DataFrame({0: [], 1: []})
+    model_intent = chunk["model_intent"].iloc[at].reset_index(drop=True)
+    return pd.DataFrame({
+        "date": date.iloc[at].reset_index(drop=True),
+        "rule_id": pairs[0].astype(str).to_numpy(),
+        "rule_version": pairs[1].astype(str).to_numpy(),
+        "locale": locale.iloc[at].reset_index(drop=True),
+        "serving": "shadow",
+        "model_intent": model_intent,
+        # The model's label is known wherever it was called: no active rule
+        # answered, or the query was in the shadow sample.
+        "labelled": model_intent.notna().to_numpy(),
+        "query_id": chunk["query_id"].iloc[at].astype(str).to_numpy(),
+        "text": chunk["text"].iloc[at].astype(str).to_numpy(),
+        "n": n[at],
+    })
+
+
 def _weights(weights, rows: int) -> np.ndarray:
     """``weights`` as an int64 array, checked once: one positive integer a row."""
     values = np.asarray(weights)
@@ -167,11 +207,13 @@ def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataF
     """The metrics table: one row per live rule version × locale with traffic that
     day (a rule that did not fire gets fires 0, so a rule that stops firing shows)."""
     traffic = counts.traffic
+    rules = list(rules)
     grid = []
     for rule in rules:
         for row in traffic.itertuples(index=False):
             if locale_applies(rule.locales, row.locale):
-                grid.append((row.date, rule.rule_id, rule.version, row.locale, rule.intent, int(row.traffic)))
+                grid.append((row.date, rule.rule_id, rule.version, row.locale, rule.serving, rule.intent,
+                             int(row.traffic)))
     base = pd.DataFrame(grid, columns=[*_KEYS, "intent", "traffic"])
     hits = counts.hits.copy()
     if not hits.empty:
@@ -186,20 +228,42 @@ def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataF
     table = base.merge(hits, on=_KEYS, how="left")
     for column in ("fires", "shadow_n", "agree_n", "safety_fp"):
         table[column] = table[column].fillna(0).astype("int64")
+    table = _one_row_per_version(table)
     table["traffic"] = table["traffic"].fillna(0).astype("int64")
     table["fire_rate"] = np.where(table["traffic"] > 0, table["fires"] / table["traffic"].clip(lower=1), 0.0)
     agreement = pd.array(table["agree_n"] / table["shadow_n"].where(table["shadow_n"] > 0), dtype="Float64")
     table["agreement"] = agreement
     by_class: dict[tuple, dict[str, int]] = {}
     for row in counts.classes.itertuples(index=False):
-        key = (row.date, row.rule_id, row.rule_version, row.locale)
+        key = (row.date, row.rule_id, row.rule_version, row.locale, row.serving)
         by_class.setdefault(key, {})[row.model_intent] = int(row.n)
     table["fp_by_class"] = [by_class.get(tuple(k), {}) for k in table[_KEYS].itertuples(index=False, name=None)]
     table["date"] = pd.to_datetime(table["date"])
     for column, dtype in METRIC_COLUMNS.items():
         if dtype in ("string", "int64", "float64", "Float64"):
             table[column] = table[column].astype(dtype)
-    return table[list(METRIC_COLUMNS)].sort_values(_KEYS, ignore_index=True)
+    table["serving"] = table["serving"].astype("string")
+    # serving follows the monitors' columns: a reader of METRIC_COLUMNS sees the table it always did.
+    return table[[*METRIC_COLUMNS, "serving"]].sort_values(_KEYS, ignore_index=True)
+
+
+def _one_row_per_version(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (date, rule, version, locale) where a version was both shadow and active.
+
+    That happens on the day a shadow rule is promoted (or over a range of
+    days). The active row is kept unless only the shadow one fired: the
+    shadow evidence of a version already promoted decides nothing more.
+    """
+    both = table.duplicated(_ROW_KEYS, keep=False).to_numpy()
+    if not both.any():
+        return table
+    shadow = (table["serving"] == "shadow").to_numpy()
+    keys = [table[k] for k in _ROW_KEYS]
+    active_fires = table["fires"].where(~shadow, 0).groupby(keys).transform("sum").to_numpy()
+    shadow_fires = table["fires"].where(shadow, 0).groupby(keys).transform("sum").to_numpy()
+    shadow_only = (shadow_fires > 0) & (active_fires == 0)
+    drop = both & np.where(shadow, ~shadow_only, shadow_only)
+    return table[~drop].reset_index(drop=True)
 
 
 def fp_json(value: Mapping[str, int]) -> str:

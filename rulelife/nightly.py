@@ -108,7 +108,9 @@ def live_rules(bundles: BundleStore, numbers: Sequence[int]) -> tuple[list[RuleV
         except BundleError as exc:
             raise LogError(f"the log names bundle {number}, which cannot be loaded ({exc})") from None
         for rule in bundle.rules:
-            infos[(rule.id, rule.version)] = RuleVersionInfo(rule.id, rule.version, rule.intent, rule.locales)
+            serving = "shadow" if rule.shadow else "active"
+            infos[(rule.id, rule.version, serving)] = RuleVersionInfo(rule.id, rule.version, rule.intent,
+                                                                      rule.locales, serving)
     return list(infos.values()), notes
 
 
@@ -140,7 +142,7 @@ def _write_metrics(store: Store, day: date, table: pd.DataFrame, examples: dict[
                 shadow_n=int(row.shadow_n), agree_n=int(row.agree_n),
                 agreement=None if pd.isna(row.agreement) else float(row.agreement),
                 safety_fp=int(row.safety_fp), fp_by_class=fp_json(row.fp_by_class),
-                examples=json.dumps(examples.get(row.rule_id, [])),
+                examples=json.dumps(examples.get(row.rule_id, [])), serving=row.serving,
             ))
     return len(table)
 
@@ -155,16 +157,17 @@ def load_history(store: Store, until: date, *, days: int = 400) -> tuple[pd.Data
             .order_by(DailyMetricRow.day, DailyMetricRow.rule_id, DailyMetricRow.locale)
         ).all()
     if not rows:
-        return empty_history(), {}
+        return empty_history().assign(serving=pd.Series(dtype="string")), {}
     frame = pd.DataFrame([{
         "date": pd.Timestamp(r.day), "rule_id": r.rule_id, "rule_version": r.rule_version, "intent": r.intent,
         "locale": r.locale, "traffic": r.traffic, "fires": r.fires, "fire_rate": r.fire_rate,
         "shadow_n": r.shadow_n, "agree_n": r.agree_n, "agreement": r.agreement, "safety_fp": r.safety_fp,
-        "fp_by_class": json.loads(r.fp_by_class),
+        "fp_by_class": json.loads(r.fp_by_class), "serving": r.serving or "active",
     } for r in rows])
     template = empty_history()
     for column in template.columns:
         frame[column] = frame[column].astype(template[column].dtype)
+    frame["serving"] = frame["serving"].astype("string")
     examples: dict[str, list[dict]] = {}
     for r in rows:  # ascending by day: the newest wins
         found = json.loads(r.examples)
@@ -194,7 +197,7 @@ def _apply(workspace: Workspace, store: Store, findings: list[Finding], actor: s
                 continue
             status = session.exec(select(RuleStateRow).where(
                 RuleStateRow.rule_id == finding.rule_id).with_for_update()).first()
-            if status is None or status.state != State.ACTIVE:
+            if status is None or status.state not in (State.ACTIVE, State.SHADOW):
                 continue
             registry.apply_transition(session, finding.rule_id, State.DISABLED, actor=actor,
                                       reason=f"{finding.check}: {finding.summary}", evidence=finding.to_dict(),

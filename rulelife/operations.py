@@ -15,6 +15,7 @@ from rulelife.config import Workspace
 from rulelife.errors import RuleError
 from rulelife.lifecycle import State
 from rulelife.lint import lint_rules
+from rulelife.matcher import compile_rule
 from rulelife.registry import RuleStatus, SyncReport
 from rulelife.store import Store
 
@@ -59,14 +60,16 @@ class PublishResult:
 
 
 def publish_active(workspace: Workspace, *, actor: str, store: Store | None = None) -> PublishResult:
-    """Bundle the active rule versions and point CURRENT at the bundle.
+    """Bundle the active rule versions, and the shadow ones flagged, and point CURRENT at the bundle.
 
-    Idempotent: unchanged active rules reuse the newest bundle and leave
-    CURRENT alone, so the nightly job can call this every run.
+    The runtime serves the active rules and only reports what the shadow
+    rules would have answered. Idempotent: unchanged rules reuse the newest
+    bundle and leave CURRENT alone, so the nightly job can call this every run.
     """
     store = store or open_store(workspace)
     bundles = BundleStore(workspace.bundle_dir)
-    bundle, built = bundles.build(registry.active_rules(store))
+    shadow = [compile_rule(rule, shadow=True) for rule in registry.shadow_rules(store)]
+    bundle, built = bundles.build([*registry.active_rules(store), *shadow])
     pointer = bundles.pointer()
     if pointer is not None and pointer["number"] == bundle.number:
         return PublishResult(bundle, built, False)

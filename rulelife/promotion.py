@@ -24,7 +24,8 @@ from rulelife.errors import GateRefused, LifecycleError
 from rulelife.evaluation import Evaluation, evaluate_rule
 from rulelife.gate import GateDecision, check_gate, evidence_window
 from rulelife.lifecycle import State, check_transition
-from rulelife.operations import PublishResult, open_store, publish_active
+from rulelife.live_evidence import promote_live
+from rulelife.operations import PublishResult, open_store, publish_active, set_state
 from rulelife.plugins import MINERS, load_plugin
 from rulelife.querylog import LogReport
 from rulelife.selection import day_after, latest_selection
@@ -181,14 +182,14 @@ def _windows(store: Store, rule_id: str, snapshot: DatasetSnapshot) -> dict:
 @dataclass(frozen=True)
 class PromotionResult:
     status: registry.RuleStatus
-    evaluation: EvaluationResult
+    evaluation: EvaluationResult | None  # None for a move to shadow (no gate)
     published: PublishResult | None
 
     def to_dict(self) -> dict:
         return {
             "status": self.status.to_dict(),
             "bundle": self.published.bundle.number if self.published else None,
-            **self.evaluation.to_dict(),
+            **(self.evaluation.to_dict() if self.evaluation else {}),
         }
 
 
@@ -206,6 +207,13 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
     store = store or open_store(workspace)
     status = registry.get_status(store, rule_id)
     check_transition(rule_id, status.state, target, same_version=status.latest_version == status.version)
+    if target == State.SHADOW:
+        # Shadow never answers: no dataset, no gate; it starts gathering live evidence.
+        new_status, published = set_state(workspace, rule_id, State.SHADOW, actor=actor, store=store,
+                                          reason="moved to shadow to gather live evidence", republish=republish)
+        return PromotionResult(new_status, None, published)
+    if status.state == State.SHADOW and status.latest_version == status.version:
+        return promote_live(workspace, rule_id, actor=actor, store=store, republish=republish)
     result = _evaluate(store, workspace, rule_id, now)
     if not result.decision.passed:
         raise GateRefused(rule_id, result.decision.reasons)

@@ -29,6 +29,7 @@ __all__ = [
     "get_status",
     "list_rules",
     "rule_definition",
+    "shadow_rules",
     "sync_rules",
     "transition",
     "version_history",
@@ -291,6 +292,15 @@ def rule_definition(store: Store, rule_id: str, version: str | None = None) -> R
 
 def active_rules(store: Store) -> list[Rule]:
     """Definitions of the live version of every active rule, sorted by id."""
+    return _rules_in(store, State.ACTIVE)
+
+
+def shadow_rules(store: Store) -> list[Rule]:
+    """Definitions of the version of every shadow rule, sorted by id (matched, never served)."""
+    return _rules_in(store, State.SHADOW)
+
+
+def _rules_in(store: Store, state: State) -> list[Rule]:
     with store.session() as session:
         rows = session.exec(
             select(RuleVersionRow)
@@ -298,7 +308,7 @@ def active_rules(store: Store) -> list[Rule]:
                 RuleStateRow,
                 (RuleStateRow.rule_id == RuleVersionRow.rule_id) & (RuleStateRow.version == RuleVersionRow.version),
             )
-            .where(RuleStateRow.state == State.ACTIVE)
+            .where(RuleStateRow.state == state)
             .order_by(RuleVersionRow.rule_id)
         ).all()
         return [Rule.model_validate(json.loads(row.definition)) for row in rows]

@@ -27,7 +27,7 @@ from rulelife.errors import BundleError
 from rulelife.matcher import Explanation, _as_list
 from rulelife.normalize import normalize
 
-__all__ = ["Match", "RuleClassifier", "in_shadow_sample"]
+__all__ = ["Decision", "Match", "RuleClassifier", "format_shadow_rules", "in_shadow_sample", "parse_shadow_rules"]
 
 log = logging.getLogger("rulelife.runtime")
 
@@ -49,6 +49,24 @@ def in_shadow_sample(query_id: str, rate: float) -> bool:
     return int.from_bytes(digest, "big") / _SCALE < rate
 
 
+def format_shadow_rules(tags) -> str | None:
+    """The ``shadow_rules`` cell for ``(rule_id, version)`` pairs: ``id@version;...``, None when empty.
+
+    >>> format_shadow_rules([("faq.hours", "0a1b"), ("promo.sale", "ff00")])
+    'faq.hours@0a1b;promo.sale@ff00'
+    """
+    return ";".join(f"{rule_id}@{version}" for rule_id, version in tags) or None
+
+
+def parse_shadow_rules(cell: str) -> list[tuple[str, str]]:
+    """Inverse of :func:`format_shadow_rules` for a valid cell.
+
+    >>> parse_shadow_rules("faq.hours@0a1b;promo.sale@ff00")
+    [('faq.hours', '0a1b'), ('promo.sale', 'ff00')]
+    """
+    return [tuple(tag.rsplit("@", 1)) for tag in cell.split(";")]
+
+
 class Match(NamedTuple):
     """A rule's answer for one query (a named tuple: it is built on the hot path).
 
@@ -64,6 +82,22 @@ class Match(NamedTuple):
     pattern: str
     shadow: bool
     fired: tuple[str, ...]
+
+
+class Decision(NamedTuple):
+    """What the runtime decided for one query, hit or miss, and what it logs.
+
+    ``match`` is the rule answer (None: call the model); ``bundle_version``
+    the bundle that decided (read once, so a concurrent refresh cannot mix
+    two); ``shadow`` the shadow-sample flag of a hit (False on a miss);
+    ``shadow_rules`` the ids of the shadow rules that would have fired,
+    sorted (their versions are in the bundle). A shadow rule never answers.
+    """
+
+    match: Match | None
+    bundle_version: int
+    shadow: bool
+    shadow_rules: tuple[str, ...]
 
 
 class RuleClassifier:
@@ -113,12 +147,45 @@ class RuleClassifier:
         result = bundle.matcher.match_normalized(normalize(text), locale)
         if result is None:
             return None
+        return self._match(result, bundle.number, query_id)
+
+    def _match(self, result, number: int, query_id: str | None) -> Match:
         if query_id is None:
             shadow = random.random() < self.shadow_rate
         else:
             shadow = in_shadow_sample(query_id, self.shadow_rate)
-        return Match(result.intent, result.rule_id, result.rule_version, bundle.number, result.pattern, shadow,
+        return Match(result.intent, result.rule_id, result.rule_version, number, result.pattern, shadow,
                      result.fired)
+
+    def decide(self, text: str, *, locale: str | None = None, query_id: str | None = None) -> Decision:
+        """:meth:`classify`'s answer and what the service logs with it, for a hit or a miss.
+
+        ``decide(...).match`` is what :meth:`classify` returns; ``shadow_rules``
+        names the shadow rules that would have fired (log them as
+        ``rule_id@version``, versions from :attr:`bundle`).
+        """
+        bundle = self._bundle
+        normalized = normalize(text)
+        result = bundle.matcher.match_normalized(normalized, locale)
+        match = None if result is None else self._match(result, bundle.number, query_id)
+        return Decision(match, bundle.number, False if match is None else match.shadow,
+                        bundle.matcher.shadow_fired_normalized(normalized, locale))
+
+    def decide_many(
+        self,
+        texts: Iterable[str],
+        locales: Iterable[str | None] | str | None = None,
+        query_ids: Iterable[str] | None = None,
+    ) -> list[Decision]:
+        """:meth:`decide` over many queries (arguments as :meth:`classify_many`), one bundle for all."""
+        bundle = self._bundle
+        texts = _as_list(texts)
+        if locales is not None and not isinstance(locales, str):
+            locales = _as_list(locales)
+        matches = self._classify_many(bundle, texts, locales, query_ids)
+        shadows = bundle.matcher.shadow_many(texts, locales)
+        number = bundle.number
+        return [Decision(m, number, False if m is None else m.shadow, s) for m, s in zip(matches, shadows)]
 
     def classify_many(
         self,
@@ -127,8 +194,9 @@ class RuleClassifier:
         query_ids: Iterable[str] | None = None,
     ) -> list[Match | None]:
         """:meth:`classify` over many queries, element for element the same answers."""
-        bundle = self._bundle
-        texts = _as_list(texts)
+        return self._classify_many(self._bundle, _as_list(texts), locales, query_ids)
+
+    def _classify_many(self, bundle: Bundle, texts: list, locales, query_ids) -> list[Match | None]:
         results = bundle.matcher.match_many(texts, locales)
         ids: Sequence[str | None] = _as_list(query_ids) if query_ids is not None else [None] * len(texts)
         if len(ids) != len(texts):

@@ -51,7 +51,7 @@ from rulelife._compat import quiet_pyspark_import
 from rulelife.errors import LogError
 from rulelife.metrics import MetricCounts, count_chunk
 from rulelife.querylog import LogReport
-from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce
+from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, SHADOW_RULES_PATTERN, coerce
 from rulelife.querylog.sources import LogSource, describe, files_in_window
 
 __all__ = ["JOB_CONF", "count_spark", "local_session", "partial_rows"]
@@ -65,7 +65,7 @@ JOB_CONF = {
     # Day windows and naive Parquet timestamps are UTC by the log contract.
     "spark.sql.session.timeZone": "UTC",
 }
-_KEYS = ("kind", "date", "rule_id", "rule_version", "locale", "model_intent", "reason")
+_KEYS = ("kind", "date", "rule_id", "rule_version", "locale", "serving", "model_intent", "reason")
 _SUMS = ("fires", "shadow_n", "agree_n", "safety_fp", "n")
 _EXAMPLE = ("ex_query_id", "ex_text", "ex_locale", "ex_model_intent")
 _SCHEMA = pa.schema(
@@ -153,6 +153,9 @@ _CHECKS = (
     ("expect_column_values_to_be_in_set(model_intent)",
      lambda F, known: F.col("model_intent").isNotNull() & ~F.col("model_intent").isin(*sorted(known))
      if known else F.lit(False)),
+    # The optional shadow_rules cell, as the local reader parses it (schema._shadow_rules).
+    ("expect_column_values_to_be_parseable(shadow_rules)",
+     lambda F, known: (F.trim(F.col("shadow_rules")) != "") & ~F.trim(F.col("shadow_rules")).rlike(SHADOW_RULES_PATTERN)),
 )
 
 
@@ -172,24 +175,28 @@ def _grouped(frame, F, known: frozenset[str] | None, intents: Mapping[str, str])
     the group key.
     """
     hit = F.col("rule_id").isNotNull()
+    tagged = F.col("shadow_rules").isNotNull() & (F.trim(F.col("shadow_rules")) != "")
     labelled = hit & F.col("shadow") & F.col("model_intent").isNotNull()
     # count_chunk's own test (an unknown rule disagrees), only to choose the
     # rows that keep their id and text: count_chunk still counts every row,
     # and the equality tests would see an example gone missing.
     intent = F.element_at(F.create_map(*[F.lit(v) for pair in sorted(intents.items()) for v in pair]), F.col("rule_id"))
     example = labelled & ~F.coalesce(F.col("model_intent") == intent, F.lit(False))
+    # A labelled row with shadow rules keeps its id and text too: which of its
+    # shadow rules it disagrees with is count_chunk's to say (few rows do).
+    example = example | (tagged & F.col("model_intent").isNotNull())
     bad = bad_bits(F, known)
     # The session time zone is UTC for the job (JOB_CONF): ts truncated to
     # its UTC day, which is all count_chunk takes from it.
     return frame.select(
         F.date_trunc("day", F.col("ts")).alias("ts"), F.col("locale"), F.col("rule_id"),
-        F.col("rule_version"), F.col("shadow"),
-        F.when(hit, F.col("model_intent")).alias("model_intent"),
+        F.col("rule_version"), F.col("shadow"), F.when(tagged, F.col("shadow_rules")).alias("shadow_rules"),
+        F.when(hit | tagged, F.col("model_intent")).alias("model_intent"),
         F.when(example, F.col("query_id")).alias("query_id"),
         F.when(example, F.col("text")).alias("text"),
         bad.alias("bad"),
-    ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "model_intent", "query_id", "text", "bad").agg(
-        F.count(F.lit(1)).alias("n"))
+    ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "shadow_rules", "model_intent", "query_id", "text",
+              "bad").agg(F.count(F.lit(1)).alias("n"))
 
 
 def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], safety: Sequence[str]
@@ -321,6 +328,8 @@ def read_window(spark, F, paths: list[str], since, until, source: str, report: L
                         "allow_truncated_timestamps=True), or use --engine local)")
         raise LogError(f"Spark cannot read the log at {source}: {message}") from None
     _check_columns(frame.dtypes, source, require_runtime)
+    if "shadow_rules" not in frame.columns:  # optional: a log without it had no shadow rule fire
+        frame = frame.withColumn("shadow_rules", F.lit(None).cast("string"))
     report.files_read.extend(frame.inputFiles())
     if not (since or until):
         return frame
@@ -388,7 +397,7 @@ def _fill_report(report: LogReport, summed: pd.DataFrame) -> None:
 def _to_counts(summed: pd.DataFrame) -> MetricCounts:
     """The MetricCounts the local engine would have added up, from the summed rows."""
     empty = MetricCounts()
-    keys = ["date", "rule_id", "rule_version", "locale"]
+    keys = ["date", "rule_id", "rule_version", "locale", "serving"]
 
     def part(kind: str, columns: list[str], by: list[str], template: pd.DataFrame) -> pd.DataFrame:
         rows = summed[summed["kind"] == kind]

@@ -14,11 +14,12 @@ validation cache), :mod:`.report` (:class:`LogReport`), :mod:`.reader`
 
 from rulelife.querylog.reader import coalesce, iter_log, read_log
 from rulelife.querylog.report import LogReport
-from rulelife.querylog.schema import CONTRACT_DTYPES, REQUIRED_COLUMNS, RUNTIME_COLUMNS
+from rulelife.querylog.schema import CONTRACT_DTYPES, OPTIONAL_RUNTIME_COLUMNS, REQUIRED_COLUMNS, RUNTIME_COLUMNS
 from rulelife.querylog.validate import ge_batches_run
 
 __all__ = [
     "CONTRACT_DTYPES",
+    "OPTIONAL_RUNTIME_COLUMNS",
     "REQUIRED_COLUMNS",
     "RUNTIME_COLUMNS",
     "LogReport",

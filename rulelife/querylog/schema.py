@@ -22,8 +22,10 @@ from rulelife.errors import LogError
 
 __all__ = [
     "CONTRACT_DTYPES",
+    "OPTIONAL_RUNTIME_COLUMNS",
     "REQUIRED_COLUMNS",
     "RUNTIME_COLUMNS",
+    "SHADOW_RULES_PATTERN",
     "coerce",
     "missing_columns",
     "parse_reason",
@@ -42,12 +44,19 @@ CONTRACT_DTYPES: dict[str, str] = {
     "rule_version": "string",
     "bundle_version": "Int64",
     "shadow": "boolean",
+    "shadow_rules": "string",
 }
 REQUIRED_COLUMNS = ("query_id", "ts", "text", "locale", "model_intent", "model_confidence")
 # Written by the chatbot runtime; a log from before the rules existed has none.
 RUNTIME_COLUMNS = ("rule_id", "rule_version", "bundle_version", "shadow")
+# Written by a runtime whose bundle holds shadow rules: the shadow rules that
+# would have fired, as ``rule_id@version`` joined by ``;`` (ids are slugs and
+# versions hex, so neither holds a separator); empty or NA when none. Optional:
+# a log without the column is valid and reads as "no shadow rule fired".
+OPTIONAL_RUNTIME_COLUMNS = ("shadow_rules",)
+SHADOW_RULES_PATTERN = r"^[^;@\s]+@[0-9a-f]+(;[^;@\s]+@[0-9a-f]+)*$"
 
-_STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string")
+_STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string" and c != "shadow_rules")
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -115,7 +124,16 @@ def _bools(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
     return out, (raw.notna() & out.isna()).to_numpy()
 
 
-_PARSERS = {"ts": _ts, "model_confidence": _numbers, "bundle_version": _ints, "shadow": _bools}
+def _shadow_rules(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
+    raw = _strings(arr).str.strip()
+    raw = raw.mask(raw == "")  # an empty cell (CSV) is "none fired", like NA
+    ok = raw.str.match(SHADOW_RULES_PATTERN)
+    bad = (raw.notna() & ~ok.fillna(False)).to_numpy(dtype=bool)
+    return raw.mask(bad), bad
+
+
+_PARSERS = {"ts": _ts, "model_confidence": _numbers, "bundle_version": _ints, "shadow": _bools,
+            "shadow_rules": _shadow_rules}
 
 
 def coerce(table: pa.Table, path: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -173,6 +173,9 @@ class DailyMetricRow(SQLModel, table=True):
     safety_fp: int = 0
     fp_by_class: str = Field(default="{}", sa_type=Text)
     examples: str = Field(default="[]", sa_type=Text)
+    # "active" (the rule answered) or "shadow" (it would have: live evidence
+    # of a shadow rule); NULL on rows written before shadow rules were counted.
+    serving: str | None = Field(default=None, max_length=10)
 
 
 class TicketRow(SQLModel, table=True):

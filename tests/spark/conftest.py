@@ -15,6 +15,7 @@ import pytest
 
 from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
+from rulelife.matcher import compile_rule
 from rulelife.replay import replay
 from rulelife.rules import load_rules
 from rulelife.runtime import RuleClassifier
@@ -34,8 +35,10 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
     rules = [rf.rule for rf in load_rules(SHIPPED_RULES)]
     bundles.build_and_publish(rules, actor="test")
     first = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
-    # The second bundle drops two rules: the last day is served by it.
-    bundles.build_and_publish(sorted(rules, key=lambda r: r.id)[2:], actor="test")
+    # The second bundle moves two rules to shadow (matched, never answering):
+    # the last day is served by it, so its log has shadow_rules to count.
+    ordered = sorted(rules, key=lambda r: r.id)
+    bundles.build_and_publish([*ordered[2:], *(compile_rule(r, shadow=True) for r in ordered[:2])], actor="test")
     second = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
     log = simulate_traffic(start=START, days=days, queries_per_day=queries_per_day, seed=seed)
     last_day = log["ts"].dt.date == START + dt.timedelta(days=days - 1)

@@ -48,6 +48,8 @@ def test_the_generated_log_exercises_what_it_should(spark, runtime_log):
     assert numbers == [1, 2]
     assert table["date"].nunique() == DAYS and table["locale"].nunique() == 3
     assert table["shadow_n"].sum() > 0 and (table["agree_n"] < table["shadow_n"]).any()
+    shadow = table[table["serving"] == "shadow"]
+    assert shadow["rule_id"].nunique() == 2 and shadow["fires"].sum() >= shadow["shadow_n"].sum() > 0
     assert examples and report.rows_quarantined == 3
 
 
