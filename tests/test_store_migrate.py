@@ -29,3 +29,26 @@ def test_missing_nullable_column_is_added_and_rows_survive(db_url):
     store.dispose()
     assert "evidence" in columns
     assert [tuple(r) for r in rows] == [("a.b", "old row")]
+
+
+def test_the_job_lock_is_per_deployment_not_per_database(db_url, tmp_path):
+    url, schema = db_url
+    if schema is None:
+        pytest.skip("one SQLite file is one deployment; the lock file sits beside it")
+    from rulelife.errors import JobLocked
+
+    mine, same, other = Store(url, schema=schema), Store(url, schema=schema), Store(url, schema=f"{schema}_b")
+    try:
+        with mine.job_lock("nightly"):
+            with pytest.raises(JobLocked):
+                with same.job_lock("nightly"):
+                    pass
+            with other.job_lock("nightly"):  # another schema on the same database is another deployment
+                pass
+    finally:
+        for store in (mine, same, other):
+            store.dispose()
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}_b" CASCADE'))
+        engine.dispose()

@@ -275,9 +275,9 @@ class DatasetBuilder:
             )
         if len(negatives) < round(size * mix["hard_negative"]):
             notes.append(f"hard-negative stratum short ({len(negatives)}); filled with production rows")
-        rows = pd.concat(
-            [frame for frame in (production, negatives, adversarial_rows) if not frame.empty], ignore_index=True
-        )
+        frames = [frame for frame in (production, negatives, adversarial_rows) if not frame.empty]
+        # No row at all (the rule never fired in the window) is an empty dataset the gate refuses, not a crash.
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         rows = _conform(rows)
         meta = {
             "sources": sources,

@@ -157,7 +157,10 @@ class Store:
         holder has it, so a scheduler can retry later instead of queueing.
         """
         if self.engine.dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+            # Advisory locks are per database: the schema is in the key, so deployments that share a
+            # database in their own schemas never block each other's nightly runs.
+            scoped = f"{self.schema or ''}/{name}".encode()
+            key = int.from_bytes(hashlib.blake2b(scoped, digest_size=8).digest(), "big", signed=True)
             with self.engine.connect() as conn:
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
                 if not got:
