@@ -41,7 +41,7 @@ from rulelife.lifecycle import State
 from rulelife.matcher import Matcher
 from rulelife.normalize import normalize
 from rulelife.replay import replay
-from rulelife.rules import Rule
+from rulelife.rules import Rule, intent_slug
 from rulelife.runtime import RuleClassifier
 from rulelife.simulate import simulate_traffic, write_log
 from rulelife.stopwords import stop_words_for
@@ -109,14 +109,15 @@ def synthetic_rules(count: int, existing: list[Rule], *, sample: int = 40_000, s
     if len(pairs) < count:
         raise ValueError(f"the simulated sample yields only {len(pairs)} synthetic rules, {count} wanted; "
                          "raise sample")
-    return [Rule(id=f"{intent}.bench_{locale[:2]}_{k:02d}", intent=intent, patterns=phrases, locales=[locale],
-                 match="word", priority=0, owner="bench@example.com", description="synthetic benchmark rule")
+    return [Rule(id=f"{intent_slug(intent)}.bench_{locale[:2]}_{k:02d}", intent=intent, patterns=phrases,
+                 locales=[locale], match="word", priority=0, owner="bench@example.com",
+                 description="synthetic benchmark rule")
             for k, ((locale, intent), phrases) in enumerate(pairs[:count])]
 
 
 def _write_rule(rules_dir: Path, rule: Rule) -> None:
-    intent, name = rule.id.split(".", 1)
-    path = rules_dir / intent / f"{name}.yaml"
+    folder, name = rule.id.split(".", 1)
+    path = rules_dir / folder / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"id": rule.id, "intent": rule.intent, "patterns": list(rule.patterns), "locales": list(rule.locales),
             "match": rule.match, "priority": rule.priority, "owner": rule.owner, "description": rule.description}

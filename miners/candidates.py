@@ -43,7 +43,7 @@ from rulelife.mining import Skip
 from rulelife.engines.fold import fold_frames
 from rulelife.evaluation.stats import wilson_interval
 from rulelife.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
-from rulelife.rules import Rule
+from rulelife.rules import MAX_INTENT_LENGTH, Rule, intent_slug
 from rulelife.stopwords import stop_words_for
 
 __all__ = ["Candidate", "CandidateMiner", "Skip"]
@@ -455,6 +455,11 @@ class CandidateMiner:
         built: list[tuple[CompiledRule, str]] = []
         ids: set[str] = set()
         for (intent, locale, exclude), found in sorted(accepted.items()):
+            if len(intent) > MAX_INTENT_LENGTH:  # no rule can hold it: say so rather than fail the run
+                detail = f"the intent has {len(intent)} characters; a rule's intent holds {MAX_INTENT_LENGTH}"
+                name = self._locale_name(locale)
+                self.skipped_ += [Skip(p, intent, name, "intent_too_long", detail) for p, _ in found]
+                continue
             substring = is_substring_locale(locale, self._substring)
             dropped = grouping.subsumed([p for p, _ in found], substring)
             kept = [p for p, _ in sorted(found, key=lambda x: (-x[1], x[0])) if p not in dropped]
@@ -469,7 +474,7 @@ class CandidateMiner:
                         if self.merge == "intent" else
                         grouping.near_duplicates(kept, stops, substring, self.max_patterns, overlap))
             for cluster in clusters:
-                rule_id = f"{intent}.mined_{grouping.slug(cluster[0], locale)}"
+                rule_id = f"{intent_slug(intent)}.mined_{grouping.slug(cluster[0], locale)}"
                 while rule_id in ids:
                     rule_id += "_2"
                 ids.add(rule_id)

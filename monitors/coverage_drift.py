@@ -120,7 +120,7 @@ class CoverageDrift:
         rate = float(series.loc[series["date"] == day, "rate"].iloc[0])
         median = float(series.loc[series["date"] < day, "rate"].median())
         change = rate / median - 1
-        what = f"{rule_id} in {locale}" if rule_id else f"the {subject[7:].split('|')[0]} intent in {locale}"
+        what = f"{rule_id} in {locale}" if rule_id else f"the {subject[7:].rpartition('|')[0]} intent in {locale}"
         return Finding(
             subject=subject, check=self.name, severity=Severity.WARNING, action=Action.TICKET,
             day=context.day, locale=locale,

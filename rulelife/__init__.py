@@ -15,7 +15,7 @@ from rulelife.errors import (
 )
 from rulelife.matcher import Explanation, Matcher, MatchResult
 from rulelife.normalize import NORMALIZATION_VERSION, normalize
-from rulelife.rules import Rule
+from rulelife.rules import Rule, intent_slug
 from rulelife.runtime import Decision, Match, RuleClassifier
 from rulelife.bundle import Bundle, BundleStore
 from rulelife.config import Settings, Workspace
@@ -51,5 +51,6 @@ __all__ = [
     "Workspace",
     "WorkspaceNotFound",
     "normalize",
+    "intent_slug",
     "__version__",
 ]

@@ -10,6 +10,7 @@ and a person at a terminal see the same workspace.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -149,6 +150,12 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
     return Settings.model_validate(settings.model_dump())
 
 
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (intent names may hold quotes, backslashes, any script)."""
+    # A JSON string is a TOML basic string, except that TOML also wants DEL escaped.
+    return json.dumps(str(text), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _default_toml(values: dict[str, Any] | None = None) -> str:
     values = values or {}
     unknown = set(values) - set(Settings.model_fields)
@@ -164,13 +171,14 @@ def _default_toml(values: dict[str, Any] | None = None) -> str:
         if isinstance(default, bool):
             value = "true" if default else "false"
         elif isinstance(default, Path):
-            value = f'"{default.as_posix()}"'
+            value = _toml_string(default.as_posix())
         elif isinstance(default, str):
-            value = f'"{default}"'
+            value = _toml_string(default)
         elif isinstance(default, list):
-            value = "[" + ", ".join(f'"{v}"' for v in default) + "]"
+            value = "[" + ", ".join(_toml_string(v) for v in default) + "]"
         elif isinstance(default, dict):
-            value = "{ " + ", ".join(f"{k} = {v!r}" for k, v in default.items()) + " }"
+            # Keys are quoted: intent names (severity_weights) may hold spaces, dots or any script.
+            value = "{ " + ", ".join(f"{_toml_string(k)} = {v!r}" for k, v in default.items()) + " }"
         else:
             value = repr(default)
         lines.append(f"# {field.description}")

@@ -7,9 +7,11 @@ the file, the field (``patterns[2]``) and, in plain words, what to do.
 Checks, per file: YAML syntax, the file is a mapping, unknown / missing /
 mistyped fields, empty phrases, duplicate patterns, phrases that normalise to
 nothing, to one character or only to stop words, a pattern its own exclude list
-vetoes, and an id or intent that does not match the file's place. Across files:
-duplicate ids, one pattern claimed by rules of different intents in overlapping
-locales, and rules that can never win because another rule shadows them.
+vetoes, and a folder or id that does not match the rule's intent (the folder
+must be :func:`~rulelife.rules.intent_slug` of the intent and the id
+``<slug>.<name>``). Across files: duplicate ids, one pattern claimed by rules
+of different intents in overlapping locales, and rules that can never win
+because another rule shadows them.
 Every problem is an error; there are no warnings to learn to ignore.
 """
 
@@ -25,7 +27,7 @@ from rulelife.errors import RuleFileError
 from rulelife.lexicon import lexicon_path, lint_lexicon
 from rulelife.matcher import CompiledRule, compile_rule, locale_applies
 from rulelife.normalize import normalize
-from rulelife.rules import RuleFile, check_rule, iter_rule_files, read_yaml
+from rulelife.rules import RuleFile, check_rule, intent_slug, iter_rule_files, read_yaml
 from rulelife.stopwords import stop_words_for
 
 __all__ = ["LintProblem", "LintReport", "lint_rules"]
@@ -117,19 +119,25 @@ def _lint_file(
 
 
 def _place_problems(path: Path, rules_dir: Path, data: dict) -> list[LintProblem]:
+    """The folder must be the intent's slug and the id ``<slug>.<name>`` (the intent is the truth)."""
     parts = path.relative_to(rules_dir).with_suffix("").parts
+    intent, rule_id = data.get("intent"), data.get("id")
+    slug = intent_slug(intent) if isinstance(intent, str) and intent else None
     if len(parts) < 2:
-        move = f"move it to {rules_dir}/<intent>/{path.name}"
+        move = f"move it to {rules_dir}/{slug or '<intent slug>'}/{path.name}"
         return [LintProblem(path, "<file>", f"a rule file must be in a folder named after its intent; {move}")]
     found = []
-    expected_id, rule_id, intent = ".".join(parts), data.get("id"), data.get("intent")
+    # Without a usable intent the folder stands in for it (the intent's own error is reported elsewhere).
+    expected_id = ".".join((slug or parts[0], *parts[1:]))
     if isinstance(rule_id, str) and rule_id != expected_id:
         place = "/".join(parts) + path.suffix
-        message = f"id {rule_id!r} does not match the file's place; a file at {place} must have id {expected_id!r}"
+        whose = f"a rule of intent {intent!r} at {place}" if slug else f"a file at {place}"
+        message = f"id {rule_id!r} does not match the file's place; {whose} must have id {expected_id!r}"
         found.append(LintProblem(path, "id", f"{message}: change the id or move the file"))
-    if isinstance(intent, str) and intent != parts[0]:
+    if slug is not None and slug != parts[0]:
         message = f"intent {intent!r} does not match the folder {parts[0]!r} the file is in"
-        move = f"change the intent or move the file to {rules_dir}/{intent}/"
+        target = Path(rules_dir, slug, *parts[1:]).with_suffix(path.suffix)
+        move = f"its folder is {slug!r}: move the file to {target} or change the intent"
         found.append(LintProblem(path, "intent", f"{message}; {move}"))
     return found
 

@@ -2,7 +2,7 @@
 
 The miner itself is a plugin (entry point ``candidates`` in ``rulelife.miners``);
 this module is the workspace around it: read the log window, pass the live and
-known rules, write one YAML file a candidate under ``rules/<intent>/``, make
+known rules, write one YAML file a candidate under ``rules/<intent slug>/``, make
 sure the whole folder still lints clean (a candidate that would break it is
 removed again, with the lint message as its reason), and register the new
 files as candidates. Nothing here ever makes a rule active: that is the gate's.
@@ -26,7 +26,7 @@ from rulelife.plugins import MINERS, load_plugin
 from rulelife.engines.fold import LogFold
 from rulelife.querylog import LogReport
 from rulelife.registry import SyncReport
-from rulelife.rules import rule_to_yaml
+from rulelife.rules import intent_slug, rule_to_yaml
 from rulelife.selection import Window, record_selection
 from rulelife.store import Store
 
@@ -112,7 +112,7 @@ def mine_workspace(
     selected the rule.
 
     With ``write`` (the default) each candidate is written to
-    ``rules/<intent>/mined_<slug>.yaml`` and registered as a candidate; an
+    ``rules/<intent slug>/mined_<name>.yaml`` and registered as a candidate; an
     existing file is never overwritten. ``engine`` (``local``, ``local-pool``
     with ``workers`` processes, or ``spark`` on session ``spark``) says where
     the three counting passes run; every engine proposes the same rules.
@@ -213,7 +213,7 @@ def _write(workspace: Workspace, report: MiningReport) -> None:
     """Write each candidate's file, then remove any that makes the folder fail lint."""
     for candidate in report.candidates:
         name = candidate.id.split(".", 1)[1]
-        path = workspace.rules_dir / candidate.intent / f"{name}.yaml"
+        path = workspace.rules_dir / intent_slug(candidate.intent) / f"{name}.yaml"
         if path.exists():
             report.skipped.append(Skip(", ".join(candidate.rule.patterns), candidate.intent, candidate.locale,
                                        "file_exists", f"{path} already exists; it is left as it is"))

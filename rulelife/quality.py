@@ -59,7 +59,7 @@ class QualityReport:
 
 def _affects(scenario: Scenario, subject: str, intents: dict[str, str]) -> bool:
     if subject.startswith("bundle:"):
-        intent, _, locale = subject[len("bundle:") :].partition("|")
+        intent, _, locale = subject[len("bundle:") :].rpartition("|")  # an intent may hold "|"
         rule_intents = {intents.get(r) for r in scenario.rules}
         locales = {loc.lower() for loc in scenario.locales} or None
         return intent in rule_intents and (locales is None or locale.lower() in locales)

@@ -1,14 +1,18 @@
 """Rule definitions: one YAML file a rule, versioned by the hash of its content.
 
-A rule file lives at ``rules/<intent>/<name>.yaml`` and its id is
-``<intent>.<name>``. Lifecycle state is deliberately not in the file: it lives
-in the registry, so the nightly job can disable a rule without a commit.
+A rule file lives at ``rules/<slug>/<name>.yaml`` and its id is
+``<slug>.<name>``, where ``<slug>`` is :func:`intent_slug` of the rule's
+intent. The ``intent`` field holds the intent exactly as the model emits it
+(any case, punctuation or script); ids are slugs because they are file names
+and URL parts. Lifecycle state is deliberately not in the file: it lives in
+the registry, so the nightly job can disable a rule without a commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +25,12 @@ from rulelife.errors import RuleFileError
 from rulelife.lexicon import LEXICON_FILE
 
 __all__ = [
+    "MAX_INTENT_LENGTH",
     "RULE_FIELDS",
     "Rule",
     "RuleFile",
     "check_rule",
+    "intent_slug",
     "iter_rule_files",
     "load_rule",
     "load_rules",
@@ -36,6 +42,53 @@ __all__ = [
 MatchMode = Literal["word", "substring"]
 
 _ID_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
+
+# The registry stores intents in 200-character columns, and a bundle-level
+# ticket's subject ("bundle:<intent>|<locale>") in 220; 120 leaves room for both.
+MAX_INTENT_LENGTH = 120
+
+# Long enough to read, short enough that "<slug>.<name>" stays a sane file
+# name and fits the registry's 200-character rule id.
+_SLUG_MAX = 64
+_SLUG_READABLE = _SLUG_MAX - 9  # room for "_" and the 8-hex hash
+
+
+def intent_slug(intent: str) -> str:
+    """The folder name and rule-id prefix for an intent, whatever the model calls it.
+
+    An intent that is already a slug (lower-case ASCII letters, digits and
+    single inner ``_``, at most 64 characters) is its own slug. Any other
+    intent keeps its readable ASCII part (lower-cased, each run of other
+    characters turned into ``_``) followed by a hash of the exact name, so
+    two different intents never share a slug (``Refund`` and ``refund``,
+    ``card-arrival`` and ``card_arrival``). An intent with no ASCII letter or
+    digit becomes ``intent_<hash>``.
+
+    Parameters
+    ----------
+    intent
+        The intent exactly as the model emits it.
+
+    Returns
+    -------
+    A non-empty string of ``[a-z0-9_]``, stable across runs and machines.
+
+    Examples
+    --------
+    >>> intent_slug("order_tracking")
+    'order_tracking'
+    >>> intent_slug("Billing & Payments"), intent_slug("billing_payments")
+    ('billing_payments_a54dfa3f', 'billing_payments')
+    >>> intent_slug("返品")
+    'intent_eb74b03e'
+    >>> intent_slug(intent_slug("card-arrival")) == intent_slug("card-arrival")
+    True
+    """
+    readable = re.sub(r"[^a-z0-9]+", "_", intent.lower()).strip("_")
+    if intent and readable == intent and len(intent) <= _SLUG_MAX:
+        return intent
+    digest = hashlib.sha1(intent.encode("utf-8")).hexdigest()[:8]
+    return f"{readable[:_SLUG_READABLE].rstrip('_') or 'intent'}_{digest}"
 
 
 def _not_blank(text: str) -> str:
@@ -53,8 +106,8 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=_ID_PATTERN, description="dotted id, <intent>.<name>")
-    intent: str = Field(min_length=1)
+    id: str = Field(pattern=_ID_PATTERN, description="dotted id, <intent slug>.<name>")
+    intent: str = Field(min_length=1, max_length=MAX_INTENT_LENGTH, description="exactly as the model emits it")
     patterns: tuple[_Phrase, ...] = Field(min_length=1)
     exclude: tuple[_Phrase, ...] = ()
     locales: tuple[_Phrase, ...] = ("*",)
@@ -178,6 +231,9 @@ def _describe(err: dict) -> str:
         return f"must be one of {err['ctx']['expected']}, got {err['input']!r}"
     if kind == "string_too_short":
         return "is empty; fill it in"
+    if kind == "string_too_long":
+        return (f"is {len(err['input'])} characters long; the registry holds at most "
+                f"{err['ctx']['max_length']} characters")
     if kind == "too_short":
         return "is empty; list at least one phrase"
     if kind == "string_pattern_mismatch":

@@ -10,6 +10,7 @@ fingerprint (key and day) means a re-run of a day never appends twice.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -179,10 +180,12 @@ class FolderSink:
 
 
 def render_markdown(ticket: dict) -> str:
+    """The ticket as Markdown; subjects, titles and evidence are quoted, so an intent's name shows as it is."""
     lines = [
-        f"# Ticket {ticket['id']}: {ticket['title']}",
+        f"# Ticket {ticket['id']}: {_md(ticket['title'])}",
         "",
-        f"- subject: `{ticket['subject']}`  check: `{ticket['check']}`  locale: {ticket['locale'] or '-'}",
+        f"- subject: {_code(ticket['subject'])}  check: {_code(ticket['check'])}  "
+        f"locale: {_md(ticket['locale'] or '-')}",
         f"- severity: **{ticket['severity']}**, status: **{ticket['status']}**, findings: {ticket['findings']}",
         f"- opened {ticket['created_at']}, updated {ticket['updated_at']}",
         "",
@@ -191,9 +194,34 @@ def render_markdown(ticket: dict) -> str:
     for event in ticket.get("events", []):
         body = event["body"]
         what = body.get("summary") or body.get("action") or body.get("reason") or ""
-        lines.append(f"- {event['at']} **{event['kind']}** {event['day'] or ''} {what}")
-    lines += ["", "## Latest evidence", "", "```json", json.dumps(ticket["evidence"], indent=2, default=str), "```", ""]
+        lines.append(f"- {event['at']} **{event['kind']}** {event['day'] or ''} {_md(what)}")
+    evidence = json.dumps(ticket["evidence"], indent=2, default=str)
+    fence = "`" * max(3, _longest_backtick_run(evidence) + 1)
+    lines += ["", "## Latest evidence", "", f"{fence}json", evidence, fence, ""]
     return "\n".join(lines)
+
+
+# The characters Markdown may read as syntax inside a line (emphasis, code,
+# links, HTML, entities, tables, a heading's closing #); a backslash makes each
+# literal. Line-start syntax (lists, headings) cannot occur: text never starts a line.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+
+
+def _md(text: object) -> str:
+    """``text`` as literal Markdown (intent names hold ``*``, ``_``, ``<``, ``|``...), on one line."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall(r"`+", text)), default=0)
+
+
+def _code(text: object) -> str:
+    """``text`` as an inline code span, fenced by more backticks than it holds."""
+    text = " ".join(str(text).split())
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 class WebhookSink:

@@ -191,20 +191,41 @@ def test_duplicate_ids_across_files(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("relpath", "fields", "field", "words"),
+    ("relpath", "fields", "expected"),
     [
-        ("a/b", {"id": "a.c"}, "id", "must have id 'a.b'"),
-        ("a/sub/b", {"id": "a.b"}, "id", "must have id 'a.sub.b'"),
-        ("a/b", {"id": "z.b", "intent": "z"}, "id", "must have id 'a.b'"),
-        ("a/b", {"intent": "z"}, "intent", "does not match the folder 'a'"),
+        ("a/b", {"id": "a.c"}, [("id", "must have id 'a.b'")]),
+        ("a/sub/b", {"id": "a.b"}, [("id", "must have id 'a.sub.b'")]),
+        # The intent decides the folder and the id: here only the file is misplaced.
+        ("a/b", {"id": "z.b", "intent": "z"}, [("intent", "does not match the folder 'a'")]),
+        ("a/b", {"intent": "z"}, [("id", "a rule of intent 'z' at a/b.yaml must have id 'z.b'"),
+                                  ("intent", "its folder is 'z': move the file to {rules}/z/b.yaml")]),
     ],
 )
-def test_id_and_intent_match_the_files_place(tmp_path, relpath, fields, field, words):
+def test_id_and_intent_match_the_files_place(tmp_path, relpath, fields, expected):
     path = write_rule(tmp_path, relpath, **fields)
-    problems = [p for p in lint_rules(tmp_path / "rules").problems]
-    assert (problems[0].path, problems[0].field) == (path, field)
-    assert words in problems[0].message
-    assert len(problems) == (2 if fields.get("intent") == "z" and "id" in fields else 1)
+    problems = lint_rules(tmp_path / "rules").problems
+    assert [(p.path, p.field) for p in problems] == [(path, field) for field, _ in expected]
+    for problem, (_, words) in zip(problems, expected):
+        assert words.format(rules=tmp_path / "rules") in problem.message
+
+
+def test_folder_and_id_of_an_intent_that_is_not_a_slug(tmp_path):
+    path = write_rule(tmp_path, "Billing & Payments/refund", intent="Billing & Payments", id="billing_payments.refund")
+    problems = lint_rules(tmp_path / "rules").problems
+    assert [str(p) for p in problems] == [
+        f"{path}: id: id 'billing_payments.refund' does not match the file's place; a rule of intent "
+        "'Billing & Payments' at Billing & Payments/refund.yaml must have id 'billing_payments_a54dfa3f.refund': "
+        "change the id or move the file",
+        f"{path}: intent: intent 'Billing & Payments' does not match the folder 'Billing & Payments' the file is in; "
+        f"its folder is 'billing_payments_a54dfa3f': move the file to "
+        f"{tmp_path / 'rules' / 'billing_payments_a54dfa3f' / 'refund.yaml'} or change the intent",
+    ]
+    path.unlink()
+    write_rule(tmp_path, "billing_payments_a54dfa3f/refund", intent="Billing & Payments",
+               id="billing_payments_a54dfa3f.refund")
+    report = lint_rules(tmp_path / "rules")
+    assert report.ok, [str(p) for p in report.problems]
+    assert [rf.rule.intent for rf in report.rules] == ["Billing & Payments"]
 
 
 def test_nested_rule_with_matching_id_is_fine(tmp_path):
@@ -213,10 +234,11 @@ def test_nested_rule_with_matching_id_is_fine(tmp_path):
 
 
 def test_rule_file_outside_an_intent_folder(tmp_path):
-    path = write_rule(tmp_path, "loose", id="x.loose", intent="x")
+    path = write_rule(tmp_path, "loose", id="x.loose", intent="X-Ray")
     problem = only_problem(tmp_path)
     assert (problem.path, problem.field) == (path, "<file>")
-    assert "must be in a folder named after its intent" in problem.message
+    assert problem.message == ("a rule file must be in a folder named after its intent; "
+                               f"move it to {tmp_path / 'rules'}/x_ray_fdb3c40b/loose.yaml")
 
 
 @pytest.mark.parametrize(

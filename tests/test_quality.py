@@ -42,3 +42,12 @@ def test_detections_delays_and_false_alarms():
     assert alarms["coverage_drift"]["alarm_days"] == 1
     assert alarms["agreement_cusum"]["subjects"] == ["faq.hours"]
     assert alarms["agreement_cusum"]["per_1000_rule_days"] == round(1000 / 64, 2)
+
+
+def test_a_bundle_finding_on_an_intent_that_holds_a_bar_is_matched_to_its_scenario():
+    # The simulator's catalog names the scenario; the registry's rule carries an intent with "|".
+    intents = {"order_tracking.where": "Billing | Payments"}
+    report = QualityReport(live=(D, date(2026, 4, 1)), rules=1, rule_days=32)
+    findings = [finding("bundle:Billing | Payments|en-us", "coverage_drift", date(2026, 3, 11))]
+    _score(report, findings, SCENARIOS[:1], intents, ["coverage_drift"])
+    assert report.detections[0]["fired"] is True and report.false_alarms[0]["alarm_days"] == 0

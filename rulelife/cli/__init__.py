@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from rulelife import operations
 from rulelife.cli import bundle as bundle_commands
@@ -206,7 +207,7 @@ def quickstart(
         print_json(result.to_dict())
         return
     ws = result.workspace
-    console.print(f"[bold]workspace[/] {ws.root}", highlight=False)
+    console.print(f"[bold]workspace[/] {escape(str(ws.root))}", markup=True, highlight=False)
     console.print(f"history {result.history[0]}..{result.history[1]} (model only) and live "
                   f"{result.live[0]}..{result.live[1]} (rules serving) simulated into {ws.log_dir}", highlight=False)
     promoted = [g for g in result.gate if g.promoted]

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -17,8 +18,11 @@ from rulelife.errors import RulelifeError
 
 # Piped output (CI logs, `| less`) gets a wide console instead of rich's 80
 # columns, so tables of dotted rule ids are not folded into unreadable cells.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Markup and emoji codes are off: intents, phrases and messages are printed as
+# they are ("Billing [/VIP]" is an intent name, not a closing tag); the few
+# styled lines pass markup=True and escape what they interpolate.
+console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False, emoji=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
@@ -38,7 +42,7 @@ class RulelifeGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RulelifeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
 

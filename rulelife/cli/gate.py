@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from rulelife import promotion
 from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
@@ -57,8 +58,8 @@ def build(ctx: typer.Context, rule_id: RuleArgument, log: LogOption = None, sinc
 def print_evaluation(result: promotion.EvaluationResult) -> None:
     e = result.evaluation
     p = e.production
-    console.print(f"[bold]{e.rule_id}@{e.rule_version}[/] on dataset {e.dataset_hash[:12]} ({e.rows} rows)",
-                  highlight=False)
+    console.print(f"[bold]{escape(e.rule_id)}@{e.rule_version}[/] on dataset {e.dataset_hash[:12]} ({e.rows} rows)",
+                  markup=True, highlight=False)
     console.print(f"agreement with the model (production, weighted by traffic): {_pct(p.estimate)} "
                   f"[95% {_pct(p.low)}-{_pct(p.high)}] on {p.n} rows; raw {e.production_raw[0]}/{e.production_raw[1]}",
                   highlight=False)
@@ -83,7 +84,7 @@ def print_evaluation(result: promotion.EvaluationResult) -> None:
     for note in e.notes:
         console.print(f"note: {note}", highlight=False)
     verdict = "[green]passes[/]" if result.decision.passed else "[red]fails[/]"
-    console.print(f"gate: {verdict}")
+    console.print(f"gate: {verdict}", markup=True)
     for check in result.decision.checks:
         console.print(f"  {'ok ' if check.passed else 'NO '} {check.name}: {check.detail}", highlight=False)
 

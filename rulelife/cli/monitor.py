@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from rulelife import nightly, tickets
 from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
@@ -56,11 +57,12 @@ def run(
 
 def _print_report(report: nightly.NightlyReport) -> None:
     log = report.log
-    console.print(f"[bold]{report.day}[/] {report.status}: {log.get('rows_valid', 0)} log rows, "
+    console.print(f"[bold]{report.day}[/] " + escape(
+                  f"{report.status}: {log.get('rows_valid', 0)} log rows, "
                   f"{report.metric_rows} metric rows, {len(report.findings)} findings, "
                   f"{report.tickets_opened} tickets opened, {report.tickets_appended} appended, "
                   f"disabled: {', '.join(report.disabled) or 'none'}; bundle {report.bundle}"
-                  f"{' (republished)' if report.bundle_published else ''}", highlight=False)
+                  f"{' (republished)' if report.bundle_published else ''}"), markup=True, highlight=False)
     for finding in report.findings:
         console.print(f"  {finding['severity']:8} {finding['action']:7} {finding['subject']} "
                       f"[{finding['check']}] {finding['summary']}", highlight=False)

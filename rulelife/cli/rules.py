@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from rulelife import operations, registry
 from rulelife.cli._common import JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
@@ -60,7 +61,8 @@ def show(
         print_json(details.to_dict())
         return
     status = details.status
-    console.print(f"[bold]{status.rule_id}[/]  {status.state.value} at {status.version}", highlight=False)
+    console.print(f"[bold]{escape(status.rule_id)}[/]  {status.state.value} at {status.version}", markup=True,
+                  highlight=False)
     if status.pending_version:
         console.print(f"pending version {status.pending_version} (promote it to make it live)")
     for key, value in details.definition.items():

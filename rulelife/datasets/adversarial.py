@@ -1,9 +1,10 @@
 """The curated adversarial file kept next to a rule.
 
-``rules/<intent>/<name>.yaml`` has its adversarial queries in
-``rules/<intent>/<name>.adversarial.csv`` with columns text, locale,
-model_intent, note: queries written to trip the rule, each labelled with what
-the model answers for it.
+``rules/<slug>/<name>.yaml`` has its adversarial queries in
+``rules/<slug>/<name>.adversarial.csv`` (``<slug>`` is the intent's slug, the
+rule id's first part) with columns text, locale, model_intent, note: queries
+written to trip the rule, each labelled with what the model answers for it
+(the intent exactly as the model emits it).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ ADVERSARIAL_COLUMNS = ("text", "locale", "model_intent", "note")
 
 
 def adversarial_path(rules_dir: Path, rule_id: str) -> Path:
-    intent, _, name = rule_id.partition(".")
-    return Path(rules_dir) / intent / f"{name.replace('.', '/')}.adversarial.csv"
+    # The id, not the intent, names the place: it is already the folder's slug.
+    folder, _, name = rule_id.partition(".")
+    return Path(rules_dir) / folder / f"{name.replace('.', '/')}.adversarial.csv"
 
 
 def read_adversarial(path: Path) -> pd.DataFrame | None:

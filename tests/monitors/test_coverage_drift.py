@@ -125,3 +125,13 @@ def test_from_settings(context, day):
 def test_invalid_parameters_are_refused(params, message):
     with pytest.raises(ConfigError, match=message):
         CoverageDrift(**params)
+
+
+def test_bundle_subject_and_summary_keep_an_intent_that_holds_a_bar(series, context, day, rule):
+    intent = "Billing | Payments"
+    rule_id = "billing_payments_5c1e2a3b.refund"  # any slug id: the monitor reads the intent from the rules
+    hist = series([40] * 35, [40] * 35, fires=dropped(), rule_id=rule_id, intent=intent)
+    found = CoverageDrift().check(hist, context(day(30), rules=[rule(rule_id=rule_id, intent=intent)]))
+    bundle = next(f for f in found if f.rule_id is None)
+    assert bundle.subject == "bundle:Billing | Payments|en-US"
+    assert "answered by the Billing | Payments intent in en-US moved" in bundle.summary
