@@ -42,10 +42,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from rulelife import operations, promotion, registry
+from rulelife import nightly, operations, promotion, registry
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused
+from rulelife.live_evidence import check_live, live_evidence
 from rulelife.mining import MiningReport, mine_workspace
+from rulelife.replay import replay
+from rulelife.runtime import RuleClassifier
+from rulelife.simulate import write_log
 
 from benchmarks._realdata import (DAYS, DataError, check_safety, day, days_slice, failed_checks, load_folder,
                                   make_workspace, measure, model_traffic)
@@ -94,8 +98,10 @@ def mine(workspace: Workspace, first: int, last: int) -> MiningReport:
                           **MINER)
 
 
-def gate_all(workspace: Workspace, rule_ids: Sequence[str], first: int, last: int) -> dict:
+def gate_all(workspace: Workspace, rule_ids: Sequence[str], first: int | None, last: int) -> dict:
     """Build every rule's dataset on days ``first``-``last``, promote each through the gate, publish once.
+
+    ``first`` None: each mined rule's dataset starts after the days that chose it.
 
     Returns the promoted ids and, per refused rule, the names of the checks it failed.
     """
@@ -103,8 +109,8 @@ def gate_all(workspace: Workspace, rule_ids: Sequence[str], first: int, last: in
     try:
         promoted, refused = [], {}
         if rule_ids:
-            promotion.build_datasets(workspace, rule_ids, since=day(first), until=day(last), actor=ACTOR,
-                                     store=store)
+            promotion.build_datasets(workspace, rule_ids, since=None if first is None else day(first),
+                                     until=day(last), actor=ACTOR, store=store)
         for rule_id in rule_ids:
             try:
                 promotion.promote(workspace, rule_id, actor=ACTOR, store=store, republish=False)
@@ -142,30 +148,84 @@ def window(bench: Bench, config: GateConfig, root: Path, progress: Progress) -> 
 def heldout(bench: Bench, config: GateConfig, root: Path, progress: Progress) -> dict:
     """Mined rules gated on rows that did not select them.
 
-    Will mine on the earlier part of days 0-29 (the rows that select each
-    rule), build datasets and gate on the later part of days 0-29 (rows the
-    miner never saw), and measure the promoted rules on days 30-59.
+    The miner chooses on days 0-14 and counts its candidates on days 15-29;
+    each mined rule's dataset is built from days 15-29 (the default after its
+    choosing days), the gate judges it there, and the promoted rules are
+    measured on days 30-59, which neither the miner nor the gate saw.
     """
-    raise NotImplementedError("needs the held-out miner")
+    half = DAYS // 2
+    workspace = bench.workspace(root, config, days_slice(bench.traffic, 0, half - 1))
+    progress(f"heldout {config.name}: mining days 0-{half - 1} (choosing on the first half)")
+    mined = mine(workspace, 0, half - 1)
+    ids = [c.id for c in mined.written]
+    progress(f"heldout {config.name}: gating {len(ids)} candidate(s) on the held-out days")
+    gated = gate_all(workspace, ids, None, half - 1)
+    progress(f"heldout {config.name}: serving days {half}-{DAYS - 1}")
+    measured = measure(workspace, days_slice(bench.traffic, half, DAYS - 1), bench.safety)
+    chosen, held = mined.window, mined.heldout
+    return {"select_days": [(chosen[0] - day(0)).days, (chosen[1] - day(0)).days],
+            "gate_days": [(held.start - day(0)).days, (held.end - day(0)).days] if held else None,
+            "measure_days": [half, DAYS - 1], "miner_skipped": len(mined.skipped),
+            "miner_skips": dict(Counter(s.reason for s in mined.skipped).most_common()), **gated, **measured}
 
 
 def shadow(bench: Bench, config: GateConfig, root: Path, progress: Progress) -> dict:
     """Mined rules judged on their own live shadow traffic.
 
-    Will mine on days 0-29, promote the batch to shadow, serve days 30-44
-    with the shadow rules matched by the runtime (what they would have
-    answered logged beside the model's answer), promote on that live
-    evidence, and measure the promoted rules on days 45-59.
+    Mine on days 0-29, put the whole batch in shadow, serve days 30-44 through
+    the runtime (shadow rules matched, never answering; what they would have
+    said logged) with the nightly job after each day, promote each rule on
+    that live evidence, and measure the promoted rules on days 45-59.
     """
-    raise NotImplementedError("needs live shadow evidence")
+    half, live_end = DAYS // 2, DAYS // 2 + 14
+    workspace = bench.workspace(root, config, days_slice(bench.traffic, 0, half - 1))
+    progress(f"shadow {config.name}: mining days 0-{half - 1}")
+    mined = mine(workspace, 0, half - 1)
+    ids = [c.id for c in mined.written]
+    store = operations.open_store(workspace)
+    try:
+        for rule_id in ids:
+            promotion.promote(workspace, rule_id, actor=ACTOR, to="shadow", store=store, republish=False)
+        operations.publish_active(workspace, actor=ACTOR, store=store)
+        classifier = RuleClassifier(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
+        for index in range(half, live_end + 1):
+            progress(f"shadow {config.name}: serving day {index} with {len(ids)} rule(s) in shadow")
+            classifier.refresh()  # a nightly may have disabled a shadow rule and republished
+            served = replay(days_slice(bench.traffic, index, index).drop(columns=["true_intent"]), classifier)
+            write_log(served, workspace.log_dir)
+            nightly.run_nightly(workspace, day(index), store=store, actor="nightly")
+        promoted, refused = [], {}
+        for rule_id in ids:
+            if registry.get_status(store, rule_id).state.value != "shadow":
+                refused[rule_id] = ["disabled_in_shadow"]
+                continue
+            try:
+                promotion.promote(workspace, rule_id, actor=ACTOR, store=store, republish=False)
+                promoted.append(rule_id)
+            except GateRefused:
+                decision = check_live(live_evidence(store, rule_id), workspace.settings)
+                refused[rule_id] = [c.name for c in decision.checks if not c.passed]
+        operations.publish_active(workspace, actor=ACTOR, store=store)
+        active = len(registry.active_rules(store))
+    finally:
+        store.dispose()
+    progress(f"shadow {config.name}: serving days {live_end + 1}-{DAYS - 1}")
+    measured = measure(workspace, days_slice(bench.traffic, live_end + 1, DAYS - 1), bench.safety)
+    return {"select_days": [0, half - 1], "gate_days": [half, live_end], "measure_days": [live_end + 1, DAYS - 1],
+            "miner_skipped": len(mined.skipped), "candidates": len(ids), "promoted": len(promoted),
+            "active": active, "promoted_ids": promoted, "refused": refused,
+            "refusals": dict(sorted(Counter(k for ks in refused.values() for k in ks).items())), **measured}
 
 
-FLOWS = {"window": window, "heldout": heldout, "shadow": shadow}
+# ``window`` (the miner's choosing days used as evidence) is kept to show the guarantee: the gate now refuses
+# every such rule (held_out). The default flows are the two honest ones.
+FLOWS = {"heldout": heldout, "shadow": shadow, "window": window}
+DEFAULT_FLOWS = ("heldout", "shadow")
 
 
 def run(data_dir: Path = DATA, *, safety: Sequence[str] = SAFETY, text_col: str | None = None,
         intent_col: str | None = None, intents: Sequence[str] | None = None, quick: bool = False,
-        flows: Sequence[str] = tuple(FLOWS), configs: Sequence[GateConfig] = CONFIGS,
+        flows: Sequence[str] = DEFAULT_FLOWS, configs: Sequence[GateConfig] = CONFIGS,
         progress: Progress = lambda msg: print(msg, file=sys.stderr)) -> dict:
     """Run every flow under every configuration; flows not built yet are listed in ``skipped``.
 
@@ -220,8 +280,8 @@ def format_report(report: dict) -> str:
     """The header line, the Markdown table (one row per flow and configuration) and the skipped flows."""
     m = report["meta"]
     lines = [f"{m['rows']} rows, {m['intents']} intents, out-of-fold model accuracy {m['model_accuracy_oof']:.1%} "
-             f"({m['folds']} folds); windows: select and gate days 0-{DAYS // 2 - 1}, measure days "
-             f"{DAYS // 2}-{DAYS - 1} (window flow); safety: {', '.join(m['safety_intents'])}",
+             f"({m['folds']} folds); heldout: choose days 0-14, gate 15-29, measure 30-59; shadow: choose 0-14, "
+             f"live shadow 30-44, measure 45-59; safety: {', '.join(m['safety_intents'])}",
              "",
              "| " + " | ".join(COLUMNS.values()) + " |",
              "|" + "|".join("---" for _ in COLUMNS) + "|"]
@@ -244,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text-col", default=None, help="text column (default: detected)")
     parser.add_argument("--intent-col", default=None, help="intent column (default: detected)")
     parser.add_argument("--intents", type=_names, default=None, help="comma-separated intents to keep (default: all)")
-    parser.add_argument("--flows", type=_names, default=list(FLOWS), help="comma-separated flows (default: all)")
+    parser.add_argument("--flows", type=_names, default=list(DEFAULT_FLOWS),
+                        help=f"comma-separated flows among {', '.join(FLOWS)} (default: {', '.join(DEFAULT_FLOWS)})")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure and per-rule row here")
     parser.add_argument("--quick", action="store_true", help="3 cross-validation folds instead of 5")
     args = parser.parse_args(argv)
