@@ -14,15 +14,16 @@ Setup
 - **Traffic.** Rows shuffled (seeded), spread over 60 days from 2026-01-01,
   locale en-US, the true intent kept as an extra column, written with
   ``rulelife.simulate.write_log`` into each flow's own temporary workspace.
-- **Flows.** ``window`` (mine, build datasets and gate on days 0-29, measure on
-  30-59) is what rulelife does today, the baseline. ``heldout`` and ``shadow``
-  judge mined rules on rows that did not select them; they are not built yet
-  and are skipped with a note.
-- **Configurations.** ``gate_on = lower_bound`` with dataset floors of 100 and
-  ``gate_on = point`` with floors of 30 (Settings overrides only; an intent
-  has a few hundred rows in a 30-day window, so the default floors of 1,000 /
-  5,000 could never be met). The miner merges by intent (one rule per intent,
-  up to 20 patterns), as ``bench_bitext`` does.
+- **Flows.** ``heldout``: the miner chooses on days 0-14 and the gate judges on
+  days 15-29; ``shadow``: the batch is served in shadow on days 30-44 and
+  promoted on that live evidence. Every figure is measured on days neither the
+  miner nor the gate saw. ``window`` (gate on the choosing days) is kept to show
+  that the gate now refuses it (``held_out``).
+- **Configurations.** ``gate_on = lower_bound`` with dataset floors of 100,
+  and ``gate_on = point`` with floors of 30 and of 20 (Settings overrides
+  only; an intent has about 75 rows in 15 days, so the default floors of
+  1,000 / 5,000 could never be met). The miner merges by intent (one rule per
+  intent, up to 20 patterns) with ``min_support`` 10.
 - **Measured.** The published bundle served by ``RuleClassifier.classify_many``
   on the measured days: coverage, agreement with the model and with the true
   label on what rules answer, safety false positives by either label, and a
@@ -57,7 +58,8 @@ from benchmarks._realdata import (DAYS, DataError, check_safety, day, days_slice
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bitext_cs_intent"
 SAFETY = ("contact_human_agent", "complaint", "get_refund")
 MINER = {"merge": "intent", "max_patterns": 20}
-MIN_SUPPORT = 20
+# An intent has about 75 rows in 15 choosing days: a phrase in 13% of them may seed a rule.
+MIN_SUPPORT = 10
 ACTOR = "bench"
 
 Progress = Callable[[str], None]
@@ -75,7 +77,9 @@ class GateConfig:
         return f"{self.gate_on}/{self.floor}"
 
 
-CONFIGS = (GateConfig("lower_bound", 100), GateConfig("point", 30))
+# The interval gate needs about 73 agreeing held-out rows a rule; Bitext gives an intent about 75 in 15
+# days, so it is shown for what it refuses. The point gate with lowered floors is the small-data setting.
+CONFIGS = (GateConfig("lower_bound", 100), GateConfig("point", 30), GateConfig("point", 20))
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,10 @@ def gate_all(workspace: Workspace, rule_ids: Sequence[str], first: int | None, l
 
 
 def window(bench: Bench, config: GateConfig, root: Path, progress: Progress) -> dict:
-    """Today's behaviour: mine, build datasets and gate on days 0-29, measure on days 30-59.
+    """The old protocol: gate mined rules on datasets of days 0-29, the days that chose them.
 
-    The gate sees the very rows that selected each rule, so its evidence is
-    optimistic; this is the baseline the other flows are measured against.
+    Their evidence overlaps their choosing days, so the gate refuses every one
+    (``held_out``); kept to show that guarantee on real data.
     """
     half = DAYS // 2
     workspace = bench.workspace(root, config)

@@ -170,11 +170,12 @@ class CandidateMiner:
         A word is generic when the labelled queries holding it spread over at
         least this many intents (inverse Simpson index); a phrase whose
         content words are all generic is refused.
-    safety_proximity, min_proximity_rows
+    safety_proximity, min_proximity_rows, min_proximity_lift
         A phrase with a content word that at least ``min_proximity_rows``
-        queries of a safety intent (other than its own), and this share of
-        the word's queries, hold in the window lives next to that intent: it
-        is refused, and the model keeps answering such messages.
+        queries of a safety intent (other than its own), this share of the
+        word's queries, and ``min_proximity_lift`` times the intent's share
+        of all traffic, hold in the window lives next to that intent: it is
+        refused, and the model keeps answering such messages.
     fragment_share
         A substring-locale phrase that sits inside one longer phrase in at
         least this share of its queries is a fragment of that unit, refused.
@@ -215,7 +216,8 @@ class CandidateMiner:
                  shadow_rate: float = 0.0, model_call_cost: float = 0.0, owner: str = "miner",
                  intents: Sequence[str] | None = None, locales: Sequence[str] | None = None,
                  merge: str = "near_duplicates", max_spread: float = 3.0, fragment_share: float = 0.9,
-                 min_half_share: float = 0.2, safety_proximity: float = 0.05, min_proximity_rows: int = 3):
+                 min_half_share: float = 0.2, safety_proximity: float = 0.05, min_proximity_rows: int = 3,
+                 min_proximity_lift: float = 2.0):
         self.min_confidence = min_confidence
         self.min_support = min_support
         self.min_precision = min_precision
@@ -243,6 +245,7 @@ class CandidateMiner:
         self.min_half_share = min_half_share
         self.safety_proximity = safety_proximity
         self.min_proximity_rows = min_proximity_rows
+        self.min_proximity_lift = min_proximity_lift
 
     def _check_params(self) -> None:
         for name in ("min_confidence", "min_precision", "exclude_from", "max_exclude_loss", "max_share",
@@ -325,6 +328,9 @@ class CandidateMiner:
         substring = table["locale"].map(lambda loc: is_substring_locale(loc, self._substring))
         self._spread = quality.word_spread(table[~substring])
         self._neighbours = quality.safety_neighbours(table[~substring], safety)
+        rows = counts.rows
+        self._base = {(r.locale, r.intent): r.n / max(1, locale_rows.get(r.locale, 0))
+                      for r in rows.itertuples(index=False)}
         self._units = quality.longest_extensions(table[substring])
         probes: list[CompiledRule] = []
         token_rules: set[str] = set()
@@ -373,7 +379,8 @@ class CandidateMiner:
             if spread is not None:
                 return "generic", spread
             near = quality.safety_proximity(tokens, locale, row.intent, stops, self._neighbours,
-                                            min_share=self.safety_proximity, min_rows=self.min_proximity_rows)
+                                            min_share=self.safety_proximity, min_rows=self.min_proximity_rows,
+                                            base=self._base, min_lift=self.min_proximity_lift)
             if near is not None:
                 return "safety_proximity", near
         hit = self._active.match_normalized(phrase, locale)

@@ -119,13 +119,18 @@ def safety_neighbours(table: pd.DataFrame, safety: Collection[str]) -> dict[tupl
 
 def safety_proximity(tokens: list[str], locale: str, intent: str, stop_words: Collection[str],
                      neighbours: Mapping[tuple[str, str], tuple[dict[str, int], int]], *, min_share: float,
-                     min_rows: int) -> str | None:
+                     min_rows: int, base: Mapping[tuple[str, str], float] | None = None,
+                     min_lift: float = 1.0) -> str | None:
     """Why a phrase lives next to a safety intent (other than ``intent``), or None.
 
     A content word that carries a safety intent in the window makes the
     phrase a bet against that intent: the rule's own hits can look clean
     while the next message with the word is a refund request. Cost
-    optimisation stops there; the model answers such messages.
+    optimisation stops there; the model answers such messages. ``base``
+    ((locale, intent) -> the intent's share of all labelled traffic) and
+    ``min_lift``: the word must carry the intent that many times more often
+    than traffic does, so a shop's every-tenth-query return request does not
+    put every common word next to it.
 
     >>> near = {("restitution", "en"): ({"get_refund": 9}, 20)}
     >>> safety_proximity(["a", "restitution", "of"], "en", "track_refund", {"a", "of"}, near, min_share=0.05, min_rows=3)
@@ -136,7 +141,8 @@ def safety_proximity(tokens: list[str], locale: str, intent: str, stop_words: Co
             continue
         by_intent, total = neighbours[(token, locale)]
         for other, count in sorted(by_intent.items(), key=lambda kv: (-kv[1], kv[0])):
-            if other != intent and count >= min_rows and count >= min_share * total:
+            share = (base or {}).get((locale, other), 0.0)
+            if other != intent and count >= min_rows and count >= min_share * total and count >= min_lift * share * total:
                 return (f"{token!r} is in {count} of its {total} queries labelled {other} "
                         f"({count / total:.0%}), a safety intent")
     return None

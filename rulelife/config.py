@@ -69,6 +69,9 @@ class Settings(BaseSettings):
                                                       "to put a rule next to it (miner and gate)")
     safety_proximity_rows: int = Field(3, ge=1, description="safety-intent queries holding a content word that "
                                                             "put a rule next to that intent (miner and gate)")
+    safety_proximity_lift: float = Field(2.0, ge=1.0,
+                                         description="times a safety intent's share of all traffic a content "
+                                                     "word's share must reach to put a rule next to it")
     lexicon_min_share: float = Field(0.5, gt=0.0, le=1.0,
                                      description="share of a phrase's queries a safety intent needs for the "
                                                  "lexicon miner to propose it")

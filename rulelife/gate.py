@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from rulelife.config import Settings
-from rulelife.datasets.neighbourhood import near_safety
+from rulelife.datasets.neighbourhood import BASE, near_safety
 from rulelife.datasets.snapshot import DatasetSnapshot
 from rulelife.evaluation.evaluate import Evaluation
 from rulelife.registry import RuleStatus
@@ -85,11 +85,15 @@ def _neighbourhood(rule: str, intent: str, snapshot: DatasetSnapshot, settings: 
             "the dataset has no neighbourhood counts (built by an older release); rebuild it with "
             f"`rulelife dataset build {rule}`"))
     near = near_safety(counts, intent, min_share=settings.safety_proximity_share,
-                       min_rows=settings.safety_proximity_rows)
+                       min_rows=settings.safety_proximity_rows, min_lift=settings.safety_proximity_lift)
     if not near:
         return Check("safety_neighbourhood", True, "no content word of the rule lives next to a safety intent")
-    where = "; ".join(f"{word!r} in " + ", ".join(f"{n} of its {counts[word]['total']} queries labelled {i}"
-                                                 for i, n in found.items()) for word, found in near.items())
+    base = counts.get(BASE, {})
+    where = "; ".join(f"{word!r} in " + ", ".join(
+        f"{n} of its {counts[word]['total']} queries labelled {i}"
+        + (f" ({n / counts[word]['total']:.0%} vs {base[i] / base['total']:.0%} of all traffic)"
+           if base.get(i) and base.get("total") else "")
+        for i, n in found.items()) for word, found in near.items())
     if justification:
         return Check("safety_neighbourhood", True, f"next to a safety intent ({where}); allowed: {justification}")
     return Check("safety_neighbourhood", False, (

@@ -5,8 +5,8 @@ counts, per day, the queries it would have answered and, where the model
 was called, whether the model agreed (``DailyMetricRow`` rows with
 ``serving = "shadow"``). Those rows are rows the rule never saw when it
 was written or mined, so they are honest evidence. Promoting it to active
-sums them for its current version since it last entered shadow and runs the
-promotion gate's checks on the sum: agreement judged on ``gate_on`` (the 95%
+sums them for its current version (on any day outside the days a miner chose
+it on) and runs the promotion gate's checks on the sum: agreement judged on ``gate_on`` (the 95%
 Wilson interval's lower bound by default) against ``agreement_floor``, zero
 safety false positives, and at least ``dataset_floor`` labelled rows.
 """
@@ -26,6 +26,7 @@ from rulelife.errors import GateRefused
 from rulelife.evaluation.stats import wilson_interval
 from rulelife.gate import Check, GateDecision
 from rulelife.lifecycle import State
+from rulelife.selection import latest_selection
 from rulelife.operations import PublishResult, publish_active
 from rulelife.store import AuditRow, DailyMetricRow, PromotionRow, Store, utcnow
 
@@ -41,7 +42,7 @@ class LiveEvidence:
 
     rule_id: str
     rule_version: str
-    since: date  # the day the version entered shadow
+    since: date  # the day the version last entered shadow (wall clock; informative)
     first_day: date | None  # first and last day with a metrics row
     last_day: date | None
     fires: int  # queries it would have answered
@@ -68,16 +69,25 @@ def _entered_shadow(store: Store, rule_id: str, version: str) -> date:
 
 
 def live_evidence(store: Store, rule_id: str) -> LiveEvidence:
-    """Sum the shadow metrics rows of ``rule_id``'s current version since it entered shadow."""
+    """Sum the shadow metrics rows of ``rule_id``'s current version.
+
+    Rows are the log's days, not the wall clock's: a backfilled or simulated
+    day after the rule went to shadow is dated before the audit row that put
+    it there. A shadow row exists only for a day a bundle served the version
+    in shadow, so every such row is live evidence, except on days a miner
+    chose the rule on (a replay of old logs must not judge a rule on the rows
+    that chose it).
+    """
     status = registry.get_status(store, rule_id)
     since = _entered_shadow(store, rule_id, status.version)
-    with store.session() as session:
-        rows = session.exec(
-            select(DailyMetricRow).where(DailyMetricRow.rule_id == rule_id,
+    chosen = latest_selection(store, rule_id)
+    query = select(DailyMetricRow).where(DailyMetricRow.rule_id == rule_id,
                                          DailyMetricRow.rule_version == status.version,
-                                         DailyMetricRow.serving == "shadow", DailyMetricRow.day >= since)
-            .order_by(DailyMetricRow.day)
-        ).all()
+                                         DailyMetricRow.serving == "shadow")
+    if chosen is not None:
+        query = query.where((DailyMetricRow.day < chosen.window.start) | (DailyMetricRow.day > chosen.window.end))
+    with store.session() as session:
+        rows = session.exec(query.order_by(DailyMetricRow.day)).all()
     by_class: dict[str, int] = {}
     daily: dict[date, int] = {}
     for row in rows:

@@ -131,7 +131,8 @@ def mine_workspace(
                         safety_intents=list(settings.safety_intents), shadow_rate=settings.shadow_rate,
                         model_call_cost=settings.model_call_cost, intents=list(settings.intents) or None,
                         **{"safety_proximity": settings.safety_proximity_share,
-                           "min_proximity_rows": settings.safety_proximity_rows, **miner_params})
+                           "min_proximity_rows": settings.safety_proximity_rows,
+                           "min_proximity_lift": settings.safety_proximity_lift, **miner_params})
     if not 0 <= holdout < 1:
         raise ValueError(f"holdout must be a share of the window's days in [0, 1), got {holdout!r}; 0.5 is the default")
     report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)

@@ -27,6 +27,9 @@ import pandas as pd
 from rulelife import nightly, operations, promotion, registry, tickets
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, GateRefused
+from rulelife.evaluation.stats import wilson_interval
+from rulelife.lifecycle import State
+from rulelife.live_evidence import live_evidence
 from rulelife.mining import mine_workspace
 from rulelife.replay import ReplaySummary, replay, summarize_replay
 from rulelife.report import write_report
@@ -38,6 +41,8 @@ __all__ = ["GateOutcome", "QuickstartResult", "run_quickstart", "shipped_rules_d
 ACTOR = "quickstart"
 DEFAULT_START = date(2026, 1, 1)
 DEMO_SHADOW_RATE = 0.2
+# Live days the mined batch spends in shadow before each rule is judged on what it would have answered.
+SHADOW_DAYS = 14
 
 
 def shipped_rules_dir() -> Path:
@@ -77,6 +82,8 @@ class QuickstartResult:
     tickets: list[dict] = field(default_factory=list)
     report: Path | None = None  # the rule health page
     candidates: list[dict] = field(default_factory=list)  # the miner's top proposals
+    shadow: list[GateOutcome] = field(default_factory=list)  # the mined batch judged on its live evidence
+    shadow_day: date | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -92,6 +99,8 @@ class QuickstartResult:
             "tickets": self.tickets,
             "report": str(self.report) if self.report else None,
             "candidates": self.candidates,
+            "shadow": [g.to_dict() for g in self.shadow],
+            "shadow_day": self.shadow_day.isoformat() if self.shadow_day else None,
         }
 
     @property
@@ -111,6 +120,33 @@ def _gate_all(workspace: Workspace, store, rule_ids: list[str]) -> list[GateOutc
             continue
         p = result.evaluation.evaluation.production
         outcomes.append(GateOutcome(rule_id, True, p.estimate, p.low, p.high, result.evaluation.evaluation.rows, []))
+    return outcomes
+
+
+def _to_shadow(workspace: Workspace, store, rule_ids: list[str]) -> list[str]:
+    """Put a mined batch in shadow (no gate: shadow never answers) and publish once."""
+    moved = []
+    for rule_id in rule_ids:
+        if registry.get_status(store, rule_id).state == State.CANDIDATE:
+            promotion.promote(workspace, rule_id, actor=ACTOR, to=State.SHADOW, store=store, republish=False)
+            moved.append(rule_id)
+    operations.publish_active(workspace, actor=ACTOR, store=store)
+    return moved
+
+
+def _judge_shadow(workspace: Workspace, store) -> list[GateOutcome]:
+    """Promote each shadow rule whose live evidence clears the gate; say why for the others."""
+    outcomes = []
+    for status in registry.list_rules(store, state=State.SHADOW.value):
+        evidence = live_evidence(store, status.rule_id)
+        low, high = wilson_interval(evidence.agree, evidence.labelled) if evidence.labelled else (None, None)
+        share = evidence.agree / evidence.labelled if evidence.labelled else None
+        try:
+            promotion.promote(workspace, status.rule_id, actor=ACTOR, store=store, republish=False)
+            outcomes.append(GateOutcome(status.rule_id, True, share, low, high, evidence.labelled, []))
+        except GateRefused as refused:
+            outcomes.append(GateOutcome(status.rule_id, False, share, low, high, evidence.labelled, refused.reasons))
+    operations.publish_active(workspace, actor=ACTOR, store=store)
     return outcomes
 
 
@@ -154,6 +190,9 @@ def run_quickstart(
     # no live rule covers yet; the proposals are registered as candidates,
     # never made active.
     mined = mine_workspace(workspace, since=start, until=history_end, actor="quickstart-miner", store=store)
+    # The mined batch goes to shadow: matched by the runtime, never answering,
+    # its would-be answers counted against the model's each night.
+    _to_shadow(workspace, store, [c.id for c in mined.written])
 
     # The control loop, day by day: the runtime serves the day with the bundle
     # CURRENT names (picking up what last night republished), then the
@@ -161,8 +200,12 @@ def run_quickstart(
     classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
     reports = []
     served = None
+    judged: list[GateOutcome] = []
+    shadow_day = None
     for offset in range(live_days):
         current = launch + timedelta(days=offset)
+        if offset == min(SHADOW_DAYS, live_days - 1):
+            judged, shadow_day = _judge_shadow(workspace, store), current
         classifier.refresh()
         served = replay(traffic[day == current], classifier)
         write_log(served, workspace.log_dir)
@@ -185,6 +228,8 @@ def run_quickstart(
         tickets=opened,
         report=report.path,
         candidates=[c.to_dict() for c in sorted(mined.candidates, key=lambda c: -c.calls_saved_per_day)[:5]],
+        shadow=judged,
+        shadow_day=shadow_day,
     )
 
 

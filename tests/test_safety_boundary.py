@@ -41,7 +41,7 @@ def ws(tmp_path, db_url, monkeypatch):
     workspace = Workspace.create(tmp_path / "ws", db_url=url)
     rows = ([("how is a restitution of my payment going", "track_refund")] * 120
             + [("i want restitution for my broken order", "get_refund")] * 9
-            + [("hello", "chitchat")] * 50)
+            + [("hello", "chitchat")] * 350)
     log(rows).to_parquet(workspace.log_dir / "log.parquet", index=False)
     return workspace
 
@@ -61,7 +61,7 @@ def test_the_gate_refuses_a_rule_whose_word_carries_refund_requests(ws):
     result = promote(ws, RULE)
     assert result.exit_code == 1
     # Its own 120 hits all agree; the word's other 9 queries are refund requests.
-    assert "'restitution' in 9 of its 129 queries labelled get_refund" in result.output
+    assert "'restitution' in 9 of its 129 queries labelled get_refund (7% vs 2% of all traffic)" in result.output
     assert "safety_justification" in result.output and "Traceback" not in result.output
 
 

@@ -216,11 +216,18 @@ def quickstart(
                         [[g.rule_id, "promoted" if g.promoted else "REFUSED", _pct(g.agreement),
                           f"{_pct(g.low)}-{_pct(g.high)}", g.rows, "\n".join(g.reasons)] for g in result.gate]))
     if result.candidates:
-        console.print(table("the miner's top proposals (registered as candidates; they go live only through the gate)",
+        console.print(table("the miner's top proposals (put in shadow: matched, never answering, until live evidence promotes them)",
                             ["rule", "locale", "patterns", "agreement", "95% interval", "model calls saved/day"],
                             [[c["id"], c["locale"], ", ".join(c["patterns"][:4]), _pct(c["agreement"]),
                               f"{_pct(c['low'])}-{_pct(c['high'])}", f"{c['calls_saved_per_day']:.0f}"]
                              for c in result.candidates]))
+    if result.shadow:
+        earned = [g for g in result.shadow if g.promoted]
+        console.print(table(f"the mined batch in shadow, judged on {result.shadow_day} on its live evidence: "
+                            f"{len(earned)} of {len(result.shadow)} promoted",
+                            ["rule", "result", "agreement (live)", "95% interval", "labelled rows", "why not"],
+                            [[g.rule_id, "promoted" if g.promoted else "stays in shadow", _pct(g.agreement),
+                              f"{_pct(g.low)}-{_pct(g.high)}", g.rows, "\n".join(g.reasons)] for g in result.shadow]))
     s = result.summary
     frame = per_rule_table(s)
     rows = [[r.rule_id, r.intent, r.fires, f"{r.fire_rate:.2%}", r.shadow_n, _pct(r.agreement)]

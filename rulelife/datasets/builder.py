@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rulelife.config import Settings
+from rulelife.datasets.neighbourhood import BASE
 from rulelife.datasets.strata import length_bucket, sample_keys
 from rulelife.matcher import Matcher, compile_rule
 from rulelife.rules import Rule
@@ -192,7 +193,7 @@ class DatasetBuilder:
 
     def add_neighbours(self, counts: Counter, words: tuple[str, ...]) -> None:
         """Add the content-word counts of one chunk (only this rule's words are kept)."""
-        wanted = set(words)
+        wanted = {*words, BASE}
         self._near.update({key: n for key, n in counts.items() if key[0] in wanted})
 
     def neighbourhood(self) -> dict[str, dict[str, int]]:

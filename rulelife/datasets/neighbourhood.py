@@ -21,7 +21,9 @@ from rulelife.normalize import normalize
 from rulelife.rules import Rule
 from rulelife.stopwords import stop_words_for
 
-__all__ = ["content_words", "count_neighbours", "near_safety"]
+__all__ = ["BASE", "content_words", "count_neighbours", "near_safety"]
+
+BASE = "*"  # not a word (content words hold a letter): the key of all labelled traffic
 
 
 def content_words(rule: Rule) -> tuple[str, ...]:
@@ -43,7 +45,8 @@ def count_neighbours(chunk: pd.DataFrame, normalized: Sequence[str | None], word
     """(word, intent) -> labelled queries holding the word; intent ``""`` counts all of them.
 
     Only the safety intents are counted by name: the gate asks "how often is
-    this word a safety query", and the total gives the share.
+    this word a safety query", and the total gives the share. Word ``"*"``
+    counts every labelled query, the base rate the share is compared with.
     """
     labelled = chunk["model_intent"].notna().to_numpy()
     if not words or not labelled.any():
@@ -53,6 +56,10 @@ def count_neighbours(chunk: pd.DataFrame, normalized: Sequence[str | None], word
     intents = chunk["model_intent"].to_numpy(dtype=object)
     safety = set(safety_intents)
     out: Counter = Counter()
+    labels = chunk["model_intent"].iloc[rows]
+    out[(BASE, "")] += len(rows)
+    for name, n in labels[labels.isin(list(safety))].value_counts().items():
+        out[(BASE, str(name))] += int(n)
     results = matcher.match_many([normalized[i] for i in rows], chunk["locale"].iloc[rows], normalized=True)
     for i, result in zip(rows.tolist(), results):
         if result is None:
@@ -72,19 +79,31 @@ def word_matcher(words: Collection[str]) -> Matcher:
 
 
 def near_safety(neighbourhood: dict[str, dict[str, int]], intent: str, *, min_share: float,
-                min_rows: int) -> dict[str, dict[str, int]]:
+                min_rows: int, min_lift: float = 1.0) -> dict[str, dict[str, int]]:
     """The words (and safety intents, with rows) that put a rule of ``intent`` next to a safety intent.
 
-    ``neighbourhood[word]`` holds ``total`` and a count per safety intent.
+    ``neighbourhood[word]`` holds ``total`` and a count per safety intent;
+    ``neighbourhood["*"]`` the same for all labelled traffic. A word is near
+    a safety intent when at least ``min_rows`` of its queries, ``min_share``
+    of them, and ``min_lift`` times the intent's share of all traffic, carry
+    it. The lift is why ``order`` is not near return requests in a shop where
+    every tenth query is one: the word carries them no more than any word does.
 
-    >>> near_safety({"restitution": {"total": 20, "get_refund": 9}, "status": {"total": 90, "get_refund": 1}},
-    ...             "track_refund", min_share=0.05, min_rows=3)
+    >>> counts = {"*": {"total": 1000, "get_refund": 40}, "restitution": {"total": 20, "get_refund": 9},
+    ...           "status": {"total": 90, "get_refund": 1}, "money": {"total": 100, "get_refund": 6}}
+    >>> near_safety(counts, "track_refund", min_share=0.05, min_rows=3, min_lift=2.0)
     {'restitution': {'get_refund': 9}}
     """
+    base = neighbourhood.get(BASE, {})
     near: dict[str, dict[str, int]] = {}
     for word, counts in sorted(neighbourhood.items()):
         total = counts.get("total", 0)
+        if word == BASE or not total:
+            continue
         for other, n in sorted(counts.items()):
-            if other != "total" and other != intent and n >= min_rows and n >= min_share * total:
+            if other in ("total", intent) or n < min_rows or n < min_share * total:
+                continue
+            base_share = base.get(other, 0) / base["total"] if base.get("total") else 0.0
+            if n / total >= min_lift * base_share:
                 near.setdefault(word, {})[other] = n
     return near
