@@ -10,11 +10,11 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from rulelife import operations, promotion, registry
+from rulelife import batch, operations, promotion, registry
 from rulelife.bundle import BundleStore
 from rulelife.cli import app
 from rulelife.config import Workspace
-from rulelife.errors import GateRefused, LogError
+from rulelife.errors import GateRefused, LifecycleError, LogError, UnknownRule
 from rulelife.lifecycle import State
 from rulelife.store import EvaluationRow, PromotionRow, utcnow
 
@@ -210,3 +210,73 @@ def test_cli_analyze_counts_the_same_on_a_process_pool(ws):
         outputs[engine] = json.loads(result.output)
     assert outputs["local-pool"] == outputs["local"]
     assert outputs["local"]["bundle"] == 1 and outputs["local"]["queries"] == 1020
+
+
+def test_build_many_reads_the_log_once_whatever_the_number_of_rules(ws):
+    write_log(ws, traffic(n_hours=150, n_order=0, n_return=0, n_other=50), day="2026-03-02")
+    one = promotion.build_rule_dataset(ws, "faq.opening_hours")
+    built = batch.build_many(ws, ["faq.opening_hours", "order_tracking.my_order", "faq.opening_hours"])
+    # One pass over both days: 1,020 + 200 rows, each file once, as for a single rule.
+    assert built.log.rows_read == one.log.rows_read == 1220
+    assert sorted(built.log.files_read) == sorted(one.log.files_read) and len(built.log.files_read) == 2
+    assert [d.snapshot.rule_id for d in built.datasets] == ["faq.opening_hours", "order_tracking.my_order"]
+    assert built.intents == ("faq", "order_tracking")
+    assert built.datasets[0].snapshot.content_hash == one.snapshot.content_hash
+    assert batch.build_many(ws, []).log.rows_read == 0  # an empty batch reads nothing
+
+
+def test_promote_many_keeps_going_past_a_refusal_and_publishes_once(ws):
+    promotion.build_datasets(ws, ["order_tracking.my_order", "faq.opening_hours"])
+    store = operations.open_store(ws)
+    audit_before = len(registry.audit_log(store, "order_tracking.my_order"))
+    result = batch.promote_many(ws, ["order_tracking.my_order", "faq.opening_hours"], actor="ben", store=store)
+
+    assert [(v.rule_id, v.verdict, v.to) for v in result.verdicts] == [
+        ("order_tracking.my_order", "refused", "active"), ("faq.opening_hours", "promoted", "active")]
+    assert result.counts() == {"promoted": 1, "refused": 1, "error": 0} and not result.passed
+    refused, promoted = result.verdicts
+    # The refusal's numbers are the single-rule evaluation's: 300 / 320 on 300 dataset rows.
+    assert (refused.agreement, refused.rows) == (300 / 320, 300)
+    single = promotion.evaluate(ws, "order_tracking.my_order", store=store, record=False)
+    assert list(refused.reasons) == single.decision.reasons and len(refused.reasons) == 2
+    assert (promoted.agreement, promoted.reasons) == (1.0, ())
+
+    # The refused rule is untouched: no evaluation, promotion or audit row of its own.
+    assert len(registry.audit_log(store, "order_tracking.my_order")) == audit_before
+    with store.session() as session:
+        assert [e.rule_id for e in session.exec(select(EvaluationRow)).all()] == ["faq.opening_hours"]
+        assert [p.rule_id for p in session.exec(select(PromotionRow)).all()] == ["faq.opening_hours"]
+    assert result.published.bundle.number == 1 and BundleStore(ws.bundle_dir).numbers() == [1]
+
+
+def test_promote_many_that_moves_nothing_publishes_nothing(ws):
+    result = batch.promote_many(ws, ["faq.opening_hours"], actor="ben")  # no dataset yet
+    assert [(v.verdict, v.agreement, v.rows) for v in result.verdicts] == [("refused", None, None)]
+    assert "rulelife dataset build faq.opening_hours" in result.verdicts[0].reasons[0]
+    assert result.published is None and BundleStore(ws.bundle_dir).pointer() is None
+    empty = batch.promote_many(ws, [], actor="ben")
+    assert (empty.verdicts, empty.passed, empty.published) == ((), True, None)
+
+
+def test_promote_many_refuses_a_bad_target_or_unknown_rules_before_changing_anything(ws):
+    promotion.build_rule_dataset(ws, "faq.opening_hours")
+    with pytest.raises(LifecycleError, match="shadow or active, not retired"):
+        batch.promote_many(ws, ["faq.opening_hours"], actor="ben", to="retired")
+    with pytest.raises(LifecycleError, match="unknown state 'live'"):
+        batch.promote_many(ws, ["faq.opening_hours"], actor="ben", to="live")
+    with pytest.raises(UnknownRule, match="not in the registry: faq.nope, faq.gone"):
+        batch.promote_many(ws, ["faq.opening_hours", "faq.nope", "faq.gone"], actor="ben")
+    assert registry.get_status(operations.open_store(ws), "faq.opening_hours").state == State.CANDIDATE
+
+
+def test_evaluate_many_records_each_evaluation_and_changes_no_state(ws):
+    promotion.build_datasets(ws, ["faq.opening_hours", "order_tracking.my_order"])
+    store = operations.open_store(ws)
+    result = batch.evaluate_many(ws, batch.rules_in_state(store, State.CANDIDATE), actor="ana", store=store)
+    assert [(v.rule_id, v.verdict, v.to) for v in result.verdicts] == [
+        ("faq.opening_hours", "passed", None), ("order_tracking.my_order", "failed", None)]
+    with store.session() as session:
+        rows = session.exec(select(EvaluationRow).order_by(EvaluationRow.rule_id)).all()
+    assert [(r.rule_id, r.passed, r.actor) for r in rows] == [
+        ("faq.opening_hours", True, "ana"), ("order_tracking.my_order", False, "ana")]
+    assert {s.state for s in registry.list_rules(store)} == {State.CANDIDATE}

@@ -9,16 +9,23 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rulelife import promotion
+from rulelife import batch, promotion
 from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
 from rulelife.errors import GateRefused
+from rulelife.lifecycle import State
+from rulelife.operations import open_store
+from rulelife.store import Store
 
 dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
 
 LogOption = Annotated[list[Path] | None, typer.Option("--log", help="Query log file or folder (repeatable; default: the workspace's logs/).")]
 SinceOption = Annotated[str | None, typer.Option("--since", help="First day of the log window, YYYY-MM-DD.")]
 UntilOption = Annotated[str | None, typer.Option("--until", help="Last day of the log window, YYYY-MM-DD.")]
-RuleArgument = Annotated[str, typer.Argument(help="Rule id.")]
+RulesArgument = Annotated[list[str] | None, typer.Argument(
+    metavar="RULE_ID", help="One or more rule ids (or select them with --state).", show_default=False)]
+StateOption = Annotated[State | None, typer.Option(
+    "--state", case_sensitive=False, show_default=False,
+    help="Every rule in this registry state (e.g. candidate: every rule the miner registered), instead of ids.")]
 
 
 def parse_day(value: str | None, option: str) -> date | None:
@@ -34,13 +41,85 @@ def _pct(x) -> str:
     return "n/a" if x is None or x != x else f"{x:.1%}"
 
 
+def select_rules(ctx: typer.Context, rule_ids: list[str] | None,
+                 state: State | None) -> tuple[str | None, Store | None, list[str]]:
+    """The rules a command works on: ``(rule_id, None, [])`` for one rule id, which keeps the
+    single-rule output; ``(None, store, ids)`` for several ids or every rule in ``state``."""
+    if bool(rule_ids) == (state is not None):
+        fix = ("name rule ids or --state, not both" if rule_ids else "name one or more rule ids, or select rules "
+               "with --state") + " (e.g. --state candidate for every candidate the miner registered)"
+        raise typer.BadParameter(fix, param_hint="RULE_ID / --state")
+    if state is None and len(rule_ids) == 1:
+        return rule_ids[0], None, []
+    store = open_store(workspace(ctx))
+    return None, store, list(rule_ids) if rule_ids else batch.rules_in_state(store, state)
+
+
+def _nothing_selected(state: State | None) -> None:
+    console.print(f"no rule is {state.value if state else 'selected'}: nothing to do", highlight=False)
+
+
+def print_verdicts(result: batch.BatchResult, state: State | None, as_json: bool) -> None:
+    """One table of verdicts with every reason and a totals line; exit 1 unless every rule passed."""
+    if as_json:
+        print_json(result.to_dict())
+    elif not result.verdicts:
+        _nothing_selected(state)
+    else:
+        to = f" to {result.verdicts[0].to}" if result.action == "promote" else ""
+        rows = [[escape(v.rule_id), escape(v.intent), v.verdict,
+                 "" if v.agreement is None else f"{_pct(v.agreement)} [{_pct(v.low)}-{_pct(v.high)}]",
+                 "" if v.rows is None else v.rows, "\n".join(f"- {escape(r)}" for r in v.reasons)]
+                for v in result.verdicts]
+        console.print(table(f"{result.action}{to}: {len(rows)} rules",
+                            ["rule", "intent", "verdict", "agreement [95%]", "rows", "reasons"], rows))
+        console.print(", ".join(f"{n} {name}{'s' if name == 'error' and n != 1 else ''}"
+                                for name, n in result.counts().items()), highlight=False)
+        if result.published and result.published.published:
+            console.print(f"published bundle {result.published.bundle.number}")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def print_datasets(result: batch.DatasetBatch, state: State | None, as_json: bool, quarantine_dir: Path) -> None:
+    """One table of the datasets built and one line on the single read of the log."""
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if not result.datasets:
+        _nothing_selected(state)
+        return
+    rows = []
+    for built, intent in zip(result.datasets, result.intents, strict=True):
+        snap = built.snapshot
+        rows.append([escape(snap.rule_id), escape(intent), snap.rule_version, snap.content_hash[:12],
+                     f"{snap.rows} / {snap.meta.get('target_size', '')}",
+                     ", ".join(f"{k} {v}" for k, v in sorted(snap.counts.items())), snap.fires,
+                     "\n".join(f"- {escape(note)}" for note in snap.meta.get("notes", []))])
+    console.print(table(f"datasets: {len(rows)} rules", ["rule", "intent", "version", "dataset", "rows / floor",
+                                                         "strata", "fires", "notes"], rows))
+    log = result.log
+    console.print(f"{len(rows)} datasets from one read of the log: {log.rows_read} rows read, {log.rows_valid} "
+                  f"valid, in {len(log.files_read)} files", highlight=False)
+    if log.rows_quarantined:
+        console.print(f"{log.rows_quarantined} bad log rows quarantined under {quarantine_dir}", highlight=False)
+
+
 @dataset_app.command("build")
-def build(ctx: typer.Context, rule_id: RuleArgument, log: LogOption = None, since: SinceOption = None,
-          until: UntilOption = None, actor: ActorOption = "cli", engine: EngineOption = "local",
-          as_json: JsonOption = False) -> None:
-    """Build the dataset of a rule's latest version: production, hard-negative and adversarial strata."""
-    result = promotion.build_rule_dataset(workspace(ctx), rule_id, log=log or None, since=parse_day(since, "--since"),
-                                          until=parse_day(until, "--until"), actor=actor, engine=engine)
+def build(ctx: typer.Context, rule_ids: RulesArgument = None, state: StateOption = None, log: LogOption = None,
+          since: SinceOption = None, until: UntilOption = None, actor: ActorOption = "cli",
+          engine: EngineOption = "local", as_json: JsonOption = False) -> None:
+    """Build the datasets of rules' latest versions (production, hard-negative and adversarial strata),
+    several rules in one pass over the log."""
+    options = dict(log=log or None, since=parse_day(since, "--since"), until=parse_day(until, "--until"),
+                   actor=actor, engine=engine)
+    single, store, ids = select_rules(ctx, rule_ids, state)
+    if single is None:
+        ws = workspace(ctx)
+        print_datasets(batch.build_many(ws, ids, store=store, **options), state, as_json, ws.quarantine_dir)
+        return
+    rule_id = single
+    result = promotion.build_rule_dataset(workspace(ctx), rule_id, **options)
     if as_json:
         print_json(result.to_dict())
         return
@@ -91,13 +170,22 @@ def print_evaluation(result: promotion.EvaluationResult) -> None:
 
 def evaluate(
     ctx: typer.Context,
-    rule_id: RuleArgument,
+    rule_ids: RulesArgument = None,
+    state: StateOption = None,
     actor: ActorOption = "cli",
     html: Annotated[Path | None, typer.Option("--html", help="Also write the evaluation as a page for reviewers.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate a rule's latest version on its newest dataset and show what the gate would say."""
-    result = promotion.evaluate(workspace(ctx), rule_id, actor=actor)
+    """Evaluate rules' latest versions on their newest datasets and show what the gate would say: one rule
+    id shows the whole evaluation (exit 0 whatever the gate says), several rules (or --state) one table of
+    verdicts (exit 1 when any fails)."""
+    single, store, ids = select_rules(ctx, rule_ids, state)
+    if single is None:
+        if html is not None:
+            raise typer.BadParameter("writes the page of one rule; name a single rule id", param_hint="--html")
+        print_verdicts(batch.evaluate_many(workspace(ctx), ids, actor=actor, store=store), state, as_json)
+        return
+    result = promotion.evaluate(workspace(ctx), single, actor=actor)
     if html is not None:
         from rulelife.report import render_evaluation_html
 
@@ -111,12 +199,20 @@ def evaluate(
 
 def promote(
     ctx: typer.Context,
-    rule_id: RuleArgument,
     actor: Annotated[str, typer.Option("--actor", help="Who promotes (recorded with the promotion).")],
+    rule_ids: RulesArgument = None,
+    state: StateOption = None,
     to: Annotated[str, typer.Option("--to", help="shadow or active.")] = "active",
     as_json: JsonOption = False,
 ) -> None:
-    """Promote a rule's latest version through the gate; a refusal lists every reason and changes nothing."""
+    """Promote rules' latest versions through the gate; a refusal lists every reason and changes nothing for
+    that rule. Several rules (or --state) are promoted one by one, published once, and shown in one table of
+    verdicts (exit 1 when any was refused or failed)."""
+    single, store, ids = select_rules(ctx, rule_ids, state)
+    if single is None:
+        print_verdicts(batch.promote_many(workspace(ctx), ids, actor=actor, to=to, store=store), state, as_json)
+        return
+    rule_id = single
     try:
         result = promotion.promote(workspace(ctx), rule_id, actor=actor, to=to)
     except GateRefused as refused:
