@@ -20,7 +20,9 @@ from rulelife.errors import GateRefused, LifecycleError, UnknownRule
 from rulelife.evaluation import Evaluation
 from rulelife.lifecycle import State, parse_state
 from rulelife.operations import PublishResult, open_store, publish_active
-from rulelife.promotion import DatasetResult, build_datasets, evaluate, promote
+from rulelife.evaluation.stats import wilson_interval
+from rulelife.live_evidence import LiveEvidence, LivePromotionResult, live_evidence
+from rulelife.promotion import DatasetResult, PromotionResult, build_datasets, evaluate, promote
 from rulelife.querylog import LogReport
 from rulelife.registry import RuleStatus
 from rulelife.store import Store
@@ -85,10 +87,15 @@ class RuleVerdict:
                 "reasons": list(self.reasons)}
 
 
-def _verdict(status: RuleStatus, verdict: str, to: State | None, evaluation: Evaluation | None,
+def _verdict(status: RuleStatus, verdict: str, to: State | None, evaluation: Evaluation | LiveEvidence | None,
              reasons: Sequence[str] = ()) -> RuleVerdict:
     numbers = (None, None, None, None)
-    if evaluation is not None:
+    if isinstance(evaluation, LiveEvidence):
+        # A shadow rule is judged on its live evidence: the same numbers, from the nightly's counts.
+        if evaluation.labelled:
+            low, high = wilson_interval(evaluation.agree, evaluation.labelled)
+            numbers = (evaluation.agree / evaluation.labelled, low, high, evaluation.labelled)
+    elif evaluation is not None:
         p = evaluation.production
         # No production row gives a NaN estimate; None keeps the JSON valid.
         numbers = tuple(None if x is None or math.isnan(x) else float(x) for x in (p.estimate, p.low, p.high)) \
@@ -153,7 +160,7 @@ def promote_many(workspace: Workspace, rule_ids: Sequence[str], *, actor: str, t
                 verdicts.append(_verdict(status, "error", target, None, [str(error)]))
             else:
                 moved = True
-                verdicts.append(_verdict(status, "promoted", target, result.evaluation.evaluation))
+                verdicts.append(_verdict(status, "promoted", target, _judged(result)))
     finally:
         # Publish what moved even when an unexpected error ends the batch, so
         # the bundle never lags behind promotions the registry has recorded.
@@ -161,7 +168,17 @@ def promote_many(workspace: Workspace, rule_ids: Sequence[str], *, actor: str, t
     return BatchResult("promote", tuple(verdicts), published)
 
 
-def _numbers(workspace: Workspace, store: Store, status: RuleStatus, now: datetime | None) -> Evaluation | None:
+def _judged(result: PromotionResult | LivePromotionResult) -> Evaluation | LiveEvidence | None:
+    """What the gate judged a promotion on: a dataset's evaluation, live evidence, or nothing (to shadow)."""
+    if isinstance(result, LivePromotionResult):
+        return result.evidence
+    return result.evaluation.evaluation if result.evaluation is not None else None
+
+
+def _numbers(workspace: Workspace, store: Store, status: RuleStatus,
+             now: datetime | None) -> Evaluation | LiveEvidence | None:
+    if status.state == State.SHADOW and status.latest_version == status.version:
+        return live_evidence(store, status.rule_id)
     try:
         return evaluate(workspace, status.rule_id, store=store, now=now, record=False).evaluation
     except GateRefused:  # no dataset for the version: nothing to measure
