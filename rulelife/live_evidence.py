@@ -69,6 +69,16 @@ class LiveEvidence:
     fp_by_class: dict[str, int]
     recent_daily_labelled: float  # labelled rows a day over the last RECENT_DAYS days with rows
 
+    @property
+    def agreement(self) -> float | None:
+        """Share of the labelled rows on which the model agreed (None: no labelled row)."""
+        return self.agree / self.labelled if self.labelled else None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The agreement's 95% Wilson interval, as the gate judges it."""
+        return wilson_interval(self.agree, self.labelled)
+
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
         for key in ("since", "first_day", "last_day"):
