@@ -310,9 +310,9 @@ class ShadowOutcome:
 
 
 def _audit_reason(day: date, evidence: LiveEvidence) -> str:
-    low, high = wilson_interval(evidence.agree, evidence.labelled)
+    low, high = evidence.interval
     # promote_live appends the evidence window in parentheses.
-    return (f"nightly auto-promotion of {day}: live agreement {evidence.agree / evidence.labelled:.1%} "
+    return (f"nightly auto-promotion of {day}: live agreement {evidence.agreement:.1%} "
             f"(95% interval {low:.1%}-{high:.1%}, {evidence.labelled} labelled rows), no safety false positive; "
             "promotion gate passed on live shadow evidence")
 
