@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(None, description="generic JSON webhook for ticket events (none: off)")
     webhook_attempts: int = Field(3, ge=1, description="delivery attempts per webhook event per run")
     report_after_nightly: bool = Field(False, description="write the rule health page beside the tickets each night")
+    shadow_auto_promote: bool = Field(False, description="the nightly promotes each shadow rule whose live evidence "
+                                                         "clears the gate (audited, actor nightly); off: a person "
+                                                         "promotes with `rulelife promote`")
 
     @field_validator("dataset_mix")
     @classmethod

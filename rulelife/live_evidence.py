@@ -6,9 +6,16 @@ was called, whether the model agreed (``DailyMetricRow`` rows with
 ``serving = "shadow"``). Those rows are rows the rule never saw when it
 was written or mined, so they are honest evidence. Promoting it to active
 sums them for its current version (on any day outside the days a miner chose
-it on) and runs the promotion gate's checks on the sum: agreement judged on ``gate_on`` (the 95%
-Wilson interval's lower bound by default) against ``agreement_floor``, zero
+it on) and runs the promotion gate's checks on the sum: agreement judged on
+``gate_on`` (the 95% Wilson interval's lower bound by default) against ``agreement_floor``, zero
 safety false positives, and at least ``dataset_floor`` labelled rows.
+
+With ``shadow_auto_promote`` on, the nightly calls :func:`promote_ready`
+after its monitors have acted: every rule still in shadow is judged on its
+evidence up to that night, the ones that clear the gate are promoted (the
+caller republishes once), and the others get a one-line reason saying what
+they still need (:class:`ShadowStanding`). A rule already promoted is no
+longer in shadow, so a re-run of the same night promotes nothing twice.
 """
 
 from __future__ import annotations
@@ -22,15 +29,26 @@ from sqlmodel import select
 
 from rulelife import registry
 from rulelife.config import Settings, Workspace
-from rulelife.errors import GateRefused
-from rulelife.evaluation.stats import wilson_interval
+from rulelife.errors import GateRefused, LifecycleError
+from rulelife.evaluation.stats import samples_to_settle, wilson_interval
 from rulelife.gate import Check, GateDecision
 from rulelife.lifecycle import State
 from rulelife.selection import latest_selection
 from rulelife.operations import PublishResult, publish_active
 from rulelife.store import AuditRow, DailyMetricRow, PromotionRow, Store, utcnow
 
-__all__ = ["LiveEvidence", "LivePromotionResult", "check_live", "live_evidence", "promote_live"]
+__all__ = [
+    "LiveEvidence",
+    "LivePromotionResult",
+    "ShadowOutcome",
+    "ShadowStanding",
+    "check_live",
+    "live_evidence",
+    "promote_live",
+    "promote_ready",
+    "shadow_standing",
+    "standing_of",
+]
 
 RECENT_DAYS = 7  # the window of the daily labelling rate that estimates the days still needed
 KIND = "live shadow"
@@ -52,6 +70,16 @@ class LiveEvidence:
     fp_by_class: dict[str, int]
     recent_daily_labelled: float  # labelled rows a day over the last RECENT_DAYS days with rows
 
+    @property
+    def agreement(self) -> float | None:
+        """Share of the labelled rows on which the model agreed (None: no labelled row)."""
+        return self.agree / self.labelled if self.labelled else None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The agreement's 95% Wilson interval, as the gate judges it."""
+        return wilson_interval(self.agree, self.labelled)
+
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
         for key in ("since", "first_day", "last_day"):
@@ -68,8 +96,9 @@ def _entered_shadow(store: Store, rule_id: str, version: str) -> date:
     return row.at.date() if row is not None else date.min
 
 
-def live_evidence(store: Store, rule_id: str) -> LiveEvidence:
-    """Sum the shadow metrics rows of ``rule_id``'s current version.
+def live_evidence(store: Store, rule_id: str, *, until: date | None = None) -> LiveEvidence:
+    """Sum the shadow metrics rows of ``rule_id``'s current version (up to the day ``until``, included;
+    None: every day written).
 
     Rows are the log's days, not the wall clock's: a backfilled or simulated
     day after the rule went to shadow is dated before the audit row that put
@@ -86,6 +115,8 @@ def live_evidence(store: Store, rule_id: str) -> LiveEvidence:
                                          DailyMetricRow.serving == "shadow")
     if chosen is not None:
         query = query.where((DailyMetricRow.day < chosen.window.start) | (DailyMetricRow.day > chosen.window.end))
+    if until is not None:
+        query = query.where(DailyMetricRow.day <= until)
     with store.session() as session:
         rows = session.exec(query.order_by(DailyMetricRow.day)).all()
     by_class: dict[str, int] = {}
@@ -105,10 +136,15 @@ def live_evidence(store: Store, rule_id: str) -> LiveEvidence:
     )
 
 
+def _days_for(more: int, rate: float) -> int | None:
+    """Days ``more`` labelled rows take at ``rate`` a day (None: it has not fired on labelled traffic)."""
+    return math.ceil(more / rate) if rate > 0 else None
+
+
 def _days_needed(more: int, rate: float) -> str:
-    if rate <= 0:
+    days = _days_for(more, rate)
+    if days is None:
         return "the days it needs cannot be estimated until it fires on labelled traffic"
-    days = math.ceil(more / rate)
     return f"at the recent rate of {rate:.1f} labelled rows a day, about {days} more day{'s' if days != 1 else ''}"
 
 
@@ -161,9 +197,11 @@ class LivePromotionResult:
 
 
 def promote_live(workspace: Workspace, rule_id: str, *, actor: str, store: Store, republish: bool = True,
-                 reason: str = "promotion gate passed on live shadow evidence") -> LivePromotionResult:
-    """Promote a shadow rule to active if its live evidence clears the gate; raise GateRefused otherwise."""
-    evidence = live_evidence(store, rule_id)
+                 reason: str = "promotion gate passed on live shadow evidence",
+                 until: date | None = None) -> LivePromotionResult:
+    """Promote a shadow rule to active if its live evidence (up to ``until``) clears the gate;
+    raise GateRefused otherwise."""
+    evidence = live_evidence(store, rule_id, until=until)
     decision = check_live(evidence, workspace.settings)
     if not decision.passed:
         raise GateRefused(rule_id, decision.reasons)
@@ -173,6 +211,14 @@ def promote_live(workspace: Workspace, rule_id: str, *, actor: str, store: Store
         status = registry.apply_transition(
             session, rule_id, State.ACTIVE, actor=actor, reason=f"{reason} ({window['first_day']}..{window['last_day']})",
             evidence={"kind": KIND, **evidence.to_dict()}, action="promote", expiry_days=settings.expiry_days)
+        if status.version != evidence.rule_version:
+            # The file was edited and synced since the evidence was read (sync
+            # makes the rule a candidate at the new version, which may go
+            # active): the evidence vouches for the old version only. Rolls back.
+            raise LifecycleError(
+                f"{rule_id} was edited while it was judged: the live evidence is for version "
+                f"{evidence.rule_version}, the rule is now at {status.version}; move it to shadow to gather live "
+                f"evidence for it, or build a dataset and `rulelife promote {rule_id}`")
         session.add(PromotionRow(
             rule_id=rule_id, rule_version=status.version, dataset_hash=KIND, evaluation_id=None, at=utcnow(),
             actor=actor, from_state=State.SHADOW.value, to_state=State.ACTIVE.value, kind="promote",
@@ -182,3 +228,126 @@ def promote_live(workspace: Workspace, rule_id: str, *, actor: str, store: Store
         ))
     published = publish_active(workspace, actor=actor, store=store) if republish else None
     return LivePromotionResult(status, evidence, decision, published)
+
+
+def _rows_still_needed(evidence: LiveEvidence, settings: Settings, safe: bool) -> int | None:
+    """Labelled rows still needed for the gate to pass if the observed agreement held.
+
+    None when no number of rows would do: a live safety false positive stays
+    in the evidence of this version, and an agreement below the floor stays
+    below it at any sample size.
+    """
+    n, floor = evidence.labelled, settings.agreement_floor
+    short = max(settings.dataset_floor - n, 0)
+    if not safe:
+        return None
+    if settings.gate_on == "point":
+        return short if n == 0 or evidence.agree / n >= floor else None
+    # Judged on the interval's lower bound: the rows at which it would clear
+    # the floor if the observed rate held (before any row, a perfect rate:
+    # the fewest rows that could ever pass).
+    agree, size = (evidence.agree, n) if n else (1, 1)
+    if agree / size < floor:
+        return None
+    if n and wilson_interval(agree, size)[0] >= floor:
+        return short
+    settle = samples_to_settle(agree, size, floor)
+    return None if settle is None else max(short, size + settle - n)
+
+
+@dataclass(frozen=True)
+class ShadowStanding:
+    """Where a shadow rule stands on its live evidence: the gate's decision and what it still needs.
+
+    ``more_rows`` is the count of labelled rows still needed (0: ready; None:
+    more rows would not pass it), ``days`` the days they take at the recent
+    labelling rate (None: cannot be estimated).
+    """
+
+    evidence: LiveEvidence
+    decision: GateDecision
+    more_rows: int | None
+    days: int | None
+
+    @property
+    def summary(self) -> str:
+        """One line: ready, or what the rule still needs."""
+        e = self.evidence
+        if self.decision.passed:
+            return f"ready: clears the gate on {e.labelled} labelled live rows ({e.first_day}..{e.last_day})"
+        if e.safety_fp:
+            return (f"would have answered {e.safety_fp} live quer{'y' if e.safety_fp == 1 else 'ies'} labelled as "
+                    "safety intents; this version will not be promoted")
+        if self.more_rows is None and not e.labelled:
+            return "no labelled live rows yet, and no number of rows can clear an agreement floor of 100%"
+        if self.more_rows is None:
+            return (f"live agreement {e.agree / e.labelled:.1%} on {e.labelled} labelled rows is below the floor; "
+                    "more rows will not lift it: narrow the patterns")
+        when = ("days unknown until it fires on labelled traffic" if self.days is None
+                else f"about {self.days} day{'s' if self.days != 1 else ''}")
+        return f"{self.more_rows} more labelled rows, {when}"
+
+    def to_dict(self) -> dict:
+        return {"evidence": self.evidence.to_dict(), "gate": self.decision.to_dict(), "more_rows": self.more_rows,
+                "days": self.days, "summary": self.summary}
+
+
+def standing_of(evidence: LiveEvidence, settings: Settings) -> ShadowStanding:
+    """The gate's decision on ``evidence`` (:func:`check_live`), and what the rule still needs."""
+    decision = check_live(evidence, settings)
+    safe = all(c.passed for c in decision.checks if c.name == "safety")
+    more = 0 if decision.passed else _rows_still_needed(evidence, settings, safe)
+    days = None if more is None else 0 if more == 0 else _days_for(more, evidence.recent_daily_labelled)
+    return ShadowStanding(evidence, decision, more, days)
+
+
+def shadow_standing(store: Store, rule_id: str, settings: Settings, *, until: date | None = None) -> ShadowStanding:
+    """Where ``rule_id`` stands on its live evidence up to ``until`` (None: every day written)."""
+    return standing_of(live_evidence(store, rule_id, until=until), settings)
+
+
+@dataclass(frozen=True)
+class ShadowOutcome:
+    """What an auto-promotion pass did with one shadow rule."""
+
+    rule_id: str
+    version: str
+    promoted: bool
+    reason: str  # the audit reason when promoted; what the rule still needs otherwise
+    standing: ShadowStanding
+
+    def to_dict(self) -> dict:
+        return {"rule_id": self.rule_id, "version": self.version, "promoted": self.promoted, "reason": self.reason,
+                "standing": self.standing.to_dict()}
+
+
+def _audit_reason(day: date, evidence: LiveEvidence) -> str:
+    low, high = evidence.interval
+    # promote_live appends the evidence window in parentheses.
+    return (f"nightly auto-promotion of {day}: live agreement {evidence.agreement:.1%} "
+            f"(95% interval {low:.1%}-{high:.1%}, {evidence.labelled} labelled rows), no safety false positive; "
+            "promotion gate passed on live shadow evidence")
+
+
+def promote_ready(workspace: Workspace, store: Store, day: date, actor: str) -> list[ShadowOutcome]:
+    """Promote every shadow rule whose live evidence up to ``day`` clears the gate; the caller republishes.
+
+    Idempotent: only rules still in shadow are judged, so a re-run of the
+    same night finds the rules it promoted active and leaves them alone.
+    """
+    outcomes = []
+    for status in registry.list_rules(store, state=State.SHADOW):
+        standing = shadow_standing(store, status.rule_id, workspace.settings, until=day)
+        if not standing.decision.passed:
+            outcomes.append(ShadowOutcome(status.rule_id, status.version, False, standing.summary, standing))
+            continue
+        reason = _audit_reason(day, standing.evidence)
+        try:
+            result = promote_live(workspace, status.rule_id, actor=actor, store=store, republish=False,
+                                  reason=reason, until=day)
+        except (GateRefused, LifecycleError) as exc:  # changed by someone else since it was listed
+            outcomes.append(ShadowOutcome(status.rule_id, status.version, False, str(exc), standing))
+            continue
+        window = f" ({result.evidence.first_day}..{result.evidence.last_day})"
+        outcomes.append(ShadowOutcome(status.rule_id, result.status.version, True, reason + window, standing))
+    return outcomes

@@ -11,6 +11,9 @@ Unattended and idempotent. For one UTC day, under a job lock:
    check; a day's finding is appended once) and auto-disables (an audit row
    carrying the finding as evidence), with every ticket event put in the
    outbox;
+   with ``shadow_auto_promote`` on, promote the shadow rules whose live
+   evidence clears the gate (:func:`rulelife.live_evidence.promote_ready`;
+   a rule disabled in this step is no longer in shadow);
 4. republish the bundle if what is active changed (a no-op otherwise);
 5. deliver the outbox; a failed delivery stays for the next run.
 
@@ -35,6 +38,7 @@ from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import BundleError, LogError, RulelifeError
 from rulelife.lifecycle import State
+from rulelife.live_evidence import promote_ready
 from rulelife.metrics import RuleVersionInfo, finalize, fp_json
 from rulelife.monitoring import Action, Finding, Monitor, MonitorContext, RuleInfo, empty_history
 from rulelife.operations import open_store, publish_active
@@ -57,6 +61,8 @@ class NightlyReport:
     metric_rows: int = 0
     findings: list[dict] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    promoted: list[str] = field(default_factory=list)  # shadow rules auto-promoted tonight
+    shadow_waiting: dict[str, str] = field(default_factory=dict)  # shadow rule -> what it still needs
     tickets_opened: int = 0
     tickets_appended: int = 0
     bundle: int | None = None
@@ -276,6 +282,10 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         findings.extend(monitor.check(history, context))
     report.findings = [f.to_dict() for f in findings]
     _apply(workspace, store, findings, actor, report)
+    if workspace.settings.shadow_auto_promote:
+        outcomes = promote_ready(workspace, store, day, actor)
+        report.promoted = [o.rule_id for o in outcomes if o.promoted]
+        report.shadow_waiting = {o.rule_id: o.reason for o in outcomes if not o.promoted}
     published = publish_active(workspace, actor=actor, store=store)
     report.bundle, report.bundle_published = published.bundle.number, published.published
     if deliver:

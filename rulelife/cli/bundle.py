@@ -55,13 +55,17 @@ def show(
     store = _store(ctx)
     bundle = store.current() if number is None else store.load(number)
     pointer = store.pointer()
-    summary = {**bundle.summary(), "current": bool(pointer and pointer["number"] == bundle.number)}
+    summary = {**bundle.summary(), "current": bool(pointer and pointer["number"] == bundle.number),
+               "shadow_rules": sum(r.shadow for r in bundle.rules)}
     if as_json:
-        print_json({**summary, "rule_versions": [{"id": r.id, "version": r.version} for r in bundle.rules]})
+        print_json({**summary, "rule_versions": [{"id": r.id, "version": r.version, "shadow": r.shadow}
+                                                 for r in bundle.rules]})
         return
     _print_summary(summary, False)
-    console.print(table(None, ["rule", "version", "intent", "locales", "patterns"],
-                        [[r.id, r.version, r.intent, ",".join(r.locales), len(r.patterns)] for r in bundle.rules]))
+    # A shadow rule is matched but never answers: say so beside each rule.
+    console.print(table(None, ["rule", "version", "serving", "intent", "locales", "patterns"],
+                        [[r.id, r.version, "shadow" if r.shadow else "active", r.intent, ",".join(r.locales),
+                          len(r.patterns)] for r in bundle.rules]))
 
 
 @app.command("list")

@@ -66,6 +66,10 @@ def _print_report(report: nightly.NightlyReport) -> None:
     for finding in report.findings:
         console.print(f"  {finding['severity']:8} {finding['action']:7} {finding['subject']} "
                       f"[{finding['check']}] {finding['summary']}", highlight=False)
+    for rule_id in report.promoted:
+        console.print(f"  promoted {rule_id} to active on its live shadow evidence", highlight=False)
+    for rule_id, reason in report.shadow_waiting.items():
+        console.print(f"  in shadow {rule_id}: {reason}", highlight=False)
     for note in report.notes:
         console.print(f"  note: {note}", highlight=False)
     for failure in report.deliveries.failed:

@@ -2,7 +2,7 @@
 
 >>> from rulelife.report import write_report  # doctest: +SKIP
 >>> write_report(workspace, Path("report.html")).sections  # doctest: +SKIP
-('bundle', 'tickets', 'auto-disables', 'expiry', 'rules', 'evaluations', 'residual')
+('bundle', 'tickets', 'auto-disables', 'expiry', 'shadow', 'rules', 'evaluations', 'residual')
 """
 
 from rulelife.report.data import ReportData, gather

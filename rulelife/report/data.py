@@ -29,6 +29,7 @@ from rulelife import registry
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, RulelifeError
 from rulelife.evaluation.stats import wilson_interval
+from rulelife.live_evidence import ShadowStanding, shadow_standing
 from rulelife.monitoring import METRIC_COLUMNS, MonitorContext, RuleInfo, empty_history
 from rulelife.plugins import MONITORS, load_plugin
 from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, PromotionRow, Store, TicketRow, utcnow
@@ -127,6 +128,9 @@ class ReportData:
         Per date: fires, shadow_n, calls_saved = fires - shadow_n, cost_saved.
     markers
         State changes, promotions, detected change points and CUSUM alarms.
+    shadow
+        Each rule in shadow: its live evidence up to ``until`` and the gate's
+        checks on it, as ``rulelife promote`` and the nightly judge it.
     """
 
     workspace: str
@@ -152,6 +156,7 @@ class ReportData:
     evaluations: dict[str, EvaluationView]
     residual: ResidualView
     notes: list[str] = field(default_factory=list)
+    shadow: list[ShadowStanding] = field(default_factory=list)
 
     @property
     def days(self) -> int:
@@ -171,6 +176,7 @@ class ReportData:
             "near_expiry": len(self.near_expiry),
             "evaluations": len(self.evaluations),
             "change_points": sum(m.kind == "change_point" for m in self.markers),
+            "shadow_rules": len(self.shadow),
         }
 
 
@@ -367,6 +373,12 @@ def _evaluations(store: Store) -> dict[str, EvaluationView]:
     return dict(sorted(out.items()))
 
 
+def _shadow(store: Store, workspace: Workspace, until: date) -> list[ShadowStanding]:
+    """Every shadow rule's standing, judged by live_evidence's own gate checks (never recomputed here)."""
+    return [shadow_standing(store, s.rule_id, workspace.settings, until=until)
+            for s in registry.list_rules(store, state="shadow")]
+
+
 def _coverage(history: pd.DataFrame) -> pd.DataFrame:
     if history.empty:
         return pd.DataFrame(columns=["intent", "locale", "fires", "traffic", "coverage"])
@@ -461,4 +473,5 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
         near_expiry=_near_expiry(states, now, settings.revalidate_within_days),
         evaluations=_evaluations(store),
         residual=_residual(workspace, since, until) if residual else ResidualView("not computed (residual=False)"),
+        shadow=_shadow(store, workspace, until),
     )

@@ -16,7 +16,7 @@ from html import escape
 
 from rulelife.report.charts import bar_rows, interval_rows
 
-__all__ = ["evaluation_section", "render_evaluation_html", "slug"]
+__all__ = ["checks_block", "evaluation_section", "render_evaluation_html", "slug"]
 
 
 def slug(text: str) -> str:
@@ -38,7 +38,8 @@ def _table(headers: list[str], rows: list[list[object]], css: str = "") -> str:
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _checks(passed: bool, reasons: list[str], checks: list[dict] | None) -> str:
+def checks_block(passed: bool, reasons: list[str], checks: list[dict] | None) -> str:
+    """The gate's verdict, and each check's detail as the gate wrote it."""
     verdict = ('<span class="badge ok">gate passed</span>' if passed
                else '<span class="badge bad">gate refused</span>')
     if checks:
@@ -70,7 +71,7 @@ def evaluation_section(metrics: dict, *, passed: bool, reasons: list[str], floor
            f"<{heading}>{_e(rule_id)}<small>@{_e(metrics.get('rule_version'))}</small></{heading}>",
            f'<p class="meta">{ref}{when}{by}; intent <b>{_e(metrics.get("intent"))}</b>; dataset '
            f'<code>{_e(str(metrics.get("dataset_hash", ""))[:12])}</code>, {metrics.get("rows", 0)} rows</p>',
-           _checks(passed, reasons, checks)]
+           checks_block(passed, reasons, checks)]
 
     settle = metrics.get("samples_to_settle")
     out.append(f'<p class="headline" data-metric="production-agreement" data-value="{p.get("estimate")}">'

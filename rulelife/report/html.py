@@ -26,13 +26,13 @@ import pandas as pd
 from rulelife.config import Workspace
 from rulelife.report.charts import TimeChart, heatmap, histogram_pair, sparkline, stacked_bar
 from rulelife.report.data import Marker, ReportData, gather
-from rulelife.report.evaluation import evaluation_section, slug
+from rulelife.report.evaluation import checks_block, evaluation_section, slug
 from rulelife.store import Store
 
 __all__ = ["SECTIONS", "ReportResult", "page", "render_report", "write_report"]
 
 # The page's top-level sections, in order (each is <section id=... data-section=...>).
-SECTIONS = ("bundle", "tickets", "auto-disables", "expiry", "rules", "evaluations", "residual")
+SECTIONS = ("bundle", "tickets", "auto-disables", "expiry", "shadow", "rules", "evaluations", "residual")
 STATE_ORDER = ("active", "shadow", "candidate", "disabled", "expired", "retired")
 # Which markers each rule chart draws: lifecycle events (state changes,
 # promotions) everywhere; detections where their evidence is plotted.
@@ -513,6 +513,45 @@ def _rules(data: ReportData) -> tuple[str, dict]:
     return _section("rules", f"Rules ({len(order)})", intro + table + "".join(articles)), embedded
 
 
+# ---------------------------------------------------------------- shadow rules
+def _needs(standing) -> str:
+    if standing.decision.passed:
+        return '<span class="ok">ready to promote</span>'
+    if standing.more_rows is None:
+        return '<span class="bad">more rows will not pass it</span>'
+    days = "days unknown" if standing.days is None else f"about {standing.days} day{'s' if standing.days != 1 else ''}"
+    return f"{standing.more_rows:,} more labelled rows, {days}"
+
+
+def _shadow(data: ReportData, known: set[str]) -> str:
+    intro = ("<p class='small'>Rules matched on live traffic that never answer: what each would have answered is "
+             "counted nightly, and the gate judges it on those model-labelled rows, as <code>rulelife promote</code> "
+             f"(and the nightly, with <code>shadow_auto_promote</code>) would, up to {data.until}.</p>")
+    if not data.shadow:
+        return _section("shadow", "Rules in shadow", intro + '<p class="note">No rule is in shadow.</p>')
+    rows, articles = [], []
+    for standing in data.shadow:
+        e = standing.evidence
+        low, high = e.interval
+        window = f"{e.first_day}..{e.last_day}" if e.first_day else "none yet"
+        since = "" if e.since == date.min else str(e.since)
+        rows.append([_rule_link(e.rule_id, known), _e(e.rule_version), _e(since), _e(window),
+                     f'<span data-metric="shadow-labelled" data-value="{e.labelled}">{e.labelled:,}</span>'
+                     f" / {e.fires:,}",
+                     f'<span data-metric="shadow-agreement" data-value="{_e(e.agreement)}">{_pct(e.agreement)}</span>'
+                     + (f" ({_pct(low)}–{_pct(high)})" if e.labelled else ""),
+                     f'<span class="{"bad" if e.safety_fp else "ok"}">{e.safety_fp}</span>',
+                     f'<span data-metric="shadow-needs">{_needs(standing)}</span>'])
+        decision = standing.decision
+        articles.append(f'<article class="shadow-rule" data-section="shadow-rule" data-rule="{_e(e.rule_id)}">'
+                        f"<h3>{_e(e.rule_id)}<small>@{_e(e.rule_version)}</small></h3>"
+                        + checks_block(decision.passed, decision.reasons, [c.to_dict() for c in decision.checks])
+                        + "</article>")
+    table = _table(["rule", "version", "in shadow since", "evidence days", "labelled / fires",
+                    "agreement (95% interval)", "safety FP", "still needs"], rows, "shadow")
+    return _section("shadow", f"Rules in shadow ({len(data.shadow)})", intro + table + "".join(articles))
+
+
 # ---------------------------------------------------------------- evaluations and residual
 def _evaluations(data: ReportData) -> str:
     if not data.evaluations:
@@ -554,7 +593,7 @@ def render_report(data: ReportData) -> str:
               f"({data.days} days) · generated {data.generated_at:%Y-%m-%d %H:%M} UTC · workspace "
               f"{_e(data.workspace)}</p><nav>{nav}</nav></header>")
     body = "".join([_bundle(data), _tickets(data, known), _auto_disables(data, known), _expiry(data, known),
-                    rules_html, _evaluations(data), _residual(data)])
+                    _shadow(data, known), rules_html, _evaluations(data), _residual(data)])
     savings = data.savings
     embedded_data = {
         "start": data.since.isoformat(), "days": data.days, "floor": data.floor,
