@@ -251,7 +251,7 @@ def run(data_dir: Path = DATA, *, safety: Sequence[str] = SAFETY, text_col: str 
         for flow in flows:
             for config in configs:
                 try:
-                    result = FLOWS[flow](bench, config, Path(tmp) / f"{flow}-{config.gate_on}", progress)
+                    result = FLOWS[flow](bench, config, Path(tmp) / f"{flow}-{config.gate_on}-{config.floor}", progress)
                 except NotImplementedError as exc:
                     skipped[flow] = str(exc)
                     progress(f"{flow}: skipped ({exc})")

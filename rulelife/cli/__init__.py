@@ -223,11 +223,15 @@ def quickstart(
                              for c in result.candidates]))
     if result.shadow:
         earned = [g for g in result.shadow if g.promoted]
+        # The promoted ones, then the few closest to their floor: the whole batch is `rules list --state shadow`.
+        waiting = sorted((g for g in result.shadow if not g.promoted), key=lambda g: -g.rows)[:5]
         console.print(table(f"the mined batch in shadow, judged on {result.shadow_day} on its live evidence: "
-                            f"{len(earned)} of {len(result.shadow)} promoted",
+                            f"{len(earned)} of {len(result.shadow)} promoted (the others: `rulelife rules list "
+                            "--state shadow`)",
                             ["rule", "result", "agreement (live)", "95% interval", "labelled rows", "why not"],
                             [[g.rule_id, "promoted" if g.promoted else "stays in shadow", _pct(g.agreement),
-                              f"{_pct(g.low)}-{_pct(g.high)}", g.rows, "\n".join(g.reasons)] for g in result.shadow]))
+                              f"{_pct(g.low)}-{_pct(g.high)}", g.rows, "\n".join(g.reasons)]
+                             for g in [*earned, *waiting]]))
     s = result.summary
     frame = per_rule_table(s)
     rows = [[r.rule_id, r.intent, r.fires, f"{r.fire_rate:.2%}", r.shadow_n, _pct(r.agreement)]
