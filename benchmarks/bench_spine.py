@@ -1,4 +1,4 @@
-"""Benchmark the rulelife spine: batch throughput, single-query latency, bundle load.
+"""Benchmark the rulelife spine: batch throughput, single-query latency, bundle load, lexicon cost.
 
     .venv/bin/python -m benchmarks.bench_spine [--quick] [--json out.json]
 
@@ -13,6 +13,7 @@ from importlib.metadata import version
 
 from benchmarks._timing import bench_main, finish_meta, run_meta, timer_floor_ns
 from benchmarks.latency import bench_latency
+from benchmarks.lexicon import bench_lexicon
 from benchmarks.load import bench_load
 from benchmarks.throughput import bench_throughput
 
@@ -30,12 +31,16 @@ class Config:
     latency_reps: int
     load_patterns: tuple[int, ...]
     load_reps: int
+    lexicon_patterns: int = 10_000
+    lexicon_phrases: int = 500
+    lexicon_calls: int = 50_000
+    lexicon_reps: int = 7
 
 
 FULL = Config(queries=1_000_000, throughput_reps=5, latency_patterns=(1_000, 10_000), latency_calls=100_000,
               latency_reps=5, load_patterns=(10_000, 100_000), load_reps=7)
 QUICK = Config(queries=50_000, throughput_reps=3, latency_patterns=(1_000, 10_000), latency_calls=20_000,
-               latency_reps=3, load_patterns=(1_000, 10_000), load_reps=3)
+               latency_reps=3, load_patterns=(1_000, 10_000), load_reps=3, lexicon_calls=20_000, lexicon_reps=3)
 
 
 def run(config: Config, progress=print) -> dict:
@@ -46,6 +51,8 @@ def run(config: Config, progress=print) -> dict:
         "latency": {"target_p99_us": 10.0,
                     "rows": bench_latency(config.latency_patterns, config.latency_calls, config.latency_reps, progress)},
         "load": {"target_s": 0.3, "rows": bench_load(config.load_patterns, config.load_reps, progress)},
+        "lexicon": bench_lexicon(config.lexicon_patterns, config.lexicon_phrases, config.lexicon_calls,
+                                 config.lexicon_reps, progress),
     }
     finish_meta(report["meta"])
     return report
@@ -75,6 +82,11 @@ def format_table(report: dict) -> str:
         lines.append(f"    {r['patterns']:>9,} patterns: read_bundle {r['read_bundle_s']:.3f}  bare build "
                      f"{r['bare_build_s']:.3f}  ratio {r['ratio']:.2f}  ({r['bundle_bytes'] / 1e6:.1f} MB)")
         lines.append(f"              {parts}")
+    x = report["lexicon"]
+    lines.append(f"[4] classify with a {x['lexicon_phrases']}-phrase safety lexicon vs without, {x['patterns']:,} "
+                 f"patterns, {x['veto_share']:.1%} of queries vetoed (target p50 ratio <= {x['target_ratio_p50']})")
+    lines.append(f"    p50 {x['lexicon_p50_us']:.2f} vs {x['plain_p50_us']:.2f} µs  p99 {x['lexicon_p99_us']:.2f} vs "
+                 f"{x['plain_p99_us']:.2f} µs  ratio p50 {x['ratio_p50']:.2f}")
     meta = report["meta"]
     lines.append(f"    load average {meta['load_average'][0]:.2f} -> {meta['load_average_end'][0]:.2f} on "
                  f"{meta['cpus']} CPUs; timer floor {meta['timer_floor_ns']:.0f} ns; {meta['elapsed_s']:.0f} s")

@@ -13,10 +13,10 @@ from rulelife.errors import (
     UnknownRule,
     WorkspaceNotFound,
 )
-from rulelife.matcher import Explanation, Matcher, MatchResult
+from rulelife.matcher import Explanation, LexiconVeto, Matcher, MatchResult
 from rulelife.normalize import NORMALIZATION_VERSION, normalize
 from rulelife.rules import Rule, intent_slug
-from rulelife.runtime import Decision, Match, RuleClassifier
+from rulelife.runtime import Decision, Match, RuleClassifier, format_lexicon_veto
 from rulelife.bundle import Bundle, BundleStore
 from rulelife.config import Settings, Workspace
 from rulelife.lifecycle import State
@@ -32,6 +32,7 @@ __all__ = [
     "Bundle",
     "BundleStore",
     "Explanation",
+    "LexiconVeto",
     "LifecycleError",
     "LogError",
     "Decision",
@@ -50,6 +51,7 @@ __all__ = [
     "UnknownRule",
     "Workspace",
     "WorkspaceNotFound",
+    "format_lexicon_veto",
     "normalize",
     "intent_slug",
     "__version__",

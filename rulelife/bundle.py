@@ -12,6 +12,12 @@ predates shadow rules refuses it (and keeps serving its last good bundle)
 instead of reading the shadow rules as serving ones. A bundle without shadow
 rules is byte for byte the format it always was.
 
+A bundle holding the safety lexicon (see :mod:`rulelife.lexicon`) starts
+``RULELIFE-BUNDLE 3`` for the same reason, and its lexicon JSON
+(``{"version": ..., "phrases": [...]}``, phrases normalised) follows the rules
+JSON; the content hash and the checksum cover it, and the header names its
+version. A bundle without a lexicon is the format it was before.
+
 The header carries the bundle number, creation time, rulelife and
 normalisation versions, the content hash (rules and normalisation version
 only, so equal content has an equal hash whatever its number) and a checksum
@@ -46,7 +52,7 @@ from pathlib import Path
 import ahocorasick
 
 from rulelife.errors import BundleError, BundleIntegrityError
-from rulelife.matcher import CompiledRule, Matcher, compile_rule
+from rulelife.matcher import CompiledRule, LexiconPhrase, Matcher, compile_lexicon, compile_rule
 from rulelife.normalize import NORMALIZATION_VERSION
 from rulelife.rules import Rule
 
@@ -54,7 +60,8 @@ __all__ = ["Bundle", "BundleDiff", "BundleStore", "diff_bundles", "read_bundle"]
 
 MAGIC = b"RULELIFE-BUNDLE 1\n"
 MAGIC_SHADOW = b"RULELIFE-BUNDLE 2\n"  # the same layout, with shadow rules (see the module docstring)
-_MAGICS = (MAGIC, MAGIC_SHADOW)
+MAGIC_LEXICON = b"RULELIFE-BUNDLE 3\n"  # with a safety lexicon section (see the module docstring)
+_MAGICS = (MAGIC, MAGIC_SHADOW, MAGIC_LEXICON)
 _NAME = re.compile(r"^bundle-(\d{6,})\.rlb$")
 _AUTOMATON_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-pickle5"
 
@@ -82,10 +89,15 @@ class Bundle:
     rules: tuple[CompiledRule, ...]
     matcher: Matcher
     path: Path | None = None
+    lexicon_version: str | None = None  # None: the bundle holds no safety lexicon
 
     @property
     def pattern_count(self) -> int:
         return self.matcher.pattern_count
+
+    @property
+    def lexicon(self) -> tuple[LexiconPhrase, ...]:
+        return self.matcher.lexicon
 
     @property
     def shadow_rules(self) -> tuple[CompiledRule, ...]:
@@ -101,6 +113,8 @@ class Bundle:
             "checksum": self.checksum,
             "rules": len(self.rules),
             "patterns": self.pattern_count,
+            "lexicon_version": self.lexicon_version,
+            "lexicon_phrases": len(self.lexicon),
             "path": str(self.path) if self.path else None,
         }
 
@@ -125,10 +139,17 @@ def _rules_json(rules: Sequence[CompiledRule]) -> bytes:
     return json.dumps([r.to_dict() for r in ordered], ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _content_hash(rules_bytes: bytes) -> str:
+def _content_hash(rules_bytes: bytes, lexicon_bytes: bytes = b"") -> str:
     digest = hashlib.sha256(f"normalization={NORMALIZATION_VERSION}\n".encode())
     digest.update(rules_bytes)
+    if lexicon_bytes:  # absent: the hash of a bundle without a lexicon is what it always was
+        digest.update(b"\nlexicon=" + lexicon_bytes)
     return digest.hexdigest()
+
+
+def _lexicon_json(phrases: Sequence[LexiconPhrase], version: str) -> bytes:
+    data = {"version": version, "phrases": [p.to_dict() for p in phrases]}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _checksum(header: dict, payload: bytes) -> str:
@@ -138,11 +159,15 @@ def _checksum(header: dict, payload: bytes) -> str:
     return digest.hexdigest()
 
 
-def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[bytes, dict]:
-    """Serialise rules as bundle ``number``; return the file bytes and header."""
+def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int, lexicon=None) -> tuple[bytes, dict]:
+    """Serialise rules (and the :class:`~rulelife.lexicon.Lexicon`, if any) as
+    bundle ``number``; return the file bytes and header. A lexicon without
+    phrases is no lexicon."""
     compiled = [r if isinstance(r, CompiledRule) else compile_rule(r) for r in rules]
-    matcher = Matcher(compiled)
+    phrases = compile_lexicon(lexicon)
+    matcher = Matcher(compiled, lexicon=phrases)
     rules_bytes = _rules_json(compiled)
+    lexicon_bytes = _lexicon_json(phrases, lexicon.version) if phrases else b""
     # The compiled state (rules, key table, automaton) is shipped beside the
     # readable rules so a load is one C-speed unpickle instead of a rebuild;
     # the shadow matcher's state follows the serving one's when there is one.
@@ -151,13 +176,13 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[by
     if shadow is not None:
         state += (shadow.rules, shadow._keys, shadow._phrases, shadow.automaton)
     compiled_bytes = pickle.dumps(state, protocol=5)
-    payload = rules_bytes + compiled_bytes
+    payload = rules_bytes + lexicon_bytes + compiled_bytes
     header = {
         "number": number,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rulelife_version": _rulelife_version(),
         "normalization_version": NORMALIZATION_VERSION,
-        "content_hash": _content_hash(rules_bytes),
+        "content_hash": _content_hash(rules_bytes, lexicon_bytes),
         "rule_count": len(compiled),
         "pattern_count": matcher.pattern_count,
         "rules_bytes": len(rules_bytes),
@@ -166,8 +191,11 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int) -> tuple[by
     }
     if shadow is not None:
         header["shadow_rule_count"] = len(shadow.rules)
+    if phrases:
+        header |= {"lexicon_bytes": len(lexicon_bytes), "lexicon_version": lexicon.version,
+                   "lexicon_phrase_count": len(phrases)}
     header["checksum"] = _checksum(header, payload)
-    magic = MAGIC if shadow is None else MAGIC_SHADOW
+    magic = MAGIC_LEXICON if phrases else MAGIC if shadow is None else MAGIC_SHADOW
     data = magic + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
     return data, header
 
@@ -187,7 +215,7 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
     try:
         header = json.loads(data[len(MAGIC) : end])
         payload = memoryview(data)[end + 1 :]
-        sizes = (header["rules_bytes"], header["compiled_bytes"])
+        sizes = (header["rules_bytes"], header.get("lexicon_bytes", 0), header["compiled_bytes"])
         declared = header["checksum"]
     except (ValueError, KeyError, TypeError):
         raise BundleIntegrityError(f"{path} has a damaged header; {fix}") from None
@@ -209,24 +237,29 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
     gc.disable()
     try:
         matcher = None
+        lexicon = ()
+        if sizes[1]:
+            data = json.loads(bytes(payload[sizes[0] : sizes[0] + sizes[1]]))
+            lexicon = tuple(LexiconPhrase.from_dict(item) for item in data["phrases"])
         if header.get("automaton_format") == _AUTOMATON_FORMAT:
             try:
-                state = _CompiledOnly(io.BytesIO(payload[sizes[0] :])).load()
+                state = _CompiledOnly(io.BytesIO(payload[sizes[0] + sizes[1] :])).load()
                 rules, keys, phrases, automaton = state[:4]
                 parts = [(automaton, keys)]
                 shadow = None
                 if len(state) == 8:  # the shadow matcher's state follows (see encode_bundle)
-                    shadow = Matcher(state[4], automaton=state[7], key_table=(state[5], state[6]))
+                    shadow = Matcher(state[4], automaton=state[7], key_table=(state[5], state[6]), lexicon=lexicon)
                     parts.append((state[7], state[5]))
                 expected = 8 if "shadow_rule_count" in header else 4
                 whole = len(state) == expected and all(len(a) == len(k) for a, k in parts)
                 if whole and len(automaton) == header["pattern_count"]:
-                    matcher = Matcher(rules, automaton=automaton, key_table=(keys, phrases), shadow=shadow)
+                    matcher = Matcher(rules, automaton=automaton, key_table=(keys, phrases), shadow=shadow,
+                                      lexicon=lexicon)
             except (pickle.UnpicklingError, ValueError, TypeError, EOFError, AttributeError):
                 matcher = None  # rebuilt below from the rules, which the checksum vouches for
         if matcher is None:
             rules = tuple(CompiledRule.from_dict(item) for item in json.loads(bytes(payload[: sizes[0]])))
-            matcher = Matcher(rules)
+            matcher = Matcher(rules, lexicon=lexicon)
     finally:
         if collecting:
             gc.enable()
@@ -240,6 +273,7 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
         rules=tuple(sorted((*matcher.rules, *matcher.shadow_rules), key=lambda r: r.id)),
         matcher=matcher,
         path=path,
+        lexicon_version=header.get("lexicon_version"),
     )
 
 
@@ -336,15 +370,16 @@ class BundleStore:
             raise BundleError(f"no bundle {number} in {self.root} (bundles: {known})")
         return read_bundle(path)
 
-    def build(self, rules: Sequence[Rule | CompiledRule]) -> tuple[Bundle, bool]:
-        """Write the next bundle for ``rules``; return it and whether it is new.
+    def build(self, rules: Sequence[Rule | CompiledRule], lexicon=None) -> tuple[Bundle, bool]:
+        """Write the next bundle for ``rules`` and the safety ``lexicon`` (a
+        :class:`~rulelife.lexicon.Lexicon` or None); return it and whether it is new.
 
         Equal content to the newest bundle is not written again: that one is
         returned, so nightly republishing without changes makes no new number.
         """
         with self._locked():
             numbers = self.numbers()
-            data, header = encode_bundle(rules, (numbers[-1] + 1) if numbers else 1)
+            data, header = encode_bundle(rules, (numbers[-1] + 1) if numbers else 1, lexicon)
             if numbers:
                 latest = self.peek_header(self.path_of(numbers[-1]))
                 if latest is not None and latest["content_hash"] == header["content_hash"]:
@@ -379,9 +414,10 @@ class BundleStore:
                 handle.write(json.dumps(entry) + "\n")
             return bundle
 
-    def build_and_publish(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "") -> tuple[Bundle, bool]:
-        """Build (or reuse) a bundle for ``rules`` and publish it if it is not already CURRENT."""
-        bundle, _ = self.build(rules)
+    def build_and_publish(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "",
+                          lexicon=None) -> tuple[Bundle, bool]:
+        """Build (or reuse) a bundle for ``rules`` (and ``lexicon``) and publish it if it is not already CURRENT."""
+        bundle, _ = self.build(rules, lexicon)
         pointer = self.pointer()
         if pointer is not None and pointer["number"] == bundle.number:
             return bundle, False

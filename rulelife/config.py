@@ -76,6 +76,9 @@ class Settings(BaseSettings):
                                      description="share of a phrase's queries a safety intent needs for the "
                                                  "lexicon miner to propose it")
     lexicon_min_support: int = Field(10, ge=1, description="safety-intent queries a proposed lexicon phrase needs")
+    lexicon_review_days: int = Field(30, ge=1, description="the nightly re-mines the safety lexicon and files a "
+                                                           "lexicon_review ticket when the last one is this many "
+                                                           "days old")
     lexicon_max_veto_share: float = Field(0.2, gt=0.0, le=1.0,
                                           description="warn when the lexicon would send more than this share of "
                                                       "the traffic to the model")

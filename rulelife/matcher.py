@@ -18,6 +18,15 @@ in a second, separate automaton, so winner resolution, ``fired`` and
 matcher without shadow rules walks one automaton as before.
 :meth:`Matcher.shadow_fired_normalized` says which shadow rules would have
 fired, by id.
+
+The safety lexicon (:func:`compile_lexicon`) is folded into the same
+automaton as the patterns: a lexicon phrase of safety intent S that counts
+(its locales, its word boundaries) removes every fired rule whose intent is
+not S before the winner is chosen, so the message goes to the model unless a
+rule of S itself fired. Lexicon phrases are keyed like exclude phrases (a
+rule index past the last rule), so a query without an exclude or lexicon hit
+runs exactly the loop it ran before. The shadow matcher carries the same
+lexicon: a shadow rule reports what it would do as an active rule.
 """
 
 from __future__ import annotations
@@ -35,8 +44,11 @@ __all__ = [
     "CompiledRule",
     "Explanation",
     "ExplainedHit",
+    "LexiconPhrase",
+    "LexiconVeto",
     "MatchResult",
     "Matcher",
+    "compile_lexicon",
     "compile_rule",
     "locale_applies",
     "normalize_locale",
@@ -117,6 +129,47 @@ def compile_rule(rule: Rule, *, shadow: bool = False) -> CompiledRule:
     )
 
 
+class LexiconPhrase(NamedTuple):
+    """What the matcher (and a bundle) keeps of a safety-lexicon entry: phrase and locales normalised."""
+
+    phrase: str
+    intent: str
+    locales: tuple[str, ...]
+    match: str
+
+    def to_dict(self) -> dict:
+        return {"phrase": self.phrase, "intent": self.intent, "locales": list(self.locales), "match": self.match}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LexiconPhrase:
+        return cls(data["phrase"], data["intent"], tuple(data["locales"]), data["match"])
+
+
+def compile_lexicon(lexicon) -> tuple[LexiconPhrase, ...]:
+    """The entries of a :class:`rulelife.lexicon.Lexicon` (or None) as matcher phrases.
+
+    Sorted and deduplicated, so equal lexicons compile to equal tuples (and
+    equal bundle content) whatever their file order; an entry that
+    normalises to nothing is dropped (lint refuses it).
+    """
+    if lexicon is None:
+        return ()
+    compiled = {
+        LexiconPhrase(normalize(e.phrase), e.intent, tuple(sorted({normalize_locale(x) for x in e.locales})), e.match)
+        for e in lexicon.phrases
+    }
+    return tuple(sorted(p for p in compiled if p.phrase))
+
+
+class LexiconVeto(NamedTuple):
+    """A rule that fired but may not answer: ``phrase`` of safety intent ``intent`` is in the message."""
+
+    rule_id: str
+    rule_version: str
+    phrase: str
+    intent: str
+
+
 def locale_applies(rule_locales: Sequence[str], locale: str | None) -> bool:
     """Whether a rule listing ``rule_locales`` may fire on a query in ``locale``.
 
@@ -167,7 +220,7 @@ class ExplainedHit:
 
     rule_id: str
     phrase: str
-    kind: str  # "pattern" or "exclude"
+    kind: str  # "pattern", "exclude" or "lexicon" (rule_id "": a safety phrase vetoes rules, not one rule)
     start: int
     end: int  # exclusive
     counted: bool
@@ -188,6 +241,10 @@ class Explanation:
     reason: str
     rules: dict[str, CompiledRule] = field(repr=False, default_factory=dict)
     shadow_fired: tuple[str, ...] = ()  # shadow rules that would have fired (they never answer)
+    # Fired rules the safety lexicon stopped, in the order they would have
+    # ranked; ``veto`` is the one that would have answered (as the runtime's Decision).
+    lexicon_vetoed: tuple[LexiconVeto, ...] = ()
+    veto: LexiconVeto | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -218,6 +275,8 @@ class Explanation:
             },
             "reason": self.reason,
             "shadow_fired": list(self.shadow_fired),
+            "lexicon_vetoed": [v._asdict() for v in self.lexicon_vetoed],
+            "veto": None if self.veto is None else self.veto._asdict(),
         }
 
 
@@ -236,6 +295,10 @@ class Matcher:
     shadow
         A prebuilt matcher of the shadow rules (their ``shadow`` flag
         cleared), as :attr:`shadow_matcher` returns it; bundles ship it.
+    lexicon
+        The safety lexicon (:func:`compile_lexicon`), folded into the same
+        automaton (and the shadow matcher's); a prebuilt automaton and key
+        table must have been built with it.
     """
 
     def __init__(
@@ -245,12 +308,14 @@ class Matcher:
         key_table: tuple[list, list[str]] | None = None,
         *,
         shadow: Matcher | None = None,
+        lexicon: Sequence[LexiconPhrase] = (),
     ):
+        self.lexicon: tuple[LexiconPhrase, ...] = tuple(lexicon)
         shadowed = [rule._replace(shadow=False) for rule in rules if rule.shadow]
         if shadowed:
             if shadow is not None:
                 raise ValueError("pass shadow rules either flagged in rules or as a prebuilt shadow matcher, not both")
-            shadow = Matcher(shadowed)
+            shadow = Matcher(shadowed, lexicon=self.lexicon)
         # Rules are kept sorted by id, so a rule's index is its tie-break rank.
         # Invariant: self.rules holds serving rules only; shadow rules live in
         # self._shadow, so the hot path never sees them.
@@ -264,11 +329,12 @@ class Matcher:
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             raise ValueError(f"rule ids must be unique in one matcher, repeated: {', '.join(dupes)}")
-        self._keys, self._phrases = key_table if key_table is not None else self._key_table(self.rules)
+        self._keys, self._phrases = (key_table if key_table is not None
+                                     else self._key_table(self.rules, self.lexicon))
         self._automaton = automaton if automaton is not None else self._build(self._phrases)
         self._locale_cache: dict[str | None, frozenset[int] | None] = {}
         self._results: dict[tuple[tuple[int, ...], int], MatchResult] = {}
-        self._all_locales = all("*" in rule.locales for rule in self.rules)
+        self._all_locales = all("*" in item.locales for item in (*self.rules, *self.lexicon))
 
     @classmethod
     def from_rules(cls, rules: Iterable[Rule]) -> Matcher:
@@ -276,13 +342,16 @@ class Matcher:
         return cls([compile_rule(rule) for rule in rules])
 
     @staticmethod
-    def _key_table(rules: Sequence[CompiledRule]) -> tuple[list, list[str]]:
+    def _key_table(rules: Sequence[CompiledRule], lexicon: Sequence[LexiconPhrase] = ()) -> tuple[list, list[str]]:
         # keys[i] = (phrase length, ((rule index, is_exclude, check_left,
         # check_right), ...)) for the i-th automaton key; the automaton stores i.
+        # Lexicon phrase j is an exclude entry of index len(rules) + j.
         entries: dict[str, list[tuple[int, bool, bool, bool]]] = {}
-        for index, rule in enumerate(rules):
-            word = rule.match == "word"
-            for is_exclude, phrases in ((False, rule.patterns), (True, rule.exclude)):
+        items = [(rule.match, rule.patterns, rule.exclude) for rule in rules]
+        items += [(entry.match, (), (entry.phrase,)) for entry in lexicon]
+        for index, (match, patterns, exclude) in enumerate(items):
+            word = match == "word"
+            for is_exclude, phrases in ((False, patterns), (True, exclude)):
                 for phrase in phrases:
                     check_left = word and _is_word_char(phrase[0])
                     check_right = word and _is_word_char(phrase[-1])
@@ -393,19 +462,22 @@ class Matcher:
         if self._all_locales:
             allowed = None
         else:
-            allowed = frozenset(i for i, r in enumerate(self.rules) if locale_applies(r.locales, locale))
+            items = (*self.rules, *self.lexicon)  # lexicon phrase j has index len(rules) + j
+            allowed = frozenset(i for i, r in enumerate(items) if locale_applies(r.locales, locale))
         if len(self._locale_cache) < 10_000:  # bounded: locales come from user input
             self._locale_cache[locale] = allowed
         return allowed
 
-    def match_normalized(self, text: str, locale: str | None) -> MatchResult | None:
+    def match_normalized(self, text: str, locale: str | None, _vetoes: bool = False) -> MatchResult | None:
         """Match an already-normalised query. The hot path: keep it lean.
 
         Most queries hit one key of one rule, so the first counted hit is
         kept in locals and a dict is made only when a second rule fires.
+        ``_vetoes`` (for :meth:`match_and_veto_normalized`) returns the pair
+        (result, lexicon veto) instead.
         """
         if not text or not self._keys:
-            return None
+            return (None, None) if _vetoes else None
         allowed = self._locale_cache.get(locale, _UNSET)
         if allowed is _UNSET:
             allowed = self._allowed(locale)
@@ -443,9 +515,11 @@ class Matcher:
                     current = best.get(index)
                     if current is None or length > current[0]:
                         best[index] = (length, key)
+        if vetoed is not None and self.lexicon and max(vetoed) >= len(self.rules):
+            return self._resolve_lexicon(first, first_len, first_key, best, vetoed, _vetoes)
         if best is None:
             if first < 0 or (vetoed is not None and first in vetoed):
-                return None
+                return (None, None) if _vetoes else None
             ranked: tuple[int, ...] = (first,)
             key = first_key
         else:
@@ -453,7 +527,7 @@ class Matcher:
                 for index in vetoed:
                     best.pop(index, None)
             if not best:
-                return None
+                return (None, None) if _vetoes else None
             if len(best) == 1:
                 ((index, (_, key)),) = best.items()
                 ranked = (index,)
@@ -468,7 +542,43 @@ class Matcher:
             result = self._result(ranked, key)
             if len(self._results) < _RESULT_CACHE:
                 self._results[cache_key] = result
-        return result
+        return (result, None) if _vetoes else result
+
+    def _resolve_lexicon(self, first, first_len, first_key, best, vetoed, report):
+        """The rare path: a lexicon phrase counted. Stop every fired rule of another intent."""
+        count = len(self.rules)
+        if best is None:
+            best = {} if first < 0 else {first: (first_len, first_key)}
+        for index in vetoed:
+            if index < count:  # the rule's own exclude phrase
+                best.pop(index, None)
+        hits = [self.lexicon[index - count] for index in sorted(vetoed) if index >= count]
+        rules = self.rules
+        ranked_all = sorted(best, key=lambda i: (-rules[i].priority, -best[i][0], i))
+        kept = []
+        veto = None
+        for index in ranked_all:
+            rule = rules[index]
+            stopper = _stopper(hits, rule.intent)
+            if stopper is None:
+                kept.append(index)
+            elif index == ranked_all[0]:  # the rule that would have answered without the lexicon
+                veto = LexiconVeto(rule.id, rule.version, stopper.phrase, stopper.intent)
+        result = None
+        if kept:
+            ranked = tuple(kept)
+            key = best[ranked[0]][1]
+            result = self._results.get((ranked, key)) or self._result(ranked, key)
+        return (result, veto) if report else result
+
+    def match_and_veto_normalized(self, text: str, locale: str | None) -> tuple[MatchResult | None,
+                                                                                  LexiconVeto | None]:
+        """:meth:`match_normalized` and, where the lexicon stopped the rule that
+        would otherwise have answered, that veto (one walk of the automaton).
+
+        The result may still be a rule of the lexicon phrase's own intent.
+        """
+        return self.match_normalized(text, locale, True)
 
     def _result(self, ranked: tuple[int, ...], key: int) -> MatchResult:
         # Results are immutable and depend only on (ranked rules, winning key),
@@ -496,6 +606,19 @@ class Matcher:
         ``normalized=True`` the texts are already :func:`normalize`d (jobs
         that run several matchers over one chunk normalise it once).
         """
+        return self._many(texts, locales, normalized, self.match_normalized, None)
+
+    def match_and_veto_many(
+        self,
+        texts: Iterable[str],
+        locales: Iterable[str | None] | str | None = None,
+        *,
+        normalized: bool = False,
+    ) -> list[tuple[MatchResult | None, LexiconVeto | None]]:
+        """:meth:`match_and_veto_normalized` over many queries (arguments as :meth:`match_many`)."""
+        return self._many(texts, locales, normalized, self.match_and_veto_normalized, (None, None))
+
+    def _many(self, texts, locales, normalized: bool, match, missing) -> list:
         texts = _as_list(texts)
         if locales is None or isinstance(locales, str):
             locales = [locales] * len(texts)
@@ -504,18 +627,17 @@ class Matcher:
             locales = [loc if isinstance(loc, str) else None for loc in _as_list(locales)]
             if len(locales) != len(texts):
                 raise ValueError(f"got {len(texts)} texts but {len(locales)} locales; pass one locale per text")
-        match = self.match_normalized
         # Production logs repeat queries ("hi", "where is my order"): answer
         # each distinct (text, locale) once. Results are immutable, so sharing
         # them is safe and identical to matching each row.
-        seen: dict[tuple[str, str | None], MatchResult | None] = {}
-        out: list[MatchResult | None] = []
+        seen: dict = {}
+        out: list = []
         append = out.append
         for text, locale in zip(texts, locales):
             if text.__class__ is not str and not isinstance(text, str):  # exact check first: it is the common case
                 if not _is_missing(text):
                     raise TypeError(f"texts must be strings or missing values, got {type(text).__name__} {text!r}")
-                append(None)
+                append(missing)
                 continue
             key = (text, locale)
             try:
@@ -529,27 +651,39 @@ class Matcher:
         """Every hit, every veto and why the winner won, for one query.
 
         ``winner`` and ``fired`` are exactly what :meth:`match` returns; each
-        hit says whether it counted and, if not, why (locale, word boundary).
+        hit says whether it counted and, if not, why (locale, word boundary);
+        ``lexicon_vetoed`` names the fired rules a safety phrase stopped.
         """
         normalized = normalize(text)
-        raw: list[tuple[int, int, int, bool, str | None]] = []  # (rule index, key, start, is_exclude, rejection)
+        raw: list[tuple[int, int, int, bool, str | None]] = []  # (index, key, start, is_exclude, rejection)
         fired: dict[str, int] = {}  # rule id -> longest counted pattern
         vetoes: dict[str, str] = {}  # rule id -> first exclude phrase that counted
+        lexicon_hits: set[int] = set()  # lexicon phrases that counted (their index in self.lexicon)
+        count = len(self.rules)
         for end, key in self._automaton.iter(normalized) if self._keys and normalized else ():
             length, entries = self._keys[key]
             start = end - length + 1
             for index, is_exclude, check_left, check_right in entries:
-                rule = self.rules[index]
-                rejection = self._rejection(rule, normalized, locale, start, end, check_left, check_right)
+                item = self.rules[index] if index < count else self.lexicon[index - count]
+                rejection = self._rejection(item.locales, normalized, locale, start, end, check_left, check_right)
                 raw.append((index, key, start, is_exclude, rejection))
                 if rejection is None:
-                    if is_exclude:
-                        vetoes.setdefault(rule.id, self._phrases[key])
+                    if index >= count:
+                        lexicon_hits.add(index - count)
+                    elif is_exclude:
+                        vetoes.setdefault(item.id, self._phrases[key])
                     else:
-                        fired[rule.id] = max(fired.get(rule.id, 0), length)
+                        fired[item.id] = max(fired.get(item.id, 0), length)
         hits = tuple(self._hit(*entry, vetoes) for entry in raw)
-        winner = self.match_normalized(normalized, locale)
+        winner, veto = self.match_and_veto_normalized(normalized, locale)
         vetoed = {rule_id: phrase for rule_id, phrase in vetoes.items() if rule_id in fired}
+        counted = [self.lexicon[j] for j in sorted(lexicon_hits)]
+        lexicon_vetoed = []
+        for rule_id in sorted(set(fired) - set(vetoed), key=lambda r: (-self._by_id[r].priority, -fired[r], r)):
+            rule = self._by_id[rule_id]
+            stopper = _stopper(counted, rule.intent)
+            if stopper is not None:
+                lexicon_vetoed.append(LexiconVeto(rule.id, rule.version, stopper.phrase, stopper.intent))
         return Explanation(
             text=text,
             normalized=normalized,
@@ -558,14 +692,21 @@ class Matcher:
             fired=winner.fired if winner else (),
             vetoed=tuple(sorted(vetoed)),
             winner=winner,
-            reason=self._why(winner, fired, vetoed, hits),
+            reason=self._why(winner, fired, vetoed, hits, tuple(lexicon_vetoed)),
             rules=dict(self._by_id),
             shadow_fired=self.shadow_fired_normalized(normalized, locale),
+            lexicon_vetoed=tuple(lexicon_vetoed),
+            veto=veto,
         )
 
     def _hit(self, index, key, start, is_exclude, rejection, vetoes) -> ExplainedHit:
-        rule = self.rules[index]
         phrase = self._phrases[key]
+        if index >= len(self.rules):
+            entry = self.lexicon[index - len(self.rules)]
+            reason = rejection or f"safety phrase of {entry.intent}: vetoes every rule of another intent"
+            return ExplainedHit(rule_id="", phrase=phrase, kind="lexicon", start=start, end=start + len(phrase),
+                                counted=rejection is None, reason=reason)
+        rule = self.rules[index]
         if rejection is not None:
             reason = rejection
         elif is_exclude:
@@ -584,18 +725,22 @@ class Matcher:
             reason=reason,
         )
 
-    def _rejection(self, rule, text, locale, start, end, check_left, check_right) -> str | None:
-        if not locale_applies(rule.locales, locale):
-            return f"locale {locale} is not in the rule's locales ({', '.join(rule.locales)})"
+    def _rejection(self, locales, text, locale, start, end, check_left, check_right) -> str | None:
+        if not locale_applies(locales, locale):
+            return f"locale {locale} is not in the rule's locales ({', '.join(locales)})"
         if check_left and start > 0 and _is_word_char(text[start - 1]):
             return f"not on a word boundary (preceded by {text[start - 1]!r})"
         if check_right and end + 1 < len(text) and _is_word_char(text[end + 1]):
             return f"not on a word boundary (followed by {text[end + 1]!r})"
         return None
 
-    def _why(self, winner, fired: dict[str, int], vetoed: dict[str, str], hits) -> str:
-        vetoes = "; ".join(f"{rule_id} was vetoed by {phrase!r}" for rule_id, phrase in sorted(vetoed.items()))
+    def _why(self, winner, fired: dict[str, int], vetoed: dict[str, str], hits, lexicon_vetoed) -> str:
+        vetoes = "; ".join([f"{rule_id} was vetoed by {phrase!r}" for rule_id, phrase in sorted(vetoed.items())]
+                           + [f"{v.rule_id} was vetoed by the safety lexicon phrase {v.phrase!r} ({v.intent})"
+                              for v in lexicon_vetoed])
         if winner is None:
+            if lexicon_vetoed:
+                return f"the message goes to the model: {vetoes}"
             if vetoed:
                 return f"every rule that fired was vetoed: {vetoes}"
             patterns = [hit for hit in hits if hit.kind == "pattern"]
@@ -617,6 +762,15 @@ class Matcher:
         else:
             reason = f"equal priority and pattern length; {first.id} comes before {second.id} by id"
         return reason + suffix
+
+
+def _stopper(hits: Sequence[LexiconPhrase], intent: str) -> LexiconPhrase | None:
+    """The lexicon phrase that stops a rule of ``intent``: the first counted
+    one (in lexicon order, so the answer is deterministic) of another intent."""
+    for hit in hits:
+        if hit.intent != intent:
+            return hit
+    return None
 
 
 def _is_missing(value: object) -> bool:

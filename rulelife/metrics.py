@@ -17,6 +17,10 @@ rows the model labelled (it answered because no active rule did, or the
 query was in the shadow sample), and agreement and safety false positives
 are judged on those. A shadow rule's labelled rows lean towards the queries
 no active rule takes, since only the shadow sample labels the others.
+
+``vetoed`` counts the rows whose ``lexicon_veto`` names the rule: a safety
+lexicon phrase stopped it where it would have answered (the message went to
+the model). Such a row is not one of the rule's fires.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ _KEYS = ["date", "rule_id", "rule_version", "locale", "serving"]
 _ROW_KEYS = _KEYS[:4]  # one metrics row per these (see finalize: an active row wins over a shadow one)
 _EXAMPLES = 3
 SERVING = ("active", "shadow")  # values of the serving column
+_HIT_SUMS = ["fires", "shadow_n", "agree_n", "safety_fp", "vetoed"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +59,13 @@ class RuleVersionInfo:
 class MetricCounts:
     """Additive counts of part of a log.
 
-    hits: per (date, rule_id, rule_version, locale, serving): fires, shadow_n, agree_n, safety_fp
+    hits: per (date, rule_id, rule_version, locale, serving): fires, shadow_n, agree_n, safety_fp, vetoed
     classes: per (date, rule_id, rule_version, locale, serving, model_intent): disagreeing labelled fires
     traffic: per (date, locale): queries
     examples: per rule_id, the few disagreeing shadow queries with the smallest ids
     """
 
-    hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, "fires", "shadow_n", "agree_n", "safety_fp"]))
+    hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, *_HIT_SUMS]))
     classes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, "model_intent", "n"]))
     traffic: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["date", "locale", "traffic"]))
     examples: dict[str, list[dict]] = field(default_factory=dict)
@@ -116,8 +121,13 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
     )
     hit = chunk["rule_id"].notna().to_numpy()
     tagged = chunk["shadow_rules"].notna().to_numpy() if "shadow_rules" in chunk else np.zeros(len(chunk), bool)
+    vetoes = _veto_hits(chunk, date, locale, n)
+    if not vetoes.empty:
+        unknown = set(vetoes["rule_id"]) - set(rule_intents)
+        if unknown:
+            raise KeyError(f"rule ids in the log that no bundle of the day holds: {sorted(unknown)}")
     if not hit.any() and not tagged.any():
-        return MetricCounts(traffic=traffic)
+        return MetricCounts(hits=vetoes if not vetoes.empty else MetricCounts().hits, traffic=traffic)
     rows = chunk[hit]
     active = pd.DataFrame({
         "date": date[hit],
@@ -149,7 +159,10 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
         agree_n=agrees.astype("int64") * frame["n"],
         safety_fp=unsafe.astype("int64") * frame["n"],
     )
-    hits = counts.groupby(_KEYS, as_index=False, sort=True)[["fires", "shadow_n", "agree_n", "safety_fp"]].sum()
+    hits = counts.assign(vetoed=0)
+    if not vetoes.empty:
+        hits = pd.concat([hits[[*_KEYS, *_HIT_SUMS]], vetoes], ignore_index=True)
+    hits = hits.groupby(_KEYS, as_index=False, sort=True)[_HIT_SUMS].sum()
     wrong = frame[disagrees.to_numpy()]
     classes = (
         wrong.assign(model_intent=wrong["model_intent"].astype(str))
@@ -166,6 +179,22 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
             for r in group.head(_EXAMPLES).itertuples()
         ]
     return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
+
+
+def _veto_hits(chunk: pd.DataFrame, date, locale, n: np.ndarray) -> pd.DataFrame:
+    """Per (date, rule, version, locale): rows whose lexicon_veto names the rule (the rule would have answered)."""
+    if "lexicon_veto" not in chunk:
+        return pd.DataFrame(columns=[*_KEYS, *_HIT_SUMS])
+    where = np.flatnonzero(chunk["lexicon_veto"].notna().to_numpy())
+    if not len(where):
+        return pd.DataFrame(columns=[*_KEYS, *_HIT_SUMS])
+    rows = []
+    for at in where:  # vetoes are rare; the cell was validated by the reader
+        for key in json.loads(chunk["lexicon_veto"].iat[at]):
+            rule_id, version = key.rsplit("@", 1)
+            rows.append((date.iat[at], rule_id, version, locale.iat[at], "active", 0, 0, 0, 0, int(n[at])))
+    frame = pd.DataFrame(rows, columns=[*_KEYS, *_HIT_SUMS])
+    return frame.groupby(_KEYS, as_index=False, sort=True)[_HIT_SUMS].sum()
 
 
 def _shadow_frame(chunk: pd.DataFrame, tagged: np.ndarray, date, locale, n: np.ndarray) -> pd.DataFrame:
@@ -226,7 +255,7 @@ def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataF
             add["intent"] = add["rule_id"].map(intents).fillna("")
             base = pd.concat([base, add[[*_KEYS, "intent", "traffic"]]], ignore_index=True)
     table = base.merge(hits, on=_KEYS, how="left")
-    for column in ("fires", "shadow_n", "agree_n", "safety_fp"):
+    for column in _HIT_SUMS:
         table[column] = table[column].fillna(0).astype("int64")
     table = _one_row_per_version(table)
     table["traffic"] = table["traffic"].fillna(0).astype("int64")
@@ -243,8 +272,8 @@ def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataF
         if dtype in ("string", "int64", "float64", "Float64"):
             table[column] = table[column].astype(dtype)
     table["serving"] = table["serving"].astype("string")
-    # serving follows the monitors' columns: a reader of METRIC_COLUMNS sees the table it always did.
-    return table[[*METRIC_COLUMNS, "serving"]].sort_values(_KEYS, ignore_index=True)
+    # serving and vetoed follow the monitors' columns: a reader of METRIC_COLUMNS sees the table it always did.
+    return table[[*METRIC_COLUMNS, "serving", "vetoed"]].sort_values(_KEYS, ignore_index=True)
 
 
 def _one_row_per_version(table: pd.DataFrame) -> pd.DataFrame:

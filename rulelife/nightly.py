@@ -37,6 +37,7 @@ from rulelife import engines, registry
 from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import BundleError, LogError, RulelifeError
+from rulelife.lexicon_review import review_lexicon
 from rulelife.lifecycle import State
 from rulelife.live_evidence import promote_ready
 from rulelife.metrics import RuleVersionInfo, finalize, fp_json
@@ -148,7 +149,7 @@ def _write_metrics(store: Store, day: date, table: pd.DataFrame, examples: dict[
                 shadow_n=int(row.shadow_n), agree_n=int(row.agree_n),
                 agreement=None if pd.isna(row.agreement) else float(row.agreement),
                 safety_fp=int(row.safety_fp), fp_by_class=fp_json(row.fp_by_class),
-                examples=json.dumps(examples.get(row.rule_id, [])), serving=row.serving,
+                examples=json.dumps(examples.get(row.rule_id, [])), serving=row.serving, vetoed=int(row.vetoed),
             ))
     return len(table)
 
@@ -163,12 +164,12 @@ def load_history(store: Store, until: date, *, days: int = 400) -> tuple[pd.Data
             .order_by(DailyMetricRow.day, DailyMetricRow.rule_id, DailyMetricRow.locale)
         ).all()
     if not rows:
-        return empty_history().assign(serving=pd.Series(dtype="string")), {}
+        return empty_history().assign(serving=pd.Series(dtype="string"), vetoed=pd.Series(dtype="int64")), {}
     frame = pd.DataFrame([{
         "date": pd.Timestamp(r.day), "rule_id": r.rule_id, "rule_version": r.rule_version, "intent": r.intent,
         "locale": r.locale, "traffic": r.traffic, "fires": r.fires, "fire_rate": r.fire_rate,
         "shadow_n": r.shadow_n, "agree_n": r.agree_n, "agreement": r.agreement, "safety_fp": r.safety_fp,
-        "fp_by_class": json.loads(r.fp_by_class), "serving": r.serving or "active",
+        "fp_by_class": json.loads(r.fp_by_class), "serving": r.serving or "active", "vetoed": r.vetoed or 0,
     } for r in rows])
     template = empty_history()
     for column in template.columns:
@@ -280,6 +281,7 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         monitors = load_monitors(workspace.settings.monitors, workspace.settings)
     for monitor in monitors:
         findings.extend(monitor.check(history, context))
+    findings.extend(review_lexicon(workspace, store, day, report.notes))
     report.findings = [f.to_dict() for f in findings]
     _apply(workspace, store, findings, actor, report)
     if workspace.settings.shadow_auto_promote:

@@ -13,6 +13,7 @@ from rulelife import registry
 from rulelife.bundle import Bundle, BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import RuleError
+from rulelife.lexicon import load_lexicon
 from rulelife.lifecycle import State
 from rulelife.lint import lint_rules
 from rulelife.matcher import compile_rule
@@ -23,6 +24,7 @@ __all__ = [
     "PublishResult",
     "RuleDetails",
     "analyze",
+    "build_bundle",
     "open_store",
     "publish_active",
     "rule_details",
@@ -59,17 +61,27 @@ class PublishResult:
     published: bool  # CURRENT moved
 
 
+def build_bundle(workspace: Workspace, *, store: Store | None = None) -> tuple[Bundle, bool]:
+    """Write (or reuse) the bundle of the active rules, the shadow ones flagged and
+    the workspace's safety lexicon; CURRENT is not moved. Returns it and whether it is new."""
+    store = store or open_store(workspace)
+    shadow = [compile_rule(rule, shadow=True) for rule in registry.shadow_rules(store)]
+    return BundleStore(workspace.bundle_dir).build([*registry.active_rules(store), *shadow],
+                                                   load_lexicon(workspace.rules_dir))
+
+
 def publish_active(workspace: Workspace, *, actor: str, store: Store | None = None) -> PublishResult:
     """Bundle the active rule versions, and the shadow ones flagged, and point CURRENT at the bundle.
 
     The runtime serves the active rules and only reports what the shadow
-    rules would have answered. Idempotent: unchanged rules reuse the newest
-    bundle and leave CURRENT alone, so the nightly job can call this every run.
+    rules would have answered. The workspace's safety lexicon (the file beside
+    the rules) is compiled in: a message holding one of its phrases goes to
+    the model, and editing the lexicon makes a new bundle as a rule edit does.
+    Idempotent: unchanged rules and lexicon reuse the newest bundle and leave
+    CURRENT alone, so the nightly job can call this every run.
     """
-    store = store or open_store(workspace)
+    bundle, built = build_bundle(workspace, store=store)
     bundles = BundleStore(workspace.bundle_dir)
-    shadow = [compile_rule(rule, shadow=True) for rule in registry.shadow_rules(store)]
-    bundle, built = bundles.build([*registry.active_rules(store), *shadow])
     pointer = bundles.pointer()
     if pointer is not None and pointer["number"] == bundle.number:
         return PublishResult(bundle, built, False)

@@ -1,8 +1,9 @@
 """Replay a query log through a published bundle, as the runtime would have.
 
 The chatbot service writes, for every query, the rule that answered (if any),
-its version, the bundle version, the shadow flag and the shadow rules that
-would have fired (``shadow_rules``); the model is called only when no rule
+its version, the bundle version, the shadow flag, the shadow rules that
+would have fired (``shadow_rules``) and the rule the safety lexicon stopped
+(``lexicon_veto``); the model is called only when no rule
 answered or the query is in the shadow sample. Replaying a
 model-labelled log (such as simulated traffic) through a bundle produces
 exactly those columns, so every offline job sees production-shaped data.
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rulelife.runtime import RuleClassifier, format_shadow_rules
+from rulelife.runtime import RuleClassifier, format_lexicon_veto, format_shadow_rules
 
 __all__ = ["ReplaySummary", "replay", "summarize_replay"]
 
@@ -34,12 +35,14 @@ def replay(log: pd.DataFrame, classifier: RuleClassifier) -> pd.DataFrame:
     out = log.copy()
     out["rule_id"] = pd.array([m.rule_id if m else None for m in matches], dtype="string")
     out["rule_version"] = pd.array([m.rule_version if m else None for m in matches], dtype="string")
-    # A miss names its bundle too where shadow rules fired: their versions live there.
-    out["bundle_version"] = pd.array([d.bundle_version if d.match or d.shadow_rules else None for d in decisions],
-                                     dtype="Int64")
+    # A miss names its bundle too where shadow rules fired or the lexicon
+    # stopped a rule: their versions live there.
+    out["bundle_version"] = pd.array(
+        [d.bundle_version if d.match or d.shadow_rules or d.veto else None for d in decisions], dtype="Int64")
     out["shadow"] = pd.array([m.shadow if m else None for m in matches], dtype="boolean")
     out["shadow_rules"] = pd.array(
         [format_shadow_rules((r, versions[r]) for r in d.shadow_rules) for d in decisions], dtype="string")
+    out["lexicon_veto"] = pd.array([format_lexicon_veto(d.veto) for d in decisions], dtype="string")
     unseen = hit & ~out["shadow"].fillna(False).to_numpy(dtype=bool)
     out["model_intent"] = out["model_intent"].astype("string").mask(unseen)
     out["model_confidence"] = out["model_confidence"].astype("Float64").mask(unseen)

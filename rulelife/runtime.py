@@ -15,6 +15,7 @@ reference, and replacing a reference is atomic in Python.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import threading
@@ -24,10 +25,11 @@ from pathlib import Path
 
 from rulelife.bundle import Bundle, BundleStore
 from rulelife.errors import BundleError
-from rulelife.matcher import Explanation, _as_list
+from rulelife.matcher import Explanation, LexiconVeto, _as_list
 from rulelife.normalize import normalize
 
-__all__ = ["Decision", "Match", "RuleClassifier", "format_shadow_rules", "in_shadow_sample", "parse_shadow_rules"]
+__all__ = ["Decision", "Match", "RuleClassifier", "format_lexicon_veto", "format_shadow_rules", "in_shadow_sample",
+           "parse_lexicon_veto", "parse_shadow_rules"]
 
 log = logging.getLogger("rulelife.runtime")
 
@@ -67,6 +69,29 @@ def parse_shadow_rules(cell: str) -> list[tuple[str, str]]:
     return [tuple(tag.rsplit("@", 1)) for tag in cell.split(";")]
 
 
+def format_lexicon_veto(veto: LexiconVeto | None) -> str | None:
+    """The ``lexicon_veto`` cell of a decision: a JSON object ``{"rule_id@version": phrase}``, None without a veto.
+
+    JSON, so any phrase (``;``, ``=``, quotes, any script) round-trips; the key
+    is a slug and a hex version, as in ``shadow_rules``.
+
+    >>> format_lexicon_veto(LexiconVeto("pin_blocked.blocked", "0a1b", "stole", "card_stolen"))
+    '{"pin_blocked.blocked@0a1b": "stole"}'
+    """
+    if veto is None:
+        return None
+    return json.dumps({f"{veto.rule_id}@{veto.rule_version}": veto.phrase}, ensure_ascii=False)
+
+
+def parse_lexicon_veto(cell: str) -> list[tuple[str, str, str]]:
+    """Inverse of :func:`format_lexicon_veto` for a valid cell: ``(rule_id, version, phrase)`` pairs.
+
+    >>> parse_lexicon_veto('{"pin_blocked.blocked@0a1b": "stole"}')
+    [('pin_blocked.blocked', '0a1b', 'stole')]
+    """
+    return [(*key.rsplit("@", 1), phrase) for key, phrase in json.loads(cell).items()]
+
+
 class Match(NamedTuple):
     """A rule's answer for one query (a named tuple: it is built on the hot path).
 
@@ -92,12 +117,17 @@ class Decision(NamedTuple):
     two); ``shadow`` the shadow-sample flag of a hit (False on a miss);
     ``shadow_rules`` the ids of the shadow rules that would have fired,
     sorted (their versions are in the bundle). A shadow rule never answers.
+    ``veto`` names the rule that would have answered had the safety lexicon
+    not stopped it, and the phrase (and its safety intent) that did; None
+    when the lexicon changed nothing. ``match`` may still be a rule of the
+    phrase's own intent.
     """
 
     match: Match | None
     bundle_version: int
     shadow: bool
     shadow_rules: tuple[str, ...]
+    veto: LexiconVeto | None = None
 
 
 class RuleClassifier:
@@ -166,10 +196,10 @@ class RuleClassifier:
         """
         bundle = self._bundle
         normalized = normalize(text)
-        result = bundle.matcher.match_normalized(normalized, locale)
+        result, veto = bundle.matcher.match_and_veto_normalized(normalized, locale)
         match = None if result is None else self._match(result, bundle.number, query_id)
         return Decision(match, bundle.number, False if match is None else match.shadow,
-                        bundle.matcher.shadow_fired_normalized(normalized, locale))
+                        bundle.matcher.shadow_fired_normalized(normalized, locale), veto)
 
     def decide_many(
         self,
@@ -182,10 +212,12 @@ class RuleClassifier:
         texts = _as_list(texts)
         if locales is not None and not isinstance(locales, str):
             locales = _as_list(locales)
-        matches = self._classify_many(bundle, texts, locales, query_ids)
+        pairs = bundle.matcher.match_and_veto_many(texts, locales)
+        matches = self._classify_many(bundle, [result for result, _ in pairs], query_ids)
         shadows = bundle.matcher.shadow_many(texts, locales)
         number = bundle.number
-        return [Decision(m, number, False if m is None else m.shadow, s) for m, s in zip(matches, shadows)]
+        return [Decision(m, number, False if m is None else m.shadow, s, v)
+                for m, s, (_, v) in zip(matches, shadows, pairs)]
 
     def classify_many(
         self,
@@ -194,13 +226,13 @@ class RuleClassifier:
         query_ids: Iterable[str] | None = None,
     ) -> list[Match | None]:
         """:meth:`classify` over many queries, element for element the same answers."""
-        return self._classify_many(self._bundle, _as_list(texts), locales, query_ids)
+        bundle = self._bundle
+        return self._classify_many(bundle, bundle.matcher.match_many(texts, locales), query_ids)
 
-    def _classify_many(self, bundle: Bundle, texts: list, locales, query_ids) -> list[Match | None]:
-        results = bundle.matcher.match_many(texts, locales)
-        ids: Sequence[str | None] = _as_list(query_ids) if query_ids is not None else [None] * len(texts)
-        if len(ids) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(ids)} query ids; pass one id per text")
+    def _classify_many(self, bundle: Bundle, results: list, query_ids) -> list[Match | None]:
+        ids: Sequence[str | None] = _as_list(query_ids) if query_ids is not None else [None] * len(results)
+        if len(ids) != len(results):
+            raise ValueError(f"got {len(results)} texts but {len(ids)} query ids; pass one id per text")
         rate = self.shadow_rate
         number = bundle.number
         blake2b = hashlib.blake2b

@@ -7,7 +7,8 @@ import json
 from benchmarks.bench_spine import Config, format_table, run
 
 TINY = Config(queries=2_000, throughput_reps=1, latency_patterns=(50,), latency_calls=500, latency_reps=1,
-              load_patterns=(50,), load_reps=1)
+              load_patterns=(50,), load_reps=1, lexicon_patterns=50, lexicon_phrases=10, lexicon_calls=500,
+              lexicon_reps=1)
 
 
 def _positive(value) -> bool:
@@ -36,8 +37,13 @@ def test_bench_spine_reports_every_figure():
         assert _positive(row[key]), (key, row[key])
     assert set(row["breakdown_s"]) >= {"read_bytes", "sha256", "unpickle", "matcher_init"}
 
+    x = report["lexicon"]
+    assert x["lexicon_phrases"] == 10 and x["calls"] == 500
+    for key in ("plain_p50_us", "lexicon_p50_us", "ratio_p50"):
+        assert _positive(x[key]), (key, x[key])
+
     table = format_table(report)
-    assert "[1]" in table and "[2]" in table and "[3]" in table
+    assert "[1]" in table and "[2]" in table and "[3]" in table and "[4]" in table
 
 
 def test_bench_gate_reports_every_figure():

@@ -144,8 +144,8 @@ def test_decide_reports_hits_misses_and_shadow_rules(classifier):
     assert (hit.match.rule_id, hit.bundle_version, hit.shadow, hit.shadow_rules) == (
         "order_tracking.order", 1, hit.match.shadow, ("order_tracking.status", "promotion.sale"))
     miss = classifier.decide("big sale today", locale="en", query_id="q-2")
-    assert miss == (None, 1, False, ("promotion.sale",))
-    assert classifier.decide("hello", locale="en", query_id="q-3") == (None, 1, False, ())
+    assert miss == (None, 1, False, ("promotion.sale",), None)
+    assert classifier.decide("hello", locale="en", query_id="q-3") == (None, 1, False, (), None)
 
 
 _WORDS = ["my", "order", "status", "cancel", "don't", "sale", "opening", "hours", "horario", "x"]
@@ -164,7 +164,7 @@ def test_shadow_rules_change_no_answer_and_decide_ties_to_classify(classifier, a
     assert [d.match for d in decisions] == classifier.classify_many(texts, locales, ids)
     for (text, locale), query_id, decision in zip(rows, ids, decisions):
         if text is None:
-            assert decision == (None, 1, False, ())
+            assert decision == (None, 1, False, (), None)
             continue
         assert decision == classifier.decide(text, locale=locale, query_id=query_id)
         # The offline matcher without the shadow rules gives the same answer and verdict.

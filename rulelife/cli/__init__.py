@@ -138,26 +138,31 @@ def classify(
 
     ws = workspace(ctx)
     clf = RuleClassifier.from_store(ws.bundle_dir, shadow_rate=ws.settings.shadow_rate)
-    match = clf.classify(text, locale=locale, query_id=query_id)
+    decision = clf.decide(text, locale=locale, query_id=query_id)
+    match, veto = decision.match, decision.veto
     explanation = clf.explain(text, locale=locale) if explain else None
     if as_json:
         data = {"bundle": clf.bundle_version, "match": None if match is None else {
             "intent": match.intent, "rule_id": match.rule_id, "rule_version": match.rule_version,
-            "pattern": match.pattern, "shadow": match.shadow, "fired": list(match.fired)}}
+            "pattern": match.pattern, "shadow": match.shadow, "fired": list(match.fired)},
+            "veto": None if veto is None else veto._asdict()}
         if explanation is not None:
             data["explain"] = explanation.to_dict()
         print_json(data)
         return
-    if match is None:
+    if veto is not None:
+        console.print(f"the safety lexicon phrase {veto.phrase!r} ({veto.intent}) vetoed {veto.rule_id}"
+                      + ("" if match else f" (bundle {clf.bundle_version}): send to the model"), highlight=False)
+    if match is None and veto is None:
         console.print(f"no rule fired (bundle {clf.bundle_version}): send to the model")
-    else:
+    elif match is not None:
         console.print(f"{match.intent}  by {match.rule_id}@{match.rule_version} on '{match.pattern}' "
                       f"(bundle {match.bundle_version}{', shadow: call the model too' if match.shadow else ''})",
                       highlight=False)
     if explanation is not None:
         console.print(f"normalised: {explanation.normalized!r}", highlight=False)
         console.print(table(None, ["rule", "phrase", "kind", "span", "counted", "why"],
-                            [[h.rule_id, h.phrase, h.kind, f"{h.start}-{h.end}", h.counted, h.reason]
+                            [[h.rule_id or "(lexicon)", h.phrase, h.kind, f"{h.start}-{h.end}", h.counted, h.reason]
                              for h in explanation.hits]))
         console.print(explanation.reason, highlight=False)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rulelife import operations, registry
+from rulelife import operations
 from rulelife.bundle import BundleStore, diff_bundles
 from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
 
@@ -29,9 +29,9 @@ def _print_summary(summary: dict, as_json: bool, note: str = "") -> None:
 
 @app.command("build")
 def build(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Write a new immutable bundle of the active rule versions (CURRENT is not moved)."""
+    """Write a new immutable bundle of the active rules, the shadow ones and the safety lexicon (CURRENT is not moved)."""
     ws = workspace(ctx)
-    bundle, new = BundleStore(ws.bundle_dir).build(registry.active_rules(operations.open_store(ws)))
+    bundle, new = operations.build_bundle(ws)
     note = f"built bundle {bundle.number}" if new else f"unchanged: bundle {bundle.number} already holds these rules"
     _print_summary({**bundle.summary(), "new": new}, as_json, note)
 

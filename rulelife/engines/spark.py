@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -51,7 +52,7 @@ from rulelife._compat import quiet_pyspark_import
 from rulelife.errors import LogError
 from rulelife.metrics import MetricCounts, count_chunk
 from rulelife.querylog import LogReport
-from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, SHADOW_RULES_PATTERN, coerce
+from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, SHADOW_RULES_PATTERN, coerce, parse_reason
 from rulelife.querylog.sources import LogSource, describe, files_in_window
 
 __all__ = ["JOB_CONF", "count_spark", "local_session", "partial_rows"]
@@ -66,7 +67,7 @@ JOB_CONF = {
     "spark.sql.session.timeZone": "UTC",
 }
 _KEYS = ("kind", "date", "rule_id", "rule_version", "locale", "serving", "model_intent", "reason")
-_SUMS = ("fires", "shadow_n", "agree_n", "safety_fp", "n")
+_SUMS = ("fires", "shadow_n", "agree_n", "safety_fp", "vetoed", "n")
 _EXAMPLE = ("ex_query_id", "ex_text", "ex_locale", "ex_model_intent")
 _SCHEMA = pa.schema(
     [("kind", pa.string()), ("date", pa.date32())]
@@ -191,12 +192,16 @@ def _grouped(frame, F, known: frozenset[str] | None, intents: Mapping[str, str])
     return frame.select(
         F.date_trunc("day", F.col("ts")).alias("ts"), F.col("locale"), F.col("rule_id"),
         F.col("rule_version"), F.col("shadow"), F.when(tagged, F.col("shadow_rules")).alias("shadow_rules"),
+        # The lexicon_veto cell is part of the key (count_chunk counts each
+        # rule it names); it is parsed, and a malformed one quarantined, on
+        # the worker by the reader's own parser (see partial_rows).
+        F.when(F.trim(F.col("lexicon_veto")) != "", F.col("lexicon_veto")).alias("lexicon_veto"),
         F.when(hit | tagged, F.col("model_intent")).alias("model_intent"),
         F.when(example, F.col("query_id")).alias("query_id"),
         F.when(example, F.col("text")).alias("text"),
         bad.alias("bad"),
-    ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "shadow_rules", "model_intent", "query_id", "text",
-              "bad").agg(F.count(F.lit(1)).alias("n"))
+    ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "shadow_rules", "lexicon_veto", "model_intent",
+              "query_id", "text", "bad").agg(F.count(F.lit(1)).alias("n"))
 
 
 def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], safety: Sequence[str]
@@ -216,11 +221,15 @@ def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], 
         table = pa.Table.from_batches([batch])
         bad = table.column("bad").to_numpy()
         weights = table.column("n").to_numpy()
-        frame, _ = coerce(table.drop_columns(["bad", "n"]), Path("<spark partition>"))
+        frame, failures = coerce(table.drop_columns(["bad", "n"]), Path("<spark partition>"))
         rows += int(weights.sum())
+        veto_bad = failures.get("lexicon_veto")
+        if veto_bad is not None:  # a malformed lexicon_veto cell, as the local reader quarantines it
+            reasons[parse_reason("lexicon_veto")] += int(weights[veto_bad].sum())
+            bad = np.where(veto_bad & (bad == 0), 1 << len(_CHECKS), bad)
         if bad.any():
             quarantined += int(weights[bad != 0].sum())
-            for bit, (reason, _) in enumerate(_CHECKS):
+            for bit, (reason, _) in enumerate(_CHECKS):  # (the lexicon_veto bit is counted above)
                 hits = int(weights[((bad >> bit) & 1) == 1].sum())
                 if hits:
                     reasons[reason] += hits
@@ -330,6 +339,8 @@ def read_window(spark, F, paths: list[str], since, until, source: str, report: L
     _check_columns(frame.dtypes, source, require_runtime)
     if "shadow_rules" not in frame.columns:  # optional: a log without it had no shadow rule fire
         frame = frame.withColumn("shadow_rules", F.lit(None).cast("string"))
+    if "lexicon_veto" not in frame.columns:  # optional: a log without it had no lexicon veto
+        frame = frame.withColumn("lexicon_veto", F.lit(None).cast("string"))
     report.files_read.extend(frame.inputFiles())
     if not (since or until):
         return frame
@@ -412,7 +423,7 @@ def _to_counts(summed: pd.DataFrame) -> MetricCounts:
                 out[column] = out[column].astype(str)
         return out.sort_values(by, ignore_index=True)
 
-    hits = part("hit", [*keys, "fires", "shadow_n", "agree_n", "safety_fp"], keys, empty.hits)
+    hits = part("hit", [*keys, "fires", "shadow_n", "agree_n", "safety_fp", "vetoed"], keys, empty.hits)
     classes = part("class", [*keys, "model_intent", "n"], [*keys, "model_intent"], empty.classes)
     traffic = part("traffic", ["date", "locale", "n"], ["date", "locale"], empty.traffic)
     traffic = traffic.rename(columns={"n": "traffic"})

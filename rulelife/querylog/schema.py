@@ -11,6 +11,8 @@ alike).
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from rulelife.errors import LogError
 
 __all__ = [
     "CONTRACT_DTYPES",
+    "LEXICON_VETO_KEY_PATTERN",
     "OPTIONAL_RUNTIME_COLUMNS",
     "REQUIRED_COLUMNS",
     "RUNTIME_COLUMNS",
@@ -45,6 +48,7 @@ CONTRACT_DTYPES: dict[str, str] = {
     "bundle_version": "Int64",
     "shadow": "boolean",
     "shadow_rules": "string",
+    "lexicon_veto": "string",
 }
 REQUIRED_COLUMNS = ("query_id", "ts", "text", "locale", "model_intent", "model_confidence")
 # Written by the chatbot runtime; a log from before the rules existed has none.
@@ -53,10 +57,16 @@ RUNTIME_COLUMNS = ("rule_id", "rule_version", "bundle_version", "shadow")
 # would have fired, as ``rule_id@version`` joined by ``;`` (ids are slugs and
 # versions hex, so neither holds a separator); empty or NA when none. Optional:
 # a log without the column is valid and reads as "no shadow rule fired".
-OPTIONAL_RUNTIME_COLUMNS = ("shadow_rules",)
+# ``lexicon_veto``, written by a runtime whose bundle holds a safety lexicon:
+# the rule that would have answered had a lexicon phrase not stopped it, as a
+# JSON object ``{"rule_id@version": "phrase"}`` (JSON so any phrase round-trips;
+# the key is a slug and a hex version as in shadow_rules); empty or NA when the
+# lexicon changed nothing. Optional like shadow_rules.
+OPTIONAL_RUNTIME_COLUMNS = ("shadow_rules", "lexicon_veto")
 SHADOW_RULES_PATTERN = r"^[^;@\s]+@[0-9a-f]+(;[^;@\s]+@[0-9a-f]+)*$"
+LEXICON_VETO_KEY_PATTERN = r"^[^;@\s]+@[0-9a-f]+$"
 
-_STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string" and c != "shadow_rules")
+_STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string" and c not in OPTIONAL_RUNTIME_COLUMNS)
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
 
@@ -132,8 +142,32 @@ def _shadow_rules(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
     return raw.mask(bad), bad
 
 
+_VETO_KEY = re.compile(LEXICON_VETO_KEY_PATTERN)
+
+
+def _valid_veto(cell: str) -> bool:
+    """A non-empty JSON object of ``rule_id@version`` keys and non-empty phrase strings."""
+    try:
+        value = json.loads(cell)
+    except ValueError:
+        return False
+    return (isinstance(value, dict) and bool(value)
+            and all(_VETO_KEY.match(k) and isinstance(v, str) and v.strip() for k, v in value.items()))
+
+
+def _lexicon_veto(arr: pa.ChunkedArray) -> tuple[pd.Series, np.ndarray | None]:
+    raw = _strings(arr).str.strip()
+    raw = raw.mask(raw == "")  # an empty cell (CSV) is "no veto", like NA
+    present = raw.notna().to_numpy(dtype=bool)
+    bad = np.zeros(len(raw), dtype=bool)
+    if present.any():  # vetoes are rare: parse only the cells that hold one
+        where = np.flatnonzero(present)
+        bad[where] = [not _valid_veto(cell) for cell in raw.iloc[where]]
+    return raw.mask(bad), bad
+
+
 _PARSERS = {"ts": _ts, "model_confidence": _numbers, "bundle_version": _ints, "shadow": _bools,
-            "shadow_rules": _shadow_rules}
+            "shadow_rules": _shadow_rules, "lexicon_veto": _lexicon_veto}
 
 
 def coerce(table: pa.Table, path: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -157,6 +157,7 @@ class ReportData:
     residual: ResidualView
     notes: list[str] = field(default_factory=list)
     shadow: list[ShadowStanding] = field(default_factory=list)
+    vetoes: dict[str, int] = field(default_factory=dict)  # rule id -> messages the safety lexicon vetoed in the window
 
     @property
     def days(self) -> int:
@@ -204,6 +205,18 @@ def load_metrics(store: Store, first: date, last: date) -> pd.DataFrame:
     frame["fp_by_class"] = [{} for _ in range(len(frame))]
     frame = frame.astype({k: v for k, v in METRIC_COLUMNS.items() if k != "fp_by_class"})
     return frame.sort_values(["date", "rule_id", "locale"], kind="stable", ignore_index=True)
+
+
+def load_vetoes(store: Store, first: date, last: date) -> dict[str, int]:
+    """Per rule, the messages a safety-lexicon phrase sent to the model where the rule would have
+    answered, days ``first..last`` (rules with none are left out; NULL rows predate the count)."""
+    from sqlalchemy import func
+
+    c = DailyMetricRow
+    query = (select(c.rule_id, func.sum(c.vetoed)).where(c.day >= first, c.day <= last, c.vetoed > 0)
+             .group_by(c.rule_id))
+    with store.session() as session:
+        return {rule_id: int(n) for rule_id, n in session.connection().execute(query).all()}
 
 
 def _last_metric_day(store: Store) -> date | None:
@@ -474,4 +487,5 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
         evaluations=_evaluations(store),
         residual=_residual(workspace, since, until) if residual else ResidualView("not computed (residual=False)"),
         shadow=_shadow(store, workspace, until),
+        vetoes=load_vetoes(store, since, until),
     )

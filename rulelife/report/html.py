@@ -489,6 +489,7 @@ def _rules(data: ReportData) -> tuple[str, dict]:
                         f'<span data-metric="last-agreement">{last_text}</span>',
                         f"{rows['fires'].mean():,.0f}" if rows["fires"].notna().any() else "n/a",
                         "n/a" if s_last != s_last else f"{s_last:.2f}",
+                        f'<span data-metric="vetoed">{data.vetoes.get(rule_id, 0):,}</span>',
                         _e("; ".join(why.get(rule_id, [])))])
         charts, embedded[rule_id] = _rule_charts(data, rule_id, rows, rule_cusum, markers.get(rule_id, []))
         version = states.loc[rule_id, "version"] if rule_id in states.index else ""
@@ -496,6 +497,8 @@ def _rules(data: ReportData) -> tuple[str, dict]:
         head = (f'<h3>{_e(rule_id)}<small>@{_e(version)} · {_e(rows["intent"].iloc[0])}</small> '
                 f'<span class="badge {_e(state)}">{_e(state)}</span></h3>'
                 f'<p class="meta">window agreement {_pct(a / n if n else None)} ({a}/{n} shadow fires)'
+                + (f"; {data.vetoes[rule_id]:,} messages vetoed by the safety lexicon (sent to the model)"
+                   if data.vetoes.get(rule_id) else "")
                 + (f"; expires {expires:%Y-%m-%d}" if expires is not None and pd.notna(expires) else "")
                 + (f'; <span class="warn">{_e("; ".join(why[rule_id]))}</span>' if rule_id in why else "") + "</p>")
         rule_markers = markers.get(rule_id, [])
@@ -505,10 +508,13 @@ def _rules(data: ReportData) -> tuple[str, dict]:
                   + "</details>") if rule_markers else ""
         articles.append(f'<article class="rule" id="rule-{slug(rule_id)}" data-section="rule" '
                         f'data-rule="{_e(rule_id)}">{head}<div class="grid2">{charts}</div>{events}</article>')
-    table = _table(["rule", "state", "agreement (window)", "agreement (last day)", "fires/day", "CUSUM S", "attention"],
+    table = _table(["rule", "state", "agreement (window)", "agreement (last day)", "fires/day", "CUSUM S",
+                    "lexicon vetoes (window)", "attention"],
                    summary, "summary")
     intro = ("<p class='small'>Per rule, pooled over its locales: agreement is agree_n / shadow_n of the shadow "
-             "sample; the CUSUM is the agreement monitor's statistic per locale at the rule's current version. "
+             "sample; the CUSUM is the agreement monitor's statistic per locale at the rule's current version; "
+             "lexicon vetoes are messages a safety-lexicon phrase sent to the model where the rule would have "
+             "answered. "
              "Rules needing attention come first. Hover a chart for a day's numbers.</p>")
     return _section("rules", f"Rules ({len(order)})", intro + table + "".join(articles)), embedded
 

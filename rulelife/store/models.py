@@ -176,6 +176,9 @@ class DailyMetricRow(SQLModel, table=True):
     # "active" (the rule answered) or "shadow" (it would have: live evidence
     # of a shadow rule); NULL on rows written before shadow rules were counted.
     serving: str | None = Field(default=None, max_length=10)
+    # Messages a safety-lexicon phrase sent to the model where this rule would
+    # have answered; NULL on rows written before vetoes were counted.
+    vetoed: int | None = None
 
 
 class TicketRow(SQLModel, table=True):

@@ -15,6 +15,7 @@ import pytest
 
 from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
+from rulelife.lexicon import Lexicon, LexiconEntry
 from rulelife.matcher import compile_rule
 from rulelife.replay import replay
 from rulelife.rules import load_rules
@@ -38,7 +39,11 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
     # The second bundle moves two rules to shadow (matched, never answering):
     # the last day is served by it, so its log has shadow_rules to count.
     ordered = sorted(rules, key=lambda r: r.id)
-    bundles.build_and_publish([*ordered[2:], *(compile_rule(r, shadow=True) for r in ordered[:2])], actor="test")
+    # ... and holds a safety lexicon, so its log has lexicon vetoes to count.
+    lexicon = Lexicon(owner="test", phrases=[LexiconEntry(phrase="status", intent="escalation"),
+                                             LexiconEntry(phrase="pedido", intent="return_request", locales=("es",))])
+    bundles.build_and_publish([*ordered[2:], *(compile_rule(r, shadow=True) for r in ordered[:2])], actor="test",
+                              lexicon=lexicon)
     second = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
     log = simulate_traffic(start=START, days=days, queries_per_day=queries_per_day, seed=seed)
     last_day = log["ts"].dt.date == START + dt.timedelta(days=days - 1)
@@ -48,6 +53,7 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
         replayed.loc[7, "model_confidence"] = 1.5  # out of [0, 1]
         replayed.loc[11, "text"] = "   "  # blank
         replayed.loc[len(replayed) - 3, "model_intent"] = "weather"  # not an intent the model has
+        replayed.loc[13, "lexicon_veto"] = "not json"  # a malformed veto cell
     out = root / "log"
     for day, frame in replayed.groupby(replayed["ts"].dt.date):
         folder = out / f"date={day}"

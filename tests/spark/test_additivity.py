@@ -67,7 +67,7 @@ def test_pool_over_files_equals_one_stream(runtime_log):
     assert local[1:3] == pool[1:3]
     assert (local[3].rows_valid, local[3].rows_quarantined, local[3].reasons) == (
         pool[3].rows_valid, pool[3].rows_quarantined, pool[3].reasons)
-    assert pool[3].rows_quarantined == 3
+    assert pool[3].rows_quarantined == 4  # three bad values and a malformed lexicon_veto cell
 
 
 def test_unknown_engine_is_refused_with_the_choices(runtime_log):

@@ -50,7 +50,9 @@ def test_the_generated_log_exercises_what_it_should(spark, runtime_log):
     assert table["shadow_n"].sum() > 0 and (table["agree_n"] < table["shadow_n"]).any()
     shadow = table[table["serving"] == "shadow"]
     assert shadow["rule_id"].nunique() == 2 and shadow["fires"].sum() >= shadow["shadow_n"].sum() > 0
-    assert examples and report.rows_quarantined == 3
+    assert table["vetoed"].sum() > 0 and table.loc[table["vetoed"] > 0, "locale"].nunique() == 2
+    assert examples and report.rows_quarantined == 4
+    assert report.reasons["expect_column_values_to_be_parseable(lexicon_veto)"] == 1
 
 
 def test_a_bundle_missing_from_the_store_is_an_error(spark, runtime_log, tmp_path):
