@@ -143,6 +143,28 @@ def promote_many(workspace: Workspace, rule_ids: Sequence[str], *, actor: str, t
     Each rule goes through :func:`~rulelife.promotion.promote` on its own, so
     a refusal changes nothing for that rule and the others proceed. A refused
     rule is evaluated again, unrecorded, for the numbers behind its reasons.
+
+    Parameters
+    ----------
+    rule_ids
+        The rules, in the order of the verdicts; a repeated id counts once.
+    actor
+        Who promotes (recorded with each promotion and the publish).
+    to
+        ``shadow`` or ``active``, for every rule.
+
+    Returns
+    -------
+    BatchResult
+        A ``promoted``, ``refused`` or ``error`` verdict a rule, with every
+        reason, and the bundle published if any rule moved.
+
+    Raises
+    ------
+    LifecycleError
+        ``to`` is not a state promotion reaches; nothing was changed.
+    UnknownRule
+        Some ids are not in the registry (all are named); nothing was changed.
     """
     target = _promotion_target(to)
     store = store or open_store(workspace)
