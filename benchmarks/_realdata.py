@@ -144,7 +144,7 @@ def days_slice(traffic: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
 
 
 def make_workspace(root: Path, log: pd.DataFrame, *, intents: Sequence[str], safety: Sequence[str], gate_on: str,
-                   floor: int) -> Workspace:
+                   floor: int, **settings) -> Workspace:
     """A fresh workspace at ``root`` with ``log`` written to its logs folder as daily Parquet files.
 
     The settings are overrides only (nothing is written to rulelife.toml), so
@@ -152,7 +152,7 @@ def make_workspace(root: Path, log: pd.DataFrame, *, intents: Sequence[str], saf
     """
     Workspace.create(root)
     workspace = Workspace.load(root, intents=list(intents), safety_intents=list(safety),
-                               dataset_floor=floor, dataset_floor_high_traffic=floor, gate_on=gate_on)
+                               dataset_floor=floor, dataset_floor_high_traffic=floor, gate_on=gate_on, **settings)
     write_log(log, workspace.log_dir)
     return workspace
 

@@ -46,6 +46,8 @@ import pandas as pd
 from rulelife import nightly, operations, promotion, registry
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused
+from rulelife.lexicon import lexicon_path
+from rulelife.lexicon_mining import mine_lexicon, proposals_yaml
 from rulelife.live_evidence import check_live, live_evidence
 from rulelife.mining import MiningReport, mine_workspace
 from rulelife.replay import replay
@@ -67,19 +69,28 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class GateConfig:
-    """One gate setting under test: what agreement is judged on, and the dataset floors."""
+    """One setting under test: what agreement is judged on, the dataset floors, and the safety boundary.
+
+    ``boundary``: ``off`` (no proximity check in the miner or the gate),
+    ``proximity`` (the default settings), or ``lexicon`` (proximity, plus a
+    lexicon of every phrase ``rulelife safety mine`` proposes on days 0-29,
+    accepted whole in place of a person's review).
+    """
 
     gate_on: str
     floor: int
+    boundary: str = "proximity"
 
     @property
     def name(self) -> str:
-        return f"{self.gate_on}/{self.floor}"
+        suffix = "" if self.boundary == "proximity" else f"+{self.boundary}"
+        return f"{self.gate_on}/{self.floor}{suffix}"
 
 
 # The interval gate needs about 73 agreeing held-out rows a rule; Bitext gives an intent about 75 in 15
 # days, so it is shown for what it refuses. The point gate with lowered floors is the small-data setting.
-CONFIGS = (GateConfig("lower_bound", 100), GateConfig("point", 30), GateConfig("point", 20))
+CONFIGS = (GateConfig("lower_bound", 100), GateConfig("point", 30), GateConfig("point", 20),
+           GateConfig("point", 20, "off"), GateConfig("point", 20, "lexicon"))
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,15 @@ class Bench:
 
     def workspace(self, root: Path, config: GateConfig, log: pd.DataFrame | None = None) -> Workspace:
         """A fresh workspace for ``config`` with ``log`` (default: all the traffic) as its query log."""
-        return make_workspace(root, self.traffic if log is None else log, intents=self.intents,
-                              safety=self.safety, gate_on=config.gate_on, floor=config.floor)
+        # "off": no word is ever near a safety intent (no rows threshold can be met).
+        extra = {"safety_proximity_rows": 10**9} if config.boundary == "off" else {}
+        workspace = make_workspace(root, self.traffic if log is None else log, intents=self.intents,
+                                   safety=self.safety, gate_on=config.gate_on, floor=config.floor, **extra)
+        if config.boundary == "lexicon":
+            proposed = mine_lexicon(workspace, since=day(0), until=day(DAYS // 2 - 1))
+            lexicon_path(workspace.rules_dir).write_text(proposals_yaml(proposed.proposals, owner=ACTOR),
+                                                         encoding="utf-8")
+        return workspace
 
 
 def mine(workspace: Workspace, first: int, last: int) -> MiningReport:
@@ -251,13 +269,14 @@ def run(data_dir: Path = DATA, *, safety: Sequence[str] = SAFETY, text_col: str 
         for flow in flows:
             for config in configs:
                 try:
-                    result = FLOWS[flow](bench, config, Path(tmp) / f"{flow}-{config.gate_on}-{config.floor}", progress)
+                    folder = f"{flow}-{config.name}".replace("/", "-").replace("+", "-")
+                    result = FLOWS[flow](bench, config, Path(tmp) / folder, progress)
                 except NotImplementedError as exc:
                     skipped[flow] = str(exc)
                     progress(f"{flow}: skipped ({exc})")
                     break
                 results.append({"flow": flow, "config": config.name, "gate_on": config.gate_on,
-                                "dataset_floor": config.floor, **result})
+                                "dataset_floor": config.floor, "boundary": config.boundary, **result})
     accuracy = float((traffic["model_intent"] == traffic["true_intent"]).mean())
     meta = {"data": str(data_dir), "rows": len(traffic), "intents": len(all_intents), "folds": folds,
             "model_accuracy_oof": accuracy, "safety_intents": list(safety), "days": DAYS,

@@ -29,13 +29,17 @@ def test_quickstart_gates_serves_and_monitors(tmp_path):
     assert drift and min(t["first_day"] for t in drift) >= rephrase["first_day"]
     assert (result.workspace.root / "tickets").is_dir()
     assert result.report is not None and result.report.stat().st_size > 0
-    # The miner's proposals are registered as candidates, never made active.
-    assert result.candidates
+    # The mined batch goes to shadow; a mined rule goes live only on its live evidence.
+    assert result.candidates and result.shadow and result.shadow_day is not None
     from rulelife import operations, registry
 
     store = operations.open_store(result.workspace)
     states = {s.rule_id: s.state.value for s in registry.list_rules(store)}
-    assert all(states[c["id"]] == "candidate" for c in result.candidates)
+    earned = {g.rule_id for g in result.shadow if g.promoted}
+    assert all(states[c["id"]] in ("shadow", "active", "disabled") for c in result.candidates)
+    assert all(states[g.rule_id] in ("active", "disabled") for g in result.shadow if g.promoted)
+    assert all(g.reasons for g in result.shadow if not g.promoted)
+    assert not any(states[c["id"]] == "active" and c["id"] not in earned for c in result.candidates)
 
 
 def test_quickstart_cli_is_rerunnable(tmp_path):
