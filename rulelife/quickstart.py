@@ -17,6 +17,7 @@ of shadow rows, and the agreement monitors would have nothing to judge.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -84,6 +85,8 @@ class QuickstartResult:
     candidates: list[dict] = field(default_factory=list)  # the miner's top proposals
     shadow: list[GateOutcome] = field(default_factory=list)  # the mined batch judged on its live evidence
     shadow_day: date | None = None
+    vetoes: int = 0  # live queries the safety lexicon sent to the model although a rule fired
+    veto_example: dict | None = None  # the first of them: text, the rule it stopped, the phrase
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +104,8 @@ class QuickstartResult:
             "candidates": self.candidates,
             "shadow": [g.to_dict() for g in self.shadow],
             "shadow_day": self.shadow_day.isoformat() if self.shadow_day else None,
+            "vetoes": self.vetoes,
+            "veto_example": self.veto_example,
         }
 
     @property
@@ -202,6 +207,7 @@ def run_quickstart(
     served = None
     judged: list[GateOutcome] = []
     shadow_day = None
+    vetoes, veto_example = 0, None
     for offset in range(live_days):
         current = launch + timedelta(days=offset)
         if offset == min(SHADOW_DAYS, live_days - 1):
@@ -209,6 +215,12 @@ def run_quickstart(
         classifier.refresh()
         served = replay(traffic[day == current], classifier)
         write_log(served, workspace.log_dir)
+        vetoed = served[served["lexicon_veto"].notna()]
+        vetoes += len(vetoed)
+        if veto_example is None and len(vetoed):
+            first = vetoed.iloc[0]
+            veto_example = {"day": current.isoformat(), "text": first["text"], "locale": first["locale"],
+                            "veto": json.loads(first["lexicon_veto"])}
         reports.append(nightly.run_nightly(workspace, current, store=store, actor="nightly"))
     intents = {rule.id: rule.intent for rule in classifier.bundle.rules}
     summary = summarize_replay(served, intents)
@@ -230,6 +242,8 @@ def run_quickstart(
         candidates=[c.to_dict() for c in sorted(mined.candidates, key=lambda c: -c.calls_saved_per_day)[:5]],
         shadow=judged,
         shadow_day=shadow_day,
+        vetoes=vetoes,
+        veto_example=veto_example,
     )
 
 

@@ -40,6 +40,10 @@ def test_quickstart_gates_serves_and_monitors(tmp_path):
     assert all(states[g.rule_id] in ("active", "disabled") for g in result.shadow if g.promoted)
     assert all(g.reasons for g in result.shadow if not g.promoted)
     assert not any(states[c["id"]] == "active" and c["id"] not in earned for c in result.candidates)
+    # The shipped safety lexicon sends messages such as a damaged-book return to the model.
+    assert result.vetoes > 0 and result.veto_example["veto"]
+    assert all(rule.split("@")[0].split(".")[0] not in ("return_request", "escalation")
+               for rule in result.veto_example["veto"])
 
 
 def test_quickstart_cli_is_rerunnable(tmp_path):

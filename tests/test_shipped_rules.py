@@ -114,3 +114,13 @@ def test_no_non_safety_rule_wins_a_safety_query_except_the_risky_one(wins):
     on_safety = wins[wins["model_intent"].isin(SAFETY_INTENTS) & ~wins["winner_intent"].isin(SAFETY_INTENTS)]
     assert set(on_safety["winner"]) == {RISKY}
     assert set(on_safety["model_intent"]) == set(SAFETY_INTENTS)  # returns and escalations alike
+
+
+def test_the_shipped_safety_lexicon_lints_clean_and_signals_only_safety_intents():
+    from rulelife.config import Settings
+    from rulelife.lexicon import lint_lexicon, load_lexicon
+
+    safety = Settings().safety_intents
+    assert lint_lexicon(RULES_DIR, safety) == []
+    lexicon = load_lexicon(RULES_DIR)
+    assert set(lexicon.intents()) == {"return_request", "escalation"} == set(safety)

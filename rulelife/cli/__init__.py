@@ -252,6 +252,11 @@ def quickstart(
     )
     console.print(f"nightly job over {len(result.nightly)} live days; drift scenarios in {ws.log_dir / 'scenarios.json'}",
                   highlight=False)
+    if result.veto_example:
+        example = result.veto_example
+        stopped = ", ".join(f"{rule} by {phrase!r}" for rule, phrase in example["veto"].items())
+        console.print(f"safety lexicon: {result.vetoes} live queries went to the model although a rule fired, e.g. "
+                      f"{example['text']!r} ({example['locale']}, {example['day']}): {stopped}", highlight=False)
     console.print(table("auto-disabled by the nightly job", ["day", "rule"],
                         [[day, rule_id] for day, rule_id in result.disabled]) if result.disabled
                   else "no rule was auto-disabled")
