@@ -20,7 +20,7 @@ import pandas as pd
 
 from rulelife import operations, registry
 from rulelife.config import Workspace
-from rulelife.errors import RuleError
+from rulelife.errors import ConfigError, RuleError
 from rulelife.lint import lint_rules
 from rulelife.plugins import MINERS, load_plugin
 from rulelife.engines.fold import LogFold
@@ -134,7 +134,8 @@ def mine_workspace(
                            "min_proximity_rows": settings.safety_proximity_rows,
                            "min_proximity_lift": settings.safety_proximity_lift, **miner_params})
     if not 0 <= holdout < 1:
-        raise ValueError(f"holdout must be a share of the window's days in [0, 1), got {holdout!r}; 0.5 is the default")
+        raise ConfigError(f"holdout must be a share of the window's days in [0, 1), got {holdout!r}; "
+                          "0.5 is the default")
     report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)
     source = log if log is not None else workspace.log_dir
     options = dict(engine=engine, known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
@@ -187,7 +188,7 @@ def split_window(source, since: date | None, until: date | None, holdout: float,
             return None, None
         since, until = since or days[0], until or days[-1]
     if until < since:
-        raise ValueError(f"--until {until} is before --since {since}; give a window that ends after it starts")
+        raise ConfigError(f"--until {until} is before --since {since}; give a window that ends after it starts")
     n = (until - since).days + 1
     held = int(n * holdout)
     if held == 0 or held == n:

@@ -117,3 +117,10 @@ def test_a_hand_written_rule_keeps_any_window(ws):
     result = runner.invoke(app, [*base, "evaluate", "cancel.by_hand", "--json"])
     checks = {c["name"]: c for c in json.loads(result.output)["gate"]["checks"]}
     assert checks["held_out"]["passed"] and "hand-written" in checks["held_out"]["detail"]
+
+
+def test_a_window_that_ends_before_it_starts_is_one_line_with_the_fix(ws):
+    result = runner.invoke(app, ["--workspace", str(ws.root), "mine", "--since", "2026-02-10", "--until",
+                                 "2026-02-01"])
+    assert result.exit_code == 1
+    assert "--until 2026-02-01 is before --since 2026-02-10" in result.output and "Traceback" not in result.output
