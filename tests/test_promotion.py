@@ -238,7 +238,8 @@ def test_promote_many_keeps_going_past_a_refusal_and_publishes_once(ws):
     # The refusal's numbers are the single-rule evaluation's: 300 / 320 on 300 dataset rows.
     assert (refused.agreement, refused.rows) == (300 / 320, 300)
     single = promotion.evaluate(ws, "order_tracking.my_order", store=store, record=False)
-    assert list(refused.reasons) == single.decision.reasons and len(refused.reasons) == 2
+    # Agreement, the return requests it fires on, and 'order' living next to return requests.
+    assert list(refused.reasons) == single.decision.reasons and len(refused.reasons) == 3
     assert (promoted.agreement, promoted.reasons) == (1.0, ())
 
     # The refused rule is untouched: no evaluation, promotion or audit row of its own.
