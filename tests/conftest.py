@@ -63,6 +63,27 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
+def new_workspace(tmp_path, db_url, monkeypatch):
+    """Make a fresh workspace on this test's backend: ``new_workspace(dataset_floor="300", ...)``.
+
+    Each keyword becomes the ``RULELIFE_<KEY>`` setting (a string, as in the
+    environment), so the workspace's own settings file stays the default one.
+    """
+    from rulelife.config import Workspace
+
+    url, schema = db_url
+    if schema:
+        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
+
+    def make(name: str = "ws", **settings: str) -> Workspace:
+        for key, value in settings.items():
+            monkeypatch.setenv(f"RULELIFE_{key.upper()}", value)
+        return Workspace.create(tmp_path / name, db_url=url)
+
+    return make
+
+
+@pytest.fixture
 def store(db_url):
     url, schema = db_url
     store = Store(url, schema=schema)

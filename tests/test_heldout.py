@@ -37,13 +37,8 @@ def day_rows(day: int) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, monkeypatch):
-    url, schema = db_url
-    if schema:
-        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
-    monkeypatch.setenv("RULELIFE_DATASET_FLOOR", "100")
-    monkeypatch.setenv("RULELIFE_INTENTS", json.dumps(INTENTS))
-    workspace = Workspace.create(tmp_path / "ws", db_url=url)
+def ws(new_workspace):
+    workspace = new_workspace(dataset_floor="100", intents=json.dumps(INTENTS))
     frames = []
     for day in range(1, 21):
         rows = day_rows(day)

@@ -55,12 +55,8 @@ def traffic(n_hours=400, n_order=300, n_return=20, n_other=300) -> list[tuple[st
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, monkeypatch):
-    url, schema = db_url
-    if schema:
-        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
-    monkeypatch.setenv("RULELIFE_DATASET_FLOOR", "300")
-    workspace = Workspace.create(tmp_path / "ws", db_url=url)
+def ws(new_workspace):
+    workspace = new_workspace(dataset_floor="300")
     for name, text in (("faq/opening_hours.yaml", HOURS), ("order_tracking/my_order.yaml", MY_ORDER)):
         path = workspace.rules_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)

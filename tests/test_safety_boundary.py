@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from miners.candidates import CandidateMiner
 from rulelife.cli import app
-from rulelife.config import Workspace
 
 pytestmark = pytest.mark.store
 runner = CliRunner()
@@ -30,15 +29,8 @@ def log(rows: list[tuple[str, str]]) -> pd.DataFrame:
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, monkeypatch):
-    url, schema = db_url
-    if schema:
-        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
-    monkeypatch.setenv("RULELIFE_SAFETY_INTENTS", '["get_refund"]')
-    monkeypatch.setenv("RULELIFE_INTENTS", "[]")
-    monkeypatch.setenv("RULELIFE_DATASET_FLOOR", "100")
-    monkeypatch.setenv("RULELIFE_GATE_ON", "point")
-    workspace = Workspace.create(tmp_path / "ws", db_url=url)
+def ws(new_workspace):
+    workspace = new_workspace(safety_intents='["get_refund"]', intents="[]", dataset_floor="100", gate_on="point")
     rows = ([("how is a restitution of my payment going", "track_refund")] * 120
             + [("i want restitution for my broken order", "get_refund")] * 9
             + [("hello", "chitchat")] * 350)

@@ -32,13 +32,9 @@ TRAFFIC = (
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, monkeypatch):
+def ws(new_workspace):
     """Three candidates and one day of 1,020 model-labelled queries; dataset floor 300."""
-    url, schema = db_url
-    if schema:
-        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
-    monkeypatch.setenv("RULELIFE_DATASET_FLOOR", "300")
-    workspace = Workspace.create(tmp_path / "ws", db_url=url)
+    workspace = new_workspace(dataset_floor="300")
     for name, text in RULES.items():
         path = workspace.rules_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
