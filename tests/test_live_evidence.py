@@ -16,7 +16,9 @@ from rulelife.cli import app
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused
 from rulelife.lifecycle import State
+from rulelife.live_evidence import live_evidence
 from rulelife.replay import replay
+from rulelife.selection import Window, record_selection
 from rulelife.store import AuditRow, PromotionRow, utcnow
 
 SALE = """\
@@ -120,3 +122,18 @@ def test_cli_promote_of_a_shadow_rule_refusal_exits_1_with_reasons(ws):
     result = CliRunner().invoke(app, ["--workspace", str(ws.root), "promote", "promotion.sale", "--actor", "ana"])
     assert result.exit_code == 0, result.output
     assert "promotion.sale@" in result.output and "is now active" in result.output
+
+
+def test_backfilled_days_count_but_the_days_that_chose_the_rule_do_not(ws):
+    # A backfill serves days dated before the wall-clock move to shadow: they are live evidence all the same.
+    past1, past2 = date(2026, 1, 10), date(2026, 1, 11)
+    live_day(ws, past1, agree=40)
+    live_day(ws, past2, agree=30)
+    store = operations.open_store(ws)
+    assert live_evidence(store, "promotion.sale").labelled == 70
+    # Had a miner chosen the rule on 01-10, that day would be the choosing rows, never evidence.
+    with store.session() as session:
+        record_selection(session, "promotion.sale", "v", Window(past1, past1), heldout=None, actor="miner",
+                         figures={})
+    evidence = live_evidence(store, "promotion.sale")
+    assert (evidence.labelled, evidence.first_day, evidence.last_day) == (30, past2, past2)
