@@ -27,6 +27,8 @@ from rulelife.lifecycle import State, check_transition
 from rulelife.live_evidence import promote_live
 from rulelife.operations import PublishResult, open_store, publish_active, set_state
 from rulelife.plugins import MINERS, load_plugin
+from rulelife.lexicon import load_lexicon
+from rulelife.matcher import compile_lexicon
 from rulelife.querylog import LogReport
 from rulelife.selection import day_after, latest_selection
 from rulelife.store import EvaluationRow, PromotionRow, Store, utcnow
@@ -92,7 +94,8 @@ def build_datasets(
     report = LogReport()
     source = log if log is not None else workspace.log_dir
     first = None if since is not None or None in starts else min(starts)
-    builders = fold_log(DatasetPass(rules, settings, miners, starts), source, combine=merge_builders,
+    lexicon = compile_lexicon(load_lexicon(workspace.rules_dir))
+    builders = fold_log(DatasetPass(rules, settings, miners, starts, lexicon), source, combine=merge_builders,
                         since=since or first,
                         until=until, engine=engine, known_intents=settings.intents or None,
                         quarantine_dir=workspace.quarantine_dir, report=report, workers=workers, spark=spark)
@@ -143,6 +146,7 @@ def _evaluate(store: Store, workspace: Workspace, rule_id: str, now: datetime | 
             f"the newest dataset was built for version {other.rule_version}, but the rule is at "
             f"{status.latest_version}; rebuild it with `rulelife dataset build {rule_id}`"]) from None
     evaluation = evaluate_rule(rule, load_rows(snapshot), snapshot.meta, workspace.settings,
+                               lexicon=compile_lexicon(load_lexicon(workspace.rules_dir)),
                                dataset_hash=snapshot.content_hash)
     decision = check_gate(evaluation, snapshot, status, workspace.settings, now,
                           selection=latest_selection(store, rule_id), intent=rule.intent,

@@ -75,3 +75,29 @@ def test_the_miner_refuses_a_phrase_next_to_a_safety_intent():
         "'refund' is in 20 of its 50 queries labelled get_refund (40%), a safety intent")
     assert all("refund" not in p for c in miner.candidates_ for p in c.rule.patterns)
     assert any("status" in c.rule.patterns for c in miner.candidates_)
+
+
+def test_the_dataset_matches_as_the_runtime_does_the_lexicon_veto_included(new_workspace):
+    ws = new_workspace("card", safety_intents='["card_stolen"]', intents="[]", dataset_floor="30",
+                       gate_on="point")
+    rows = ([("my card is blocked", "pin_blocked")] * 40
+            + [("someone stole my wallet with my card in it, and now my card is blocked", "card_stolen")] * 5
+            + [("hello", "chitchat")] * 400)
+    log(rows).to_parquet(ws.log_dir / "log.parquet", index=False)
+    path = ws.rules_dir / "pin_blocked" / "blocked.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("id: pin_blocked.blocked\nintent: pin_blocked\npatterns: [blocked]\nowner: ana\n")
+    base = ["--workspace", str(ws.root)]
+    assert runner.invoke(app, [*base, "sync"]).exit_code == 0
+
+    def gate() -> dict:
+        assert runner.invoke(app, [*base, "dataset", "build", "pin_blocked.blocked"]).exit_code == 0
+        result = runner.invoke(app, [*base, "evaluate", "pin_blocked.blocked", "--json"])
+        return {c["name"]: c["passed"] for c in json.loads(result.output)["gate"]["checks"]}
+
+    # Without a lexicon the rule answers the stolen-card reports: 5 safety false positives refuse it.
+    assert gate()["safety"] is False
+    # With "stole" in the lexicon the runtime sends those reports to the model, and so does the dataset.
+    (ws.rules_dir / "safety_lexicon.yaml").write_text(
+        "owner: t\nphrases:\n  - {phrase: stole, intent: card_stolen}\n", encoding="utf-8")
+    assert gate() == {**gate(), "safety": True, "agreement": True}

@@ -18,7 +18,7 @@ import pandas as pd
 from rulelife.config import Settings
 from rulelife.datasets.builder import DatasetBuilder
 from rulelife.datasets.neighbourhood import content_words, count_neighbours, word_matcher
-from rulelife.matcher import Matcher, compile_rule
+from rulelife.matcher import LexiconPhrase, Matcher, compile_rule
 from rulelife.normalize import normalize_many
 from rulelife.rules import Rule
 
@@ -35,13 +35,16 @@ class DatasetPass:
     fired and was not vetoed, which is what each rule alone would say.
     ``starts`` (one a rule, None: no limit) is the first UTC day each rule's
     builder sees, so rules whose evidence must begin on different days share
-    one read of the log.
+    one read of the log. ``lexicon`` (the workspace's safety lexicon,
+    compiled) vetoes as the runtime does: a message it sends to the model is
+    no fire of a rule offline either.
     """
 
     rules: Sequence[Rule]
     settings: Settings
     miners: Sequence[object | None]
     starts: Sequence[date | None] | None = None
+    lexicon: Sequence[LexiconPhrase] = ()
     _matcher: Matcher | None = field(default=None, repr=False, compare=False)
     _words: Matcher | None = field(default=None, repr=False, compare=False)
 
@@ -50,7 +53,7 @@ class DatasetPass:
 
     def __call__(self, chunk: pd.DataFrame) -> list[DatasetBuilder]:
         if self._matcher is None:
-            self._matcher = Matcher([compile_rule(rule) for rule in self.rules])
+            self._matcher = Matcher([compile_rule(rule) for rule in self.rules], lexicon=self.lexicon)
             self._content = [content_words(rule) for rule in self.rules]
             self._words = word_matcher({w for words in self._content for w in words})
         normalized = normalize_many(chunk["text"].tolist())

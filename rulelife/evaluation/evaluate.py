@@ -8,6 +8,8 @@ where the model said another intent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,7 +24,7 @@ from rulelife.evaluation.stats import (
     stratified_agreement,
     wilson_interval,
 )
-from rulelife.matcher import Matcher, compile_rule
+from rulelife.matcher import LexiconPhrase, Matcher, compile_rule
 from rulelife.rules import Rule
 
 __all__ = ["Evaluation", "StratumResult", "evaluate_rule"]
@@ -75,8 +77,8 @@ class Evaluation:
         return data
 
 
-def _fires(rule: Rule, rows: pd.DataFrame) -> np.ndarray:
-    matcher = Matcher([compile_rule(rule)])
+def _fires(rule: Rule, rows: pd.DataFrame, lexicon: Sequence[LexiconPhrase] = ()) -> np.ndarray:
+    matcher = Matcher([compile_rule(rule)], lexicon=lexicon)
     results = matcher.match_many(rows["text"], rows["locale"])
     return np.fromiter((r is not None for r in results), dtype=bool, count=len(results))
 
@@ -118,11 +120,16 @@ def _slices(production: pd.DataFrame) -> dict[str, list[dict]]:
 
 
 def evaluate_rule(
-    rule: Rule, rows: pd.DataFrame, meta: dict, settings: Settings, *, dataset_hash: str = ""
+    rule: Rule, rows: pd.DataFrame, meta: dict, settings: Settings, *, dataset_hash: str = "",
+    lexicon: Sequence[LexiconPhrase] = (),
 ) -> Evaluation:
-    """Evaluate ``rule`` on dataset ``rows`` built with metadata ``meta``."""
+    """Evaluate ``rule`` on dataset ``rows`` built with metadata ``meta``.
+
+    ``lexicon``: the safety lexicon the runtime will serve with it; a row it
+    vetoes is a row the rule does not answer, offline as online.
+    """
     frame = rows.copy()
-    frame["_fires"] = _fires(rule, frame)
+    frame["_fires"] = _fires(rule, frame, lexicon)
     frame["_said_intent"] = (frame["model_intent"] == rule.intent).fillna(False).to_numpy(dtype=bool)
     frame["_agree"] = _agree(frame["_fires"].to_numpy(), frame["model_intent"], rule.intent)
     safety = [i for i in settings.safety_intents if i != rule.intent]
