@@ -333,6 +333,10 @@ class Matcher:
                                      else self._key_table(self.rules, self.lexicon))
         self._automaton = automaton if automaton is not None else self._build(self._phrases)
         self._locale_cache: dict[str | None, frozenset[int] | None] = {}
+        # Invariant: _by_specs[s] is the set of rule and lexicon indices whose locales meet the
+        # locale specs s; one entry per distinct s, so it is bounded by the bundle, not by requests.
+        self._by_specs: dict[frozenset[str], frozenset[int]] = {}
+        self._specs: tuple[str, ...] | None = None
         self._results: dict[tuple[tuple[int, ...], int], MatchResult] = {}
         self._all_locales = all("*" in item.locales for item in (*self.rules, *self.lexicon))
 
@@ -463,7 +467,16 @@ class Matcher:
             allowed = None
         else:
             items = (*self.rules, *self.lexicon)  # lexicon phrase j has index len(rules) + j
-            allowed = frozenset(i for i, r in enumerate(items) if locale_applies(r.locales, locale))
+            if self._specs is None:
+                self._specs = tuple(sorted({spec for item in items for spec in item.locales}))
+            # A request's locale string is canonicalised to the bundle's locale specs it meets:
+            # a client sending random locales shares one set (the wildcard rules') instead of
+            # costing a scan and a new set of indices each.
+            meets = frozenset(spec for spec in self._specs if locale_applies((spec,), locale))
+            allowed = self._by_specs.get(meets)
+            if allowed is None:
+                allowed = self._by_specs[meets] = frozenset(
+                    i for i, r in enumerate(items) if any(spec in meets for spec in r.locales))
         if len(self._locale_cache) < 10_000:  # bounded: locales come from user input
             self._locale_cache[locale] = allowed
         return allowed

@@ -210,3 +210,19 @@ def test_match_many_equals_match_element_for_element(matcher, rows):
 
 def test_doctests():
     assert doctest.testmod(importlib.import_module("rulelife.matcher")).failed == 0
+
+
+def test_random_locale_strings_share_the_bundle_locales_sets_of_rules():
+    from rulelife.matcher import Matcher, compile_rule
+    from rulelife.rules import Rule
+
+    rules = [Rule(id=f"faq.r{i}", intent="faq", patterns=[f"word{i}"], locales=[loc], owner="t")
+             for i, loc in enumerate(["en", "en-US", "ja-JP", "*", "es-ES"])]
+    matcher = Matcher([compile_rule(r) for r in rules])
+    assert matcher.match("word0", "en-GB").rule_id == "faq.r0" and matcher.match("word1", "en-GB") is None
+    assert matcher.match("word3", "xx-random") .rule_id == "faq.r3" and matcher.match("word2", "xx-random") is None
+    for i in range(10_000):
+        matcher.match("word3", f"zz-{i:05d}")
+    # Every unknown locale meets only "*": one shared set, whatever the clients send.
+    shared = {id(matcher._allowed(f"zz-{i:05d}")) for i in range(0, 10_000, 97)}
+    assert len(shared) == 1 and len(matcher._by_specs) <= 4
