@@ -25,7 +25,6 @@ phrase, so it is judged on all of them.
 from __future__ import annotations
 
 import functools
-import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,11 +35,10 @@ import pandas as pd
 
 from miners import grouping, quality
 from miners.counts import PhraseCounts
-from miners.passes import Halves, PhrasePass, RulePass, add_capped, add_halves
+from miners.passes import Halves, PhrasePass, RulePass, add_capped, add_halves, frames_fold
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
 from miners.probes import RuleCounts, jaccard
 from rulelife.mining import Skip
-from rulelife.engines.fold import fold_frames
 from rulelife.evaluation.stats import wilson_interval
 from rulelife.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
 from rulelife.rules import MAX_INTENT_LENGTH, Rule, intent_slug
@@ -104,14 +102,6 @@ class Candidate:
                 "examples": self.examples, "confusers": self.confusers, "heldout_fires": self.heldout_fires,
                 "heldout_agree": self.heldout_agree, "heldout_precision": self.heldout_precision,
                 "heldout_unsafe": self.heldout_unsafe}
-
-
-def _local_fold(source: ChunkSource, chunk_rows: int) -> Fold:
-    """A fold over in-memory frames (or a function returning a fresh iterator of them)."""
-    def fold(step, combine=operator.add):
-        return fold_frames(step, combine, source() if callable(source) else source, chunk_rows)
-
-    return fold
 
 
 def _halves(days: list[date]) -> list[tuple[date, date]]:
@@ -280,7 +270,7 @@ class CandidateMiner:
         self._check_params()
         if (chunks is None) == (fold is None):
             raise ValueError("pass the traffic as chunks or as fold, exactly one of them")
-        fold = fold or _local_fold(chunks, self.chunk_rows)
+        fold = fold or frames_fold(chunks, self.chunk_rows)
         self._substring = tuple(self.substring_languages)
         self._active_rules = [compile_rule(r) for r in active_rules]
         self._active = Matcher(self._active_rules)
@@ -416,7 +406,7 @@ class CandidateMiner:
         """
         if (chunks is None) == (fold is None):
             raise ValueError("pass the held-out traffic as chunks or as fold, exactly one of them")
-        fold = fold or _local_fold(chunks, self.chunk_rows)
+        fold = fold or frames_fold(chunks, self.chunk_rows)
         rules = [compile_rule(c.rule) for c in self.candidates_]
         counts = self._count(fold, rules, ())
         safety = set(self.safety_intents)

@@ -8,6 +8,7 @@ step runs (milliseconds) and kept for the following chunks there.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -16,16 +17,25 @@ from typing import Any
 import pandas as pd
 
 from miners.counts import PhraseCounts
+from rulelife.engines.fold import fold_frames
 from miners.probes import RuleCounts
 from rulelife.matcher import CompiledRule, Matcher
 from rulelife.normalize import normalize_many
 
-__all__ = ["Halves", "PhrasePass", "RulePass", "add_capped", "add_halves", "normalized_texts"]
+__all__ = ["Halves", "PhrasePass", "RulePass", "add_capped", "add_halves", "frames_fold", "normalized_texts"]
 
 
 def normalized_texts(chunk: pd.DataFrame) -> list[str | None]:
     """The chunk's texts, normalised."""
     return normalize_many(chunk["text"].tolist())
+
+
+def frames_fold(chunks, chunk_rows: int) -> Callable[..., Any]:
+    """A fold (``fold(step, combine)``) over in-memory log frames, or a function returning a fresh iterator of them."""
+    def fold(step, combine=operator.add):
+        return fold_frames(step, combine, chunks() if callable(chunks) else chunks, chunk_rows)
+
+    return fold
 
 
 def add_capped(a: PhraseCounts, b: PhraseCounts, max_keys: int) -> PhraseCounts:

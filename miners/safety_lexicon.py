@@ -20,7 +20,7 @@ import pandas as pd
 from miners import grouping
 from miners.counts import PhraseCounts
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
-from miners.passes import PhrasePass, add_capped
+from miners.passes import PhrasePass, add_capped, frames_fold
 from rulelife.stopwords import stop_words_for
 
 __all__ = ["LexiconProposal", "SafetyLexiconMiner"]
@@ -119,14 +119,14 @@ class SafetyLexiconMiner:
     def fit(self, chunks=None, *, fold: Fold | None = None) -> SafetyLexiconMiner:
         """Count phrases on the traffic (a list of log frames, or ``fold``) and propose the leaning ones."""
         self._check_params()
-        fold = fold or _frames_fold(chunks, self.chunk_rows)
+        fold = fold or frames_fold(chunks, self.chunk_rows)
         table = self._counts(fold).table
         self.proposals_ = self._propose(table)
         return self
 
     def score(self, chunks=None, *, fold: Fold | None = None) -> SafetyLexiconMiner:
         """Recount each proposal on held-out traffic (reported, never used to choose)."""
-        fold = fold or _frames_fold(chunks, self.chunk_rows)
+        fold = fold or frames_fold(chunks, self.chunk_rows)
         totals = _totals(self._counts(fold).table)
         self.proposals_ = [replace(p, heldout_n=totals.get((p.phrase, p.locale), {}).get(p.intent, 0),
                                    heldout_total=sum(totals.get((p.phrase, p.locale), {}).values()))
@@ -165,12 +165,3 @@ def _totals(table: pd.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
     for row in table.itertuples(index=False):
         out.setdefault((row.phrase, row.locale), {})[row.intent] = int(row.n)
     return out
-
-
-def _frames_fold(chunks, chunk_rows: int) -> Fold:
-    from rulelife.engines.fold import fold_frames
-
-    def fold(step, combine):
-        return fold_frames(step, combine, chunks() if callable(chunks) else chunks, chunk_rows)
-
-    return fold
