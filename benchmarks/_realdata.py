@@ -18,9 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline, make_union
 
-from rulelife import promotion
 from rulelife.config import Workspace
-from rulelife.runtime import RuleClassifier
+from rulelife.evidence import promotion
+from rulelife.serving.runtime import RuleClassifier
 from rulelife.simulate import write_log
 
 TEXT_COLUMNS = ("utterance", "text", "query", "sentence")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from rulelife.rules import Rule
+from rulelife.rules.definition import Rule
 
 __all__ = ["FUNCTION_WORDS", "synth_phrases", "synth_queries", "synth_rules", "vocabulary"]
 

@@ -39,11 +39,12 @@ from pathlib import Path
 
 from benchmarks._timing import bench_main, finish_meta, median, run_meta
 from benchmarks.bench_gate import START, new_workspace, write_days
-from rulelife import batch, operations, promotion, registry
-from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused
-from rulelife.mining import mine_workspace
+from rulelife.evidence import batch, promotion
+from rulelife.mining.mine import mine_workspace
+from rulelife.serving.bundle import BundleStore
+from rulelife.store import Store, registry
 
 __all__ = ["FULL", "QUICK", "Config", "format_table", "main", "run"]
 
@@ -90,7 +91,7 @@ def _runs(workspace: Workspace, ids: list[str], capped: bool,
         _cli(workspace, "promote", *_selection(ids, capped), "--actor", ACTOR, ok=(0, 1))
 
     def in_process_per_rule() -> None:
-        store = operations.open_store(workspace)
+        store = Store.from_workspace(workspace)
         for rule_id in ids:
             promotion.build_rule_dataset(workspace, rule_id, actor=ACTOR, store=store)
             try:
@@ -100,7 +101,7 @@ def _runs(workspace: Workspace, ids: list[str], capped: bool,
         store.dispose()
 
     def in_process_batch() -> None:
-        store = operations.open_store(workspace)
+        store = Store.from_workspace(workspace)
         start = time.perf_counter()
         batch.build_many(workspace, ids, actor=ACTOR, store=store)
         middle = time.perf_counter()
@@ -148,7 +149,7 @@ def _reset(workspace: Workspace, saved: Path, database: Path) -> None:
 
 
 def _outcome(workspace: Workspace) -> tuple[list[str], int]:
-    store = operations.open_store(workspace)
+    store = Store.from_workspace(workspace)
     promoted = sorted(s.rule_id for s in registry.list_rules(store) if s.state.value == "active")
     store.dispose()
     return promoted, len(BundleStore(workspace.bundle_dir).numbers())

@@ -6,7 +6,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_engines [--quick] [--json out.json]`
   (~4.3M rows; ``--quick``: 4 days, ~0.4M), replayed through a bundle of
   the shipped rules (shadow rate 0.05), one Parquet file a day. Log and
   workspace are cached under ``/tmp/rulelife-bench-engines/`` between runs.
-- Each engine counts the whole range with ``rulelife.engines.daily_counts``:
+- Each engine counts the whole range with ``rulelife.monitoring.counting.daily_counts``:
   ``local`` (one process, the validation cache warm: the nightly re-run
   case), ``local-cold`` (the same with the cache removed first, so
   great-expectations validates every chunk: a new day's first run),
@@ -107,11 +107,11 @@ def jit_cpu_seconds(root: int | None = None) -> float:
 
 def make_log(days: int) -> tuple[Path, Path, int]:
     """The cached workspace and log of ``days`` days; rows in the log."""
-    from rulelife.bundle import BundleStore
     from rulelife.config import Workspace
-    from rulelife.replay import replay
-    from rulelife.rules import load_rules
-    from rulelife.runtime import RuleClassifier
+    from rulelife.rules.definition import load_rules
+    from rulelife.serving.bundle import BundleStore
+    from rulelife.serving.replay import replay
+    from rulelife.serving.runtime import RuleClassifier
     from rulelife.simulate import simulate_traffic, write_log
 
     folder = CACHE / f"days{days}-per{PER_DAY}"
@@ -144,6 +144,7 @@ def measure(run) -> tuple[float, float, int, float]:
 def run(*, quick: bool = False, reps: int | None = None, spark_warmups: int = 3) -> dict:
     from rulelife import engines
     from rulelife.config import Workspace
+    from rulelife.monitoring import counting
     from rulelife.querylog import LogReport
 
     days = 4 if quick else 42
@@ -158,7 +159,7 @@ def run(*, quick: bool = False, reps: int | None = None, spark_warmups: int = 3)
             if cold:
                 shutil.rmtree(workspace.quarantine_dir / ".validated", ignore_errors=True)
             report = LogReport()
-            engines.daily_counts(workspace, window, log=log, engine=engine, spark=spark, report=report)
+            counting.daily_counts(workspace, window, log=log, engine=engine, spark=spark, report=report)
             return report.rows_valid
         return go
 

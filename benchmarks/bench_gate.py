@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -35,13 +34,15 @@ import pyarrow.parquet as pq
 
 from benchmarks._memory import measure_in_subprocess
 from benchmarks._timing import bench_main, finish_meta, median, run_meta
-from rulelife import operations, promotion, registry
 from rulelife.config import Workspace
-from rulelife.lifecycle import State
-from rulelife.matcher import Matcher
+from rulelife.demo.quickstart import shipped_rules_dir
+from rulelife.evidence import promotion
 from rulelife.querylog import iter_log
-from rulelife.quickstart import shipped_rules_dir
+from rulelife.rules.lifecycle import State
+from rulelife.rules.matcher import Matcher
+from rulelife.serving import publish
 from rulelife.simulate import simulate_traffic, write_log
+from rulelife.store import Store, registry
 
 __all__ = ["FULL", "QUICK", "Config", "build_once", "format_table", "main", "new_workspace", "run", "scan_once"]
 
@@ -77,8 +78,8 @@ def new_workspace(root: Path, settings: Mapping | None = None) -> tuple[Workspac
     """A SQLite workspace with the shipped rules registered (all candidates); the workspace and its store."""
     workspace = Workspace.create(root, settings=dict(settings or {}))
     shutil.copytree(shipped_rules_dir(), workspace.rules_dir, dirs_exist_ok=True)
-    store = operations.open_store(workspace)
-    operations.sync(workspace, actor=ACTOR, store=store)
+    store = Store.from_workspace(workspace)
+    registry.sync_workspace(workspace, actor=ACTOR, store=store)
     return workspace, store
 
 
@@ -98,7 +99,7 @@ def _reset(workspace: Workspace, store, rule_id: str) -> None:
     if registry.get_status(store, rule_id).state == State.ACTIVE:
         for state in (State.DISABLED, State.CANDIDATE):
             registry.transition(store, rule_id, state, actor=ACTOR, reason="benchmark reset")
-        operations.publish_active(workspace, actor=ACTOR, store=store)
+        publish.publish_active(workspace, actor=ACTOR, store=store)
 
 
 def _rotating(passes: Mapping[str, Callable[[], object]], reps: int, setup: Callable[[], None]) -> dict:
@@ -125,7 +126,7 @@ def bench_promote(config: Config, root: Path, progress=print) -> dict:
         if status.rule_id != config.rule:
             registry.transition(store, status.rule_id, State.ACTIVE, actor=ACTOR, reason="benchmark deployment",
                                 expiry_days=workspace.settings.expiry_days)
-    operations.publish_active(workspace, actor=ACTOR, store=store)
+    publish.publish_active(workspace, actor=ACTOR, store=store)
     snapshot = promotion.build_rule_dataset(workspace, config.rule, actor=ACTOR, store=store).snapshot
     matcher = Matcher.from_rules([registry.rule_definition(store, config.rule)])
     split: dict[str, list[float]] = {"evaluate": [], "promote": []}
@@ -166,7 +167,7 @@ def _window_files(log_dir: Path, since: dt.date, until: dt.date) -> list[Path]:
 def scan_once(workspace: str, rule_id: str, since: str, until: str, batch_rows: int = 250_000) -> int:
     """The baseline: stream the window's files with pyarrow and match every text; rows scanned."""
     ws = Workspace.load(Path(workspace))
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     matcher = Matcher.from_rules([registry.rule_definition(store, rule_id, registry.get_status(
         store, rule_id).latest_version)])
     store.dispose()
@@ -181,7 +182,7 @@ def scan_once(workspace: str, rule_id: str, since: str, until: str, batch_rows: 
 def build_once(workspace: str, rule_id: str, since: str, until: str) -> int:
     """The subject: build and store the rule's dataset over the window; rows read."""
     ws = Workspace.load(Path(workspace))
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     result = promotion.build_rule_dataset(ws, rule_id, since=dt.date.fromisoformat(since),
                                           until=dt.date.fromisoformat(until), actor=ACTOR, store=store)
     store.dispose()

@@ -38,7 +38,7 @@ _CHILD = r"""
 import json, sys, time
 from pathlib import Path
 from rulelife.config import Workspace
-from rulelife.mining import mine_workspace
+from rulelife.mining.mine import mine_workspace
 from rulelife.querylog import iter_log
 mode, logs, root, engine = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 result = {}

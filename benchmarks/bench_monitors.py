@@ -27,7 +27,7 @@ import pandas as pd
 from benchmarks._timing import interleaved, median, paired_ratio
 from monitors import AgreementCusum, AgreementFloor, CoverageDrift, Expiry, SafetyFalsePositive
 from rulelife.config import Settings
-from rulelife.monitoring import METRIC_COLUMNS, MonitorContext, RuleInfo
+from rulelife.monitoring.contract import METRIC_COLUMNS, MonitorContext, RuleInfo
 
 __all__ = ["Config", "main", "run", "synthetic_history"]
 

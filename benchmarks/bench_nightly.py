@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -36,15 +35,17 @@ import yaml
 from benchmarks import bench_monitors
 from benchmarks._timing import bench_main, finish_meta, interleaved, median, paired_ratio, run_meta
 from benchmarks.bench_gate import ACTOR, new_workspace
-from rulelife import nightly, operations, registry
-from rulelife.lifecycle import State
-from rulelife.matcher import Matcher
-from rulelife.normalize import normalize
-from rulelife.replay import replay
-from rulelife.rules import Rule, intent_slug
-from rulelife.runtime import RuleClassifier
+from rulelife.monitoring import nightly
+from rulelife.rules.definition import Rule, intent_slug
+from rulelife.rules.lifecycle import State
+from rulelife.rules.matcher import Matcher
+from rulelife.rules.normalize import normalize
+from rulelife.rules.stopwords import stop_words_for
+from rulelife.serving import publish
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import RuleClassifier
 from rulelife.simulate import simulate_traffic, write_log
-from rulelife.stopwords import stop_words_for
+from rulelife.store import registry
 
 __all__ = ["FULL", "QUICK", "Config", "format_table", "main", "run", "scan_day", "synthetic_rules"]
 
@@ -142,11 +143,11 @@ def _deployment(config: Config, root: Path, progress):
                             [registry.rule_definition(store, s.rule_id, s.latest_version) for s in shipped])
     for rule in extra:
         _write_rule(workspace.rules_dir, rule)
-    operations.sync(workspace, actor=ACTOR, store=store)
+    registry.sync_workspace(workspace, actor=ACTOR, store=store)
     for status in registry.list_rules(store):
         registry.transition(store, status.rule_id, State.ACTIVE, actor=ACTOR, reason="benchmark deployment",
                             expiry_days=workspace.settings.expiry_days)
-    bundle = operations.publish_active(workspace, actor=ACTOR, store=store).bundle
+    bundle = publish.publish_active(workspace, actor=ACTOR, store=store).bundle
     store.dispose()
     progress(f"[3] bundle {bundle.number}: {len(bundle.rules)} active rules, {bundle.pattern_count} patterns")
     return workspace, bundle

@@ -43,19 +43,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from rulelife import nightly, operations, promotion, registry
+from benchmarks._realdata import (
+    DAYS,
+    DataError,
+    check_safety,
+    day,
+    days_slice,
+    failed_checks,
+    load_folder,
+    make_workspace,
+    measure,
+    model_traffic,
+)
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused
-from rulelife.lexicon import lexicon_path
-from rulelife.lexicon_mining import mine_lexicon, proposals_yaml
-from rulelife.live_evidence import check_live, live_evidence
-from rulelife.mining import MiningReport, mine_workspace
-from rulelife.replay import replay
-from rulelife.runtime import RuleClassifier
+from rulelife.evidence import promotion
+from rulelife.evidence.live import check_live, live_evidence
+from rulelife.mining.lexicon import mine_lexicon, proposals_yaml
+from rulelife.mining.mine import MiningReport, mine_workspace
+from rulelife.monitoring import nightly
+from rulelife.rules.lexicon import lexicon_path
+from rulelife.serving import publish
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import RuleClassifier
 from rulelife.simulate import write_log
-
-from benchmarks._realdata import (DAYS, DataError, check_safety, day, days_slice, failed_checks, load_folder,
-                                  make_workspace, measure, model_traffic)
+from rulelife.store import Store, registry
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bitext_cs_intent"
 SAFETY = ("contact_human_agent", "complaint", "get_refund")
@@ -127,7 +139,7 @@ def gate_all(workspace: Workspace, rule_ids: Sequence[str], first: int | None, l
 
     Returns the promoted ids and, per refused rule, the names of the checks it failed.
     """
-    store = operations.open_store(workspace)
+    store = Store.from_workspace(workspace)
     try:
         promoted, refused = [], {}
         if rule_ids:
@@ -140,7 +152,7 @@ def gate_all(workspace: Workspace, rule_ids: Sequence[str], first: int | None, l
             except GateRefused:
                 refused[rule_id] = failed_checks(workspace, rule_id, store)
         # Published even when empty: the runtime then serves a bundle of no rules.
-        operations.publish_active(workspace, actor=ACTOR, store=store)
+        publish.publish_active(workspace, actor=ACTOR, store=store)
         active = len(registry.active_rules(store))
     finally:
         store.dispose()
@@ -204,11 +216,11 @@ def shadow(bench: Bench, config: GateConfig, root: Path, progress: Progress) -> 
     progress(f"shadow {config.name}: mining days 0-{half - 1}")
     mined = mine(workspace, 0, half - 1)
     ids = [c.id for c in mined.written]
-    store = operations.open_store(workspace)
+    store = Store.from_workspace(workspace)
     try:
         for rule_id in ids:
             promotion.promote(workspace, rule_id, actor=ACTOR, to="shadow", store=store, republish=False)
-        operations.publish_active(workspace, actor=ACTOR, store=store)
+        publish.publish_active(workspace, actor=ACTOR, store=store)
         classifier = RuleClassifier(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
         for index in range(half, live_end + 1):
             progress(f"shadow {config.name}: serving day {index} with {len(ids)} rule(s) in shadow")
@@ -227,7 +239,7 @@ def shadow(bench: Bench, config: GateConfig, root: Path, progress: Progress) -> 
             except GateRefused:
                 decision = check_live(live_evidence(store, rule_id), workspace.settings)
                 refused[rule_id] = [c.name for c in decision.checks if not c.passed]
-        operations.publish_active(workspace, actor=ACTOR, store=store)
+        publish.publish_active(workspace, actor=ACTOR, store=store)
         active = len(registry.active_rules(store))
     finally:
         store.dispose()

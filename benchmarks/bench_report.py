@@ -28,15 +28,7 @@ import pandas as pd
 
 from rulelife.config import Workspace
 from rulelife.report import write_report
-from rulelife.store import (
-    AuditRow,
-    DailyMetricRow,
-    EvaluationRow,
-    PromotionRow,
-    RuleStateRow,
-    Store,
-    TicketRow,
-)
+from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, PromotionRow, RuleStateRow, Store, TicketRow
 
 __all__ = ["Synthetic", "main", "run", "synthesize"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from benchmarks._synth import synth_queries, synth_rules
 from benchmarks._timing import median, percentile
-from rulelife.bundle import BundleStore
-from rulelife.normalize import normalize
-from rulelife.runtime import RuleClassifier
+from rulelife.rules.normalize import normalize
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.runtime import RuleClassifier
 
 __all__ = ["bench_latency"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from benchmarks._synth import synth_phrases, synth_queries, synth_rules
 from benchmarks._timing import median, percentile
 from benchmarks.latency import _time_classify
-from rulelife.bundle import BundleStore
-from rulelife.lexicon import Lexicon, LexiconEntry
-from rulelife.runtime import RuleClassifier
+from rulelife.rules.lexicon import Lexicon, LexiconEntry
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.runtime import RuleClassifier
 
 __all__ = ["bench_lexicon"]
 

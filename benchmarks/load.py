@@ -19,8 +19,8 @@ import ahocorasick
 
 from benchmarks._synth import synth_rules
 from benchmarks._timing import interleaved, median, paired_ratio
-from rulelife.bundle import MAGIC, BundleStore, _checksum, _CompiledOnly, read_bundle
-from rulelife.matcher import Matcher
+from rulelife.rules.matcher import Matcher
+from rulelife.serving.bundle import MAGIC, BundleStore, _checksum, _CompiledOnly, read_bundle
 
 __all__ = ["bench_load"]
 

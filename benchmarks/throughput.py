@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._timing import interleaved, median, paired_ratio
-from rulelife.bundle import BundleStore
-from rulelife.normalize import normalize
-from rulelife.rules import load_rules
-from rulelife.runtime import RuleClassifier
+from rulelife.rules.definition import load_rules
+from rulelife.rules.normalize import normalize
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.runtime import RuleClassifier
 
 __all__ = ["RULES_DIR", "bench_throughput", "simulated_queries"]
 

@@ -35,14 +35,14 @@ import pandas as pd
 
 from miners import grouping, quality
 from miners.counts import PhraseCounts
-from miners.passes import Halves, PhrasePass, RulePass, add_capped, add_halves, frames_fold
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
+from miners.passes import Halves, PhrasePass, RulePass, add_capped, add_halves, frames_fold
 from miners.probes import RuleCounts, jaccard
-from rulelife.mining import Skip
-from rulelife.evaluation.stats import wilson_interval
-from rulelife.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
-from rulelife.rules import MAX_INTENT_LENGTH, Rule, intent_slug
-from rulelife.stopwords import stop_words_for
+from rulelife.evidence.evaluation.stats import wilson_interval
+from rulelife.mining.mine import Skip
+from rulelife.rules.definition import MAX_INTENT_LENGTH, Rule, intent_slug
+from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
+from rulelife.rules.stopwords import stop_words_for
 
 __all__ = ["Candidate", "CandidateMiner", "Skip"]
 

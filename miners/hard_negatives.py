@@ -9,20 +9,19 @@ would start to fire on, so the promotion gate must see them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import re
 import unicodedata
+from collections.abc import Sequence
 
 import ahocorasick
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
-from rulelife.matcher import Matcher, compile_rule, locale_applies
-from rulelife.normalize import normalize
-from rulelife.rules import Rule
-from rulelife.stopwords import stop_words_for
+from rulelife.rules.definition import Rule
+from rulelife.rules.matcher import Matcher, compile_rule, locale_applies
+from rulelife.rules.normalize import normalize
+from rulelife.rules.stopwords import stop_words_for
 
 __all__ = ["REASONS", "HardNegativeMiner"]
 

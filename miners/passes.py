@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from miners.counts import PhraseCounts
-from rulelife.engines.fold import fold_frames
 from miners.probes import RuleCounts
-from rulelife.matcher import CompiledRule, Matcher
-from rulelife.normalize import normalize_many
+from rulelife.engines.fold import fold_frames
+from rulelife.rules.matcher import CompiledRule, Matcher
+from rulelife.rules.normalize import normalize_many
 
 __all__ = ["Halves", "PhrasePass", "RulePass", "add_capped", "add_halves", "frames_fold", "normalized_texts"]
 

@@ -1,7 +1,7 @@
 """Exact per-rule counts from the real matcher, as partial counts that add up.
 
 The n-gram counts choose what to look at; these counts decide. They run the
-same :class:`~rulelife.matcher.Matcher` the runtime runs, so a rule's fires,
+same :class:`~rulelife.rules.matcher.Matcher` the runtime runs, so a rule's fires,
 agreement and safety hits here are exactly what it would do online.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 from miners.chunks import LabelledGroups, chunk_days, slices
 from miners.grouping import excludable
 from miners.ngrams import phrase_table
-from rulelife.matcher import Matcher
+from rulelife.rules.matcher import Matcher
 
 __all__ = ["SIGNATURE_SIZE", "RuleCounts", "jaccard"]
 

@@ -21,7 +21,7 @@ from miners import grouping
 from miners.counts import PhraseCounts
 from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
 from miners.passes import PhrasePass, add_capped, frames_fold
-from rulelife.stopwords import stop_words_for
+from rulelife.rules.stopwords import stop_words_for
 
 __all__ = ["LexiconProposal", "SafetyLexiconMiner"]
 

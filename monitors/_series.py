@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rulelife.errors import ConfigError
-from rulelife.monitoring import METRIC_COLUMNS, MonitorContext, RuleInfo
+from rulelife.monitoring.contract import METRIC_COLUMNS, MonitorContext, RuleInfo
 
 __all__ = [
     "EVIDENCE_DAYS",

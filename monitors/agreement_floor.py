@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from monitors._series import SERIES, active_current, check_fraction, check_int, points, upto
-from rulelife.monitoring import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
 
 __all__ = ["AgreementFloor"]
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from monitors._series import active_current, check_int, check_positive, points, upto
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
 
 __all__ = ["CoverageDrift"]
 

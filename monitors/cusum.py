@@ -57,7 +57,6 @@ Why each piece (numbers from the benchmark):
 from __future__ import annotations
 
 import math
-from datetime import date
 from functools import lru_cache
 
 import numpy as np
@@ -66,7 +65,7 @@ import ruptures as rpt
 
 from monitors._series import SERIES, active_current, check_int, check_positive, points, upto
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
 
 __all__ = ["AgreementCusum", "calibrated_h", "lower_cusum", "siegmund_h", "standardise"]
 
@@ -190,7 +189,7 @@ class AgreementCusum:
 
     Examples
     --------
-    >>> from datetime import timedelta
+    >>> from datetime import date, timedelta
     >>> from monitors._series import demo_context, demo_history
     >>> rng = np.random.default_rng(0)
     >>> p = np.r_[np.full(40, 0.97), np.full(20, 0.90)]  # agreement drops on day 40

@@ -10,12 +10,12 @@ first day.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
 from monitors._series import check_int
-from rulelife.monitoring import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
 
 __all__ = ["Expiry"]
 
@@ -30,6 +30,7 @@ class Expiry:
 
     Examples
     --------
+    >>> from datetime import date, timedelta
     >>> from monitors._series import demo_context
     >>> monitor = Expiry(grace_days=7)
     >>> for i in range(12):

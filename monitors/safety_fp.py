@@ -15,7 +15,7 @@ import pandas as pd
 
 from monitors._series import active_current, upto
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
 
 __all__ = ["SafetyFalsePositive"]
 

@@ -68,3 +68,11 @@ class GateRefused(LifecycleError):
 
 class JobLocked(RulelifeError):
     """Another run of the same job holds its lock; retry later."""
+
+
+class UnknownTicket(RulelifeError):
+    """No ticket has that id."""
+
+
+class NoDataset(RulelifeError):
+    """No dataset has been built for this rule version."""

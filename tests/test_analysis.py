@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import rulelife.analysis as analysis_module
-from rulelife.analysis import AnalysisCounts, count_chunk, finalize, merge
-from rulelife.matcher import Matcher
-from rulelife.rules import Rule
+import rulelife.evidence.analysis as analysis_module
+from rulelife.evidence.analysis import AnalysisCounts, count_chunk, finalize, merge
+from rulelife.rules.definition import Rule
+from rulelife.rules.matcher import Matcher
 
 MY_ORDER = "order_tracking.my_order"
 REFUND = "return_request.refund"
@@ -185,8 +185,8 @@ def test_doctest():
 def test_the_analysis_step_counts_as_count_chunk_on_every_local_engine(tmp_path):
     import pickle
 
-    from rulelife.analysis import AnalysisPass
     from rulelife.engines.fold import fold_log
+    from rulelife.evidence.analysis import AnalysisPass
 
     frame = log().assign(ts=pd.Timestamp("2026-01-01", tz="UTC"))
     folder = tmp_path / "log"

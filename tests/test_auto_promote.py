@@ -11,16 +11,19 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from rulelife import RuleClassifier, live_evidence, nightly, operations, promotion, registry
-from rulelife.bundle import BundleStore
+from rulelife import RuleClassifier
 from rulelife.cli import app
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, LifecycleError
-from rulelife.evaluation.stats import samples_to_settle
-from rulelife.lifecycle import State
-from rulelife.live_evidence import LiveEvidence, standing_of
-from rulelife.replay import replay
-from rulelife.store import AuditRow, PromotionRow, utcnow
+from rulelife.evidence import live as live_evidence
+from rulelife.evidence import promotion
+from rulelife.evidence.evaluation.stats import samples_to_settle
+from rulelife.evidence.live import LiveEvidence, standing_of
+from rulelife.monitoring import nightly
+from rulelife.serving import publish
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.replay import replay
+from rulelife.store import AuditRow, PromotionRow, Store, registry, utcnow
 
 RULES = {
     "promotion/sale.yaml": "id: promotion.sale\nintent: promotion\npatterns: [\"sale\"]\n",
@@ -49,7 +52,7 @@ def make_ws(tmp_path, db_url, monkeypatch, **settings) -> Workspace:
     for name, text in RULES.items():
         (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace.rules_dir / name).write_text(text + COMMON)
-    operations.sync(workspace, actor="ana")
+    registry.sync_workspace(workspace, actor="ana")
     for rule_id in TEXTS:
         promotion.promote(workspace, rule_id, actor="ana", to="shadow")
     return workspace
@@ -81,7 +84,7 @@ def night(ws: Workspace, day: date, monitors=()) -> nightly.NightlyReport:
 
 
 def promotions(ws: Workspace) -> tuple[list[PromotionRow], list[AuditRow]]:
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     with store.session() as session:
         rows = session.exec(select(PromotionRow).order_by(PromotionRow.rule_id)).all()
         audit = session.exec(select(AuditRow).where(AuditRow.action == "promote").order_by(AuditRow.rule_id)).all()
@@ -89,7 +92,7 @@ def promotions(ws: Workspace) -> tuple[list[PromotionRow], list[AuditRow]]:
 
 
 def states(ws: Workspace) -> dict[str, str]:
-    return {s.rule_id: s.state.value for s in registry.list_rules(operations.open_store(ws))}
+    return {s.rule_id: s.state.value for s in registry.list_rules(Store.from_workspace(ws))}
 
 
 def test_off_by_default_nothing_moves(tmp_path, db_url, monkeypatch):
@@ -164,7 +167,7 @@ def test_a_crash_after_promoting_before_publishing_is_finished_by_the_rerun(ws, 
     monkeypatch.setattr(nightly, "publish_active", crash)
     with pytest.raises(RuntimeError, match="killed"):
         night(ws, DAY2)
-    monkeypatch.setattr(nightly, "publish_active", operations.publish_active)  # the next run is healthy
+    monkeypatch.setattr(nightly, "publish_active", publish.publish_active)  # the next run is healthy
     assert states(ws)["promotion.sale"] == "active"
     assert BundleStore(ws.bundle_dir).current().number == published
 
@@ -191,7 +194,7 @@ def test_a_rule_with_a_safety_fp_tonight_is_disabled_and_not_promoted(ws):
 def edit_sale(ws: Workspace) -> None:
     (ws.rules_dir / "promotion" / "sale.yaml").write_text(RULES["promotion/sale.yaml"].replace(
         '["sale"]', '["sale", "discount"]') + COMMON)
-    operations.sync(ws, actor="ana")
+    registry.sync_workspace(ws, actor="ana")
 
 
 def test_an_edited_shadow_rule_is_a_candidate_and_is_not_judged(ws):
@@ -209,7 +212,7 @@ def test_an_edit_synced_while_the_rule_is_judged_is_not_promoted_on_the_old_evid
     for day in (DAY1, DAY2):
         serve_day(ws, day, PER_DAY)
         night(ws, day)
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     old = registry.get_status(store, "promotion.sale").version
     read = live_evidence.live_evidence
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from benchmarks import bench_batch
-from rulelife.quickstart import shipped_rules_dir
-from rulelife.rules import iter_rule_files
+from rulelife.demo.quickstart import shipped_rules_dir
+from rulelife.rules.definition import iter_rule_files
 
 
 def test_bench_batch_reports_every_figure():

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from rulelife.bundle import BundleStore, diff_bundles, read_bundle
 from rulelife.errors import BundleError, BundleIntegrityError
-from rulelife.normalize import NORMALIZATION_VERSION
-from rulelife.rules import Rule
+from rulelife.rules.definition import Rule
+from rulelife.rules.normalize import NORMALIZATION_VERSION
+from rulelife.serving.bundle import BundleStore, diff_bundles, read_bundle
 
 
 def rule(rule_id: str, *patterns: str, **extra) -> Rule:
@@ -116,7 +116,7 @@ def test_current_must_name_the_file_it_checksummed(tmp_path):
 def test_unreadable_automaton_is_rebuilt_from_the_rules(tmp_path, monkeypatch):
     store = BundleStore(tmp_path)
     bundle, _ = store.build([WHERE, HOURS])
-    monkeypatch.setattr("rulelife.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
+    monkeypatch.setattr("rulelife.serving.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
     reloaded = read_bundle(bundle.path)
     assert reloaded.matcher.match("opening hours?", "en-US").rule_id == "faq.hours"
 

@@ -12,11 +12,11 @@ import pytest
 from miners.candidates import CandidateMiner
 from miners.hard_negatives import HardNegativeMiner
 from rulelife.config import Settings
-from rulelife.datasets.partials import DatasetPass, merge_builders
 from rulelife.engines.fold import LogFold, fold_frames, fold_log
 from rulelife.errors import ConfigError, LogError
+from rulelife.evidence.datasets.partials import DatasetPass, merge_builders
 from rulelife.querylog import LogReport
-from rulelife.rules import load_rules
+from rulelife.rules.definition import load_rules
 from rulelife.simulate import simulate_traffic, write_log
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"

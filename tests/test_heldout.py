@@ -17,10 +17,9 @@ from typer.testing import CliRunner
 
 from rulelife.cli import app
 from rulelife.config import Workspace
-from rulelife.mining import mine_workspace
-from rulelife.operations import open_store
-from rulelife.selection import Window, latest_selection
-from rulelife.store import PromotionRow
+from rulelife.mining.mine import mine_workspace
+from rulelife.store import PromotionRow, Store
+from rulelife.store.selection import Window, latest_selection
 
 pytestmark = pytest.mark.store
 
@@ -65,7 +64,7 @@ def test_a_phrase_pure_by_chance_is_refused_on_the_held_out_days(ws):
     assert (parcel.agree, parcel.fires) == (50, 50)
     assert (parcel.heldout_agree, parcel.heldout_fires) == (30, 60)
     assert parcel.heldout_unsafe == {"return_request": 30}  # a safety intent by default
-    chosen = latest_selection(open_store(ws), parcel.id)
+    chosen = latest_selection(Store.from_workspace(ws), parcel.id)
     assert chosen.window == Window(date(2026, 2, 1), date(2026, 2, 10))
 
     base = ["--workspace", str(ws.root)]
@@ -95,7 +94,7 @@ def test_a_rule_that_holds_is_promoted_and_the_record_names_both_windows(ws):
     assert runner.invoke(app, [*base, "dataset", "build", cancel.id]).exit_code == 0
     result = runner.invoke(app, [*base, "promote", cancel.id, "--actor", "ana"])
     assert result.exit_code == 0, result.output
-    with open_store(ws).session() as session:
+    with Store.from_workspace(ws).session() as session:
         record = session.exec(select(PromotionRow).where(PromotionRow.rule_id == cancel.id)).one()
     metrics = json.loads(record.metrics)
     assert metrics["selection_window"] == ["2026-02-01", "2026-02-10"]

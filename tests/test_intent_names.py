@@ -19,15 +19,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rulelife import intent_slug, operations
+from rulelife import intent_slug
 from rulelife.cli import app
 from rulelife.config import Workspace
-from rulelife.mining import mine_workspace
-from rulelife.nightly import load_history
-from rulelife.replay import replay
-from rulelife.rules import MAX_INTENT_LENGTH, Rule, check_rule, load_rule
-from rulelife.runtime import RuleClassifier
-from rulelife.tickets import render_markdown
+from rulelife.mining.mine import mine_workspace
+from rulelife.monitoring.nightly import load_history
+from rulelife.monitoring.tickets import render_markdown
+from rulelife.rules.definition import MAX_INTENT_LENGTH, Rule, check_rule, load_rule
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import RuleClassifier
+from rulelife.store import Store
 
 runner = CliRunner()
 
@@ -84,7 +85,7 @@ def test_different_intents_never_share_a_slug(a, b):
 
 
 def test_rules_doctests():
-    assert doctest.testmod(importlib.import_module("rulelife.rules")).failed == 0
+    assert doctest.testmod(importlib.import_module("rulelife.rules.definition")).failed == 0
 
 
 @pytest.mark.parametrize("intent", NAMES)
@@ -239,7 +240,7 @@ def test_any_intent_name_from_mining_to_the_nightly(workspace_for, name):
     result = invoke(ws, "monitor", "nightly", "--date", "2026-01-04", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["disabled"] == [rule_id]  # the safety false positives
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     history, _ = load_history(store, pd.Timestamp("2026-01-04").date())
     store.dispose()
     row = history[history["rule_id"] == rule_id].iloc[0]

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from rulelife.cli import app
 from rulelife.config import Workspace
-from rulelife.lexicon import lexicon_path, load_lexicon
-from rulelife.lint import lint_rules
+from rulelife.rules.lexicon import lexicon_path, load_lexicon
+from rulelife.rules.lint import lint_rules
 
 runner = CliRunner()
 

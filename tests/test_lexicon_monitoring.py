@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
-from rulelife import nightly, operations
 from rulelife.config import Workspace
-from rulelife.lexicon import lexicon_path
-from rulelife.metrics import RuleVersionInfo, count_chunk, finalize
-from rulelife.replay import replay
+from rulelife.monitoring import nightly
+from rulelife.monitoring.metrics import RuleVersionInfo, count_chunk, finalize
 from rulelife.report import write_report
-from rulelife.runtime import RuleClassifier
-from rulelife.store import DailyMetricRow, TicketRow
+from rulelife.rules.lexicon import lexicon_path
+from rulelife.serving import publish
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import RuleClassifier
+from rulelife.store import DailyMetricRow, Store, TicketRow, registry
 
 MESSAGE = "someone stole my wallet with my card in it, and now my card is blocked"
 DAY = date(2026, 5, 31)
@@ -93,8 +94,8 @@ def ws(tmp_path, db_url, monkeypatch):
     (workspace.rules_dir / "pin_blocked").mkdir()
     (workspace.rules_dir / "pin_blocked" / "blocked.yaml").write_text(RULE, encoding="utf-8")
     lexicon_path(workspace.rules_dir).write_text(LEXICON, encoding="utf-8")
-    operations.sync(workspace, actor="ana")
-    operations.set_state(workspace, "pin_blocked.blocked", "active", actor="ana", reason="test setup")
+    registry.sync_workspace(workspace, actor="ana")
+    publish.set_state(workspace, "pin_blocked.blocked", "active", actor="ana", reason="test setup")
     return workspace
 
 
@@ -116,7 +117,7 @@ def review_tickets(store) -> list[TicketRow]:
 
 
 def test_the_nightly_writes_vetoes_and_reviews_the_lexicon_once_per_cadence(ws):
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     for day in (DAY - timedelta(days=20), DAY, DAY + timedelta(days=1), DAY + timedelta(days=30)):
         log = write_day(ws, day)
     assert log["lexicon_veto"].notna().sum() == 3
@@ -151,7 +152,7 @@ def test_the_nightly_writes_vetoes_and_reviews_the_lexicon_once_per_cadence(ws):
 
 def test_a_workspace_without_a_lexicon_is_not_reviewed(ws):
     lexicon_path(ws.rules_dir).unlink()
-    operations.publish_active(ws, actor="ana")
+    publish.publish_active(ws, actor="ana")
     write_day(ws, DAY)
     report = nightly.run_nightly(ws, DAY, monitors=[], deliver=False)
-    assert report.status == "ok" and not review_tickets(operations.open_store(ws))
+    assert report.status == "ok" and not review_tickets(Store.from_workspace(ws))

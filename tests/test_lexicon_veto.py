@@ -17,20 +17,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rulelife import RuleClassifier, registry
-from rulelife.bundle import MAGIC, MAGIC_LEXICON, BundleStore, read_bundle
+from rulelife import RuleClassifier
 from rulelife.cli import app
 from rulelife.config import Workspace
 from rulelife.errors import BundleIntegrityError
-from rulelife.lexicon import Lexicon, LexiconEntry, lexicon_path
-from rulelife.lexicon_mining import lexicon_matcher
-from rulelife.matcher import LexiconVeto, Matcher, compile_lexicon, compile_rule
-from rulelife.operations import publish_active, sync
+from rulelife.mining.lexicon import lexicon_matcher
 from rulelife.querylog import LogReport, iter_log
 from rulelife.querylog.schema import coerce, parse_reason
-from rulelife.replay import replay
-from rulelife.rules import Rule
-from rulelife.runtime import format_lexicon_veto, parse_lexicon_veto
+from rulelife.rules.definition import Rule
+from rulelife.rules.lexicon import Lexicon, LexiconEntry, lexicon_path
+from rulelife.rules.matcher import LexiconVeto, Matcher, compile_lexicon, compile_rule
+from rulelife.serving.bundle import MAGIC, MAGIC_LEXICON, BundleStore, read_bundle
+from rulelife.serving.publish import publish_active
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import format_lexicon_veto, parse_lexicon_veto
+from rulelife.store import registry
+from rulelife.store.registry import sync_workspace as sync
 
 MESSAGE = "someone stole my wallet with my card in it, and now my card is blocked"
 
@@ -136,7 +138,7 @@ def test_the_bundle_ships_the_lexicon_under_its_checksum(tmp_path, monkeypatch):
     assert loaded.lexicon == compile_lexicon(STOLE) and loaded.matcher.match(MESSAGE, "en") is None
     assert loaded.matcher.shadow_fired(MESSAGE, "en") == ("card_stolen.my_card",)  # its own intent's phrase
     # Rebuilt from the JSON when the automaton cannot be read: the same answers.
-    monkeypatch.setattr("rulelife.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
+    monkeypatch.setattr("rulelife.serving.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
     rebuilt = read_bundle(bundle.path)
     assert rebuilt.matcher.match(MESSAGE, "en") is None and rebuilt.lexicon == loaded.lexicon
     # An edited lexicon phrase fails the checksum.

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from rulelife.lint import LintProblem, lint_rules
+from rulelife.rules.lint import LintProblem, lint_rules
 
 
 def write_rule(root, relpath, **fields):
@@ -302,4 +302,4 @@ def test_problems_print_as_path_field_message(tmp_path):
 
 
 def test_stopwords_doctests():
-    assert doctest.testmod(importlib.import_module("rulelife.stopwords")).failed == 0
+    assert doctest.testmod(importlib.import_module("rulelife.rules.stopwords")).failed == 0

@@ -10,16 +10,18 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from rulelife import RuleClassifier, nightly, operations, promotion, registry
-from rulelife.bundle import BundleStore
+from rulelife import RuleClassifier
 from rulelife.cli import app
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused
-from rulelife.lifecycle import State
-from rulelife.live_evidence import live_evidence
-from rulelife.replay import replay
-from rulelife.selection import Window, record_selection
-from rulelife.store import AuditRow, PromotionRow, utcnow
+from rulelife.evidence import promotion
+from rulelife.evidence.live import live_evidence
+from rulelife.monitoring import nightly
+from rulelife.rules.lifecycle import State
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.replay import replay
+from rulelife.store import AuditRow, PromotionRow, Store, registry, utcnow
+from rulelife.store.selection import Window, record_selection
 
 SALE = """\
 id: promotion.sale
@@ -42,7 +44,7 @@ def ws(tmp_path, db_url, monkeypatch):
     workspace = Workspace.create(tmp_path / "ws", db_url=url, settings={"dataset_floor": 50})
     (workspace.rules_dir / "promotion").mkdir(parents=True, exist_ok=True)
     (workspace.rules_dir / "promotion" / "sale.yaml").write_text(SALE)
-    operations.sync(workspace, actor="ana")
+    registry.sync_workspace(workspace, actor="ana")
     promotion.promote(workspace, "promotion.sale", actor="ana", to="shadow")
     return workspace
 
@@ -59,7 +61,7 @@ def live_day(ws: Workspace, day: date, agree: int, unsafe: int = 0) -> None:
 
 
 def test_candidate_to_shadow_needs_no_dataset_and_republishes(ws):
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     assert registry.get_status(store, "promotion.sale").state == State.SHADOW
     (audit,) = [a for a in registry.audit_log(store, "promotion.sale") if a.to_state == "shadow"]
     assert (audit.actor, audit.from_state, audit.reason) == ("ana", "candidate", "moved to shadow to gather live evidence")
@@ -83,7 +85,7 @@ def test_too_little_evidence_says_how_many_more_rows_and_days(ws):
     assert refused.value.reasons[0] == (
         f"40 labelled live rows in {DAY1}..{DAY1} (floor 50): 10 more needed; at the recent rate of 40.0 "
         "labelled rows a day, about 1 more day")
-    assert registry.get_status(operations.open_store(ws), "promotion.sale").state == State.SHADOW
+    assert registry.get_status(Store.from_workspace(ws), "promotion.sale").state == State.SHADOW
 
 
 def test_a_live_safety_false_positive_is_refused(ws):
@@ -99,7 +101,7 @@ def test_enough_agreeing_live_evidence_promotes_and_names_the_window(ws):
     live_day(ws, DAY1, agree=40)
     live_day(ws, DAY2, agree=40)
     result = promotion.promote(ws, "promotion.sale", actor="ana")
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     assert result.status.state == State.ACTIVE and result.decision.passed
     # 80 of 80 agree: the Wilson lower bound is 80 / (80 + 1.96^2) ~ 0.954 >= 0.95.
     assert result.evidence.labelled == 80 and result.evidence.agree == 80
@@ -129,7 +131,7 @@ def test_backfilled_days_count_but_the_days_that_chose_the_rule_do_not(ws):
     past1, past2 = date(2026, 1, 10), date(2026, 1, 11)
     live_day(ws, past1, agree=40)
     live_day(ws, past2, agree=30)
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     assert live_evidence(store, "promotion.sale").labelled == 70
     # Had a miner chosen the rule on 01-10, that day would be the choosing rows, never evidence.
     with store.session() as session:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rulelife.matcher import CompiledRule, Matcher, compile_rule, locale_applies
-from rulelife.rules import Rule
+from rulelife.rules.definition import Rule
+from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule, locale_applies
 
 
 def rule(rule_id, patterns, **fields):
@@ -209,12 +209,12 @@ def test_match_many_equals_match_element_for_element(matcher, rows):
 
 
 def test_doctests():
-    assert doctest.testmod(importlib.import_module("rulelife.matcher")).failed == 0
+    assert doctest.testmod(importlib.import_module("rulelife.rules.matcher")).failed == 0
 
 
 def test_random_locale_strings_share_the_bundle_locales_sets_of_rules():
-    from rulelife.matcher import Matcher, compile_rule
-    from rulelife.rules import Rule
+    from rulelife.rules.definition import Rule
+    from rulelife.rules.matcher import Matcher, compile_rule
 
     rules = [Rule(id=f"faq.r{i}", intent="faq", patterns=[f"word{i}"], locales=[loc], owner="t")
              for i, loc in enumerate(["en", "en-US", "ja-JP", "*", "es-ES"])]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rulelife.metrics import MetricCounts, RuleVersionInfo, count_chunk, finalize
+from rulelife.monitoring.metrics import MetricCounts, RuleVersionInfo, count_chunk, finalize
 
 INTENTS = {"order_tracking.where": "order_tracking", "faq.hours": "faq"}
 RULES = [

@@ -5,15 +5,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rulelife import registry
 from rulelife.cli._common import RulelifeGroup
 from rulelife.cli.mine import mine
 from rulelife.config import Workspace
 from rulelife.errors import LogError, RuleError
-from rulelife.lint import lint_rules
-from rulelife.mining import mine_workspace
-from rulelife.operations import open_store
-from rulelife.rules import load_rule
+from rulelife.mining.mine import mine_workspace
+from rulelife.rules.definition import load_rule
+from rulelife.rules.lint import lint_rules
+from rulelife.store import Store, registry
 
 INTENTS = ["order_tracking", "refund", "chitchat", "faq", "escalation"]
 
@@ -48,7 +47,7 @@ def test_candidates_are_written_lint_clean_and_registered(ws):
     report = mine_workspace(ws, min_support=20)
     assert report.written and report.sync is not None
     assert lint_rules(ws.rules_dir).ok
-    states = {s.rule_id: s.state.value for s in registry.list_rules(open_store(ws))}
+    states = {s.rule_id: s.state.value for s in registry.list_rules(Store.from_workspace(ws))}
     for candidate in report.written:
         assert states[candidate.id] == "candidate"
         path = ws.rules_dir / candidate.intent / f"{candidate.id.split('.', 1)[1]}.yaml"

@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 from sqlmodel import func, select
 
-from rulelife import nightly, operations, registry, tickets
-from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import JobLocked, LogError
-from rulelife.lifecycle import State
-from rulelife.monitoring import Action, Finding, Severity
-from rulelife.store import DailyMetricRow, DeliveryRow, TicketEventRow
+from rulelife.monitoring import nightly, tickets
+from rulelife.monitoring.contract import Action, Finding, Severity
+from rulelife.rules.lifecycle import State
+from rulelife.serving import publish
+from rulelife.serving.bundle import BundleStore
+from rulelife.store import DailyMetricRow, DeliveryRow, Store, TicketEventRow, registry
 
 WHERE = """\
 id: order_tracking.where
@@ -76,9 +77,9 @@ def ws(tmp_path, db_url, monkeypatch):
     for name, text in (("order_tracking/where.yaml", WHERE), ("faq/hours.yaml", HOURS)):
         (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace.rules_dir / name).write_text(text)
-    operations.sync(workspace, actor="ana")
+    registry.sync_workspace(workspace, actor="ana")
     for rule_id in ("order_tracking.where", "faq.hours"):
-        operations.set_state(workspace, rule_id, "active", actor="ana", reason="test setup")
+        publish.set_state(workspace, rule_id, "active", actor="ana", reason="test setup")
     return workspace
 
 
@@ -114,7 +115,7 @@ def count(store, model) -> int:
 
 def test_metrics_of_a_day_are_replaced_on_rerun(ws):
     runtime_log(ws, DAY1, where_agree=18, where_disagree=2)
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     first = nightly.run_nightly(ws, DAY1, monitors=[])
     again = nightly.run_nightly(ws, DAY1, monitors=[])
     assert first.metric_rows == again.metric_rows == 2  # one row per rule × locale with traffic
@@ -127,7 +128,7 @@ def test_metrics_of_a_day_are_replaced_on_rerun(ws):
 
 def test_a_failing_rule_is_disabled_once_with_evidence_and_republished(ws):
     runtime_log(ws, DAY1, where_agree=10, where_disagree=10)
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     report = nightly.run_nightly(ws, DAY1, monitors=[LowAgreement()])
     assert report.disabled == ["order_tracking.where"]
     assert report.bundle_published and report.bundle == 3  # setup published 1 and 2
@@ -145,7 +146,7 @@ def test_a_failing_rule_is_disabled_once_with_evidence_and_republished(ws):
 
 
 def test_a_ticket_is_appended_per_day_and_never_doubled(ws):
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     for day in (DAY1, DAY1, DAY2):
         runtime_log(ws, day, where_agree=20, where_disagree=0)
         nightly.run_nightly(ws, day, monitors=[AlwaysTicket()])
@@ -164,9 +165,9 @@ def test_a_ticket_is_appended_per_day_and_never_doubled(ws):
 @pytest.mark.parametrize("where", ["apply", "publish", "deliver"])
 def test_a_crash_anywhere_is_completed_by_a_rerun(ws, monkeypatch, where):
     runtime_log(ws, DAY1, where_agree=10, where_disagree=10)
-    store = operations.open_store(ws)
-    target = {"apply": "rulelife.nightly._apply", "publish": "rulelife.nightly.publish_active",
-              "deliver": "rulelife.nightly.deliver_pending"}[where]
+    store = Store.from_workspace(ws)
+    target = {"apply": "rulelife.monitoring.nightly._apply", "publish": "rulelife.monitoring.nightly.publish_active",
+              "deliver": "rulelife.monitoring.nightly.deliver_pending"}[where]
 
     def crash(*args, **kwargs):
         raise RuntimeError("power cut")
@@ -186,10 +187,10 @@ def test_a_crash_anywhere_is_completed_by_a_rerun(ws, monkeypatch, where):
 
 def test_two_runs_cannot_interleave(ws):
     runtime_log(ws, DAY1, where_agree=20, where_disagree=0)
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     with store.job_lock("nightly"):
         with pytest.raises(JobLocked, match="holds"):
-            nightly.run_nightly(ws, DAY1, monitors=[], store=operations.open_store(ws))
+            nightly.run_nightly(ws, DAY1, monitors=[], store=Store.from_workspace(ws))
     assert nightly.run_nightly(ws, DAY1, monitors=[]).status == "ok"
 
 

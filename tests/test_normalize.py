@@ -5,7 +5,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rulelife.normalize import normalize
+from rulelife.rules.normalize import normalize
 
 
 @pytest.mark.parametrize(
@@ -60,5 +60,5 @@ def test_normalize_is_idempotent(text):
 
 def test_doctests():
     # rulelife re-exports the function under the module's name, so fetch the module.
-    failures, _ = doctest.testmod(importlib.import_module("rulelife.normalize"))
+    failures, _ = doctest.testmod(importlib.import_module("rulelife.rules.normalize"))
     assert failures == 0

@@ -10,13 +10,14 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from rulelife import batch, operations, promotion, registry
-from rulelife.bundle import BundleStore
 from rulelife.cli import app
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused, LifecycleError, LogError, UnknownRule
-from rulelife.lifecycle import State
-from rulelife.store import EvaluationRow, PromotionRow, utcnow
+from rulelife.evidence import batch, promotion
+from rulelife.rules.lifecycle import State
+from rulelife.serving import publish
+from rulelife.serving.bundle import BundleStore
+from rulelife.store import EvaluationRow, PromotionRow, Store, registry, utcnow
 
 HOURS = """\
 id: faq.opening_hours
@@ -61,7 +62,7 @@ def ws(new_workspace):
         path = workspace.rules_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    operations.sync(workspace, actor="ana")
+    registry.sync_workspace(workspace, actor="ana")
     write_log(workspace, traffic())
     return workspace
 
@@ -79,7 +80,7 @@ def test_a_rule_that_agrees_is_promoted_and_published(ws):
     assert result.evaluation.evaluation.production.estimate == 1.0
     assert [r.id for r in BundleStore(ws.bundle_dir).current().rules] == ["faq.opening_hours"]
 
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     with store.session() as session:
         promotions = session.exec(select(PromotionRow)).all()
         evaluations = session.exec(select(EvaluationRow)).all()
@@ -93,7 +94,7 @@ def test_a_rule_that_agrees_is_promoted_and_published(ws):
 
 def test_a_refusal_lists_every_reason_and_changes_nothing(ws):
     promotion.build_rule_dataset(ws, "order_tracking.my_order")
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     audit_before = len(registry.audit_log(store))
     with pytest.raises(GateRefused) as refused:
         promotion.promote(ws, "order_tracking.my_order", actor="ben")
@@ -114,7 +115,7 @@ def test_no_dataset_or_a_dataset_for_another_version_is_refused(ws):
         promotion.promote(ws, "faq.opening_hours", actor="ben")
     promotion.build_rule_dataset(ws, "faq.opening_hours")
     (ws.rules_dir / "faq" / "opening_hours.yaml").write_text(HOURS.replace('["opening hours"]', '["opening hours", "open on sunday"]'))
-    operations.sync(ws, actor="ana")
+    registry.sync_workspace(ws, actor="ana")
     with pytest.raises(GateRefused, match="built for version"):
         promotion.promote(ws, "faq.opening_hours", actor="ben")
 
@@ -140,14 +141,14 @@ def test_revalidation_extends_a_rule_near_expiry(ws):
     now = utcnow() + timedelta(days=80)  # 10 days before expiry: inside the 14-day window
     results = promotion.revalidate(ws, actor="nightly", now=now)
     assert [(r.rule_id, r.action) for r in results] == [("faq.opening_hours", "extended")]
-    status = registry.get_status(operations.open_store(ws), "faq.opening_hours")
+    status = registry.get_status(Store.from_workspace(ws), "faq.opening_hours")
     assert status.expires_at > utcnow() + timedelta(days=89)
 
 
 def test_disable_republishes_without_the_rule(ws):
     promotion.build_rule_dataset(ws, "faq.opening_hours")
     promotion.promote(ws, "faq.opening_hours", actor="ben")
-    status, published = operations.set_state(ws, "faq.opening_hours", "disabled", actor="ana", reason="campaign")
+    status, published = publish.set_state(ws, "faq.opening_hours", "disabled", actor="ana", reason="campaign")
     assert status.state == State.DISABLED
     assert published.bundle.rules == ()
 
@@ -223,7 +224,7 @@ def test_build_many_reads_the_log_once_whatever_the_number_of_rules(ws):
 
 def test_promote_many_keeps_going_past_a_refusal_and_publishes_once(ws):
     promotion.build_datasets(ws, ["order_tracking.my_order", "faq.opening_hours"])
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     audit_before = len(registry.audit_log(store, "order_tracking.my_order"))
     result = batch.promote_many(ws, ["order_tracking.my_order", "faq.opening_hours"], actor="ben", store=store)
 
@@ -263,12 +264,12 @@ def test_promote_many_refuses_a_bad_target_or_unknown_rules_before_changing_anyt
         batch.promote_many(ws, ["faq.opening_hours"], actor="ben", to="live")
     with pytest.raises(UnknownRule, match="not in the registry: faq.nope, faq.gone"):
         batch.promote_many(ws, ["faq.opening_hours", "faq.nope", "faq.gone"], actor="ben")
-    assert registry.get_status(operations.open_store(ws), "faq.opening_hours").state == State.CANDIDATE
+    assert registry.get_status(Store.from_workspace(ws), "faq.opening_hours").state == State.CANDIDATE
 
 
 def test_evaluate_many_records_each_evaluation_and_changes_no_state(ws):
     promotion.build_datasets(ws, ["faq.opening_hours", "order_tracking.my_order"])
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     result = batch.evaluate_many(ws, batch.rules_in_state(store, State.CANDIDATE), actor="ana", store=store)
     assert [(v.rule_id, v.verdict, v.to) for v in result.verdicts] == [
         ("faq.opening_hours", "passed", None), ("order_tracking.my_order", "failed", None)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from rulelife.monitoring import Action, Finding, Severity
-from rulelife.quality import QualityReport, _score
+from rulelife.demo.quality import QualityReport, _score
+from rulelife.monitoring.contract import Action, Finding, Severity
 from rulelife.simulate import Scenario
 
 D = date(2026, 3, 1)

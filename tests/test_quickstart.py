@@ -7,7 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from rulelife.cli import app
-from rulelife.quickstart import run_quickstart
+from rulelife.demo.quickstart import run_quickstart
+from rulelife.store import Store
 
 
 def test_quickstart_gates_serves_and_monitors(tmp_path):
@@ -31,9 +32,9 @@ def test_quickstart_gates_serves_and_monitors(tmp_path):
     assert result.report is not None and result.report.stat().st_size > 0
     # The mined batch goes to shadow; a mined rule goes live only on its live evidence.
     assert result.candidates and result.shadow and result.shadow_day is not None
-    from rulelife import operations, registry
+    from rulelife.store import registry
 
-    store = operations.open_store(result.workspace)
+    store = Store.from_workspace(result.workspace)
     states = {s.rule_id: s.state.value for s in registry.list_rules(store)}
     earned = {g.rule_id for g in result.shadow if g.promoted}
     assert all(states[c["id"]] in ("shadow", "active", "disabled") for c in result.candidates)

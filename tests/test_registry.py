@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rulelife import registry
 from rulelife.errors import LifecycleError, StoreError, UnknownRule
-from rulelife.lifecycle import State
-from rulelife.rules import Rule, RuleFile
-from rulelife.store import Store
+from rulelife.rules.definition import Rule, RuleFile
+from rulelife.rules.lifecycle import State
+from rulelife.store import Store, registry
 
 
 def make_rule(rule_id="order_tracking.where", patterns=("where is my order",), **extra) -> RuleFile:

@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from rulelife.errors import RuleFileError
-from rulelife.rules import Rule, check_rule, load_rule, load_rules, parse_rule, rule_to_yaml
+from rulelife.rules.definition import Rule, check_rule, load_rule, load_rules, parse_rule, rule_to_yaml
 
 RULE_YAML = """\
 id: order_tracking.where_is_my_order

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from rulelife import RuleClassifier
-from rulelife.bundle import BundleStore
 from rulelife.errors import BundleError
-from rulelife.rules import Rule
-from rulelife.runtime import in_shadow_sample
+from rulelife.rules.definition import Rule
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.runtime import in_shadow_sample
 
 
 def rule(rule_id: str, *patterns: str, **extra) -> Rule:

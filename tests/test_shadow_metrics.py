@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
-from rulelife import nightly, operations, registry
-from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
-from rulelife.lifecycle import State
-from rulelife.metrics import MetricCounts, RuleVersionInfo, count_chunk, finalize
-from rulelife.store import AuditRow, DailyMetricRow, TicketRow
+from rulelife.monitoring import nightly
+from rulelife.monitoring.metrics import MetricCounts, RuleVersionInfo, count_chunk, finalize
+from rulelife.rules.lifecycle import State
+from rulelife.serving import publish
+from rulelife.serving.bundle import BundleStore
+from rulelife.store import AuditRow, DailyMetricRow, Store, TicketRow, registry
 
 INTENTS = {"order_tracking.where": "order_tracking", "promotion.sale": "promotion"}
 RULES = [RuleVersionInfo("order_tracking.where", "v1", "order_tracking", ("*",)),
@@ -124,16 +125,16 @@ def ws(tmp_path, db_url, monkeypatch):
     for name, text in (("promotion/sale.yaml", SALE), ("order_tracking/where.yaml", WHERE)):
         (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace.rules_dir / name).write_text(text)
-    operations.sync(workspace, actor="ana")
-    operations.set_state(workspace, "order_tracking.where", "active", actor="ana", reason="test setup")
-    operations.set_state(workspace, "promotion.sale", "shadow", actor="ana", reason="test setup")
+    registry.sync_workspace(workspace, actor="ana")
+    publish.set_state(workspace, "order_tracking.where", "active", actor="ana", reason="test setup")
+    publish.set_state(workspace, "promotion.sale", "shadow", actor="ana", reason="test setup")
     return workspace
 
 
 def shadow_log(ws: Workspace, day: date, agree: int, unsafe: int) -> None:
     """A day as the runtime logs it through the published bundle (a real replay)."""
     from rulelife import RuleClassifier
-    from rulelife.replay import replay
+    from rulelife.serving.replay import replay
 
     texts = ["big sale"] * (agree + unsafe) + ["where is my order"] * 4 + ["hello"] * 2
     labels = ["promotion"] * agree + ["return_request"] * unsafe + ["order_tracking"] * 4 + ["chitchat"] * 2
@@ -154,7 +155,7 @@ def test_the_bundle_holds_the_shadow_rule_flagged(ws):
 def test_nightly_writes_shadow_rows_and_disables_a_shadow_rule_on_a_safety_fp(ws):
     shadow_log(ws, DAY, agree=5, unsafe=1)
     report = nightly.run_nightly(ws, DAY, monitors=nightly.load_monitors(["safety_fp"], ws.settings))
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     with store.session() as session:
         rows = {r.rule_id: r for r in session.exec(select(DailyMetricRow)).all()}
         assert (rows["promotion.sale"].serving, rows["promotion.sale"].fires, rows["promotion.sale"].shadow_n,
@@ -176,6 +177,6 @@ def test_nightly_leaves_a_safe_shadow_rule_in_shadow(ws):
     shadow_log(ws, DAY, agree=6, unsafe=0)
     report = nightly.run_nightly(ws, DAY, monitors=nightly.load_monitors(["safety_fp"], ws.settings))
     assert report.disabled == []
-    history, _ = nightly.load_history(operations.open_store(ws), DAY)
+    history, _ = nightly.load_history(Store.from_workspace(ws), DAY)
     sale = history.set_index("rule_id").loc["promotion.sale"]
     assert (sale.serving, sale.shadow_n, sale.agree_n) == ("shadow", 6, 6)

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rulelife import RuleClassifier
-from rulelife.bundle import MAGIC, MAGIC_SHADOW, BundleStore, read_bundle
-from rulelife.matcher import CompiledRule, Matcher, compile_rule
 from rulelife.querylog.schema import coerce, parse_reason
-from rulelife.replay import replay
-from rulelife.rules import Rule
-from rulelife.runtime import format_shadow_rules, parse_shadow_rules
+from rulelife.rules.definition import Rule
+from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule
+from rulelife.serving.bundle import MAGIC, MAGIC_SHADOW, BundleStore, read_bundle
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import format_shadow_rules, parse_shadow_rules
 
 
 def rule(rule_id: str, *patterns: str, **extra) -> Rule:
@@ -124,7 +124,7 @@ def test_bundle_ships_and_reloads_the_shadow_matcher(tmp_path, monkeypatch):
 def test_bundle_with_shadow_rules_is_rebuilt_from_json_when_the_automaton_is_unreadable(tmp_path, monkeypatch):
     store = BundleStore(tmp_path)
     bundle, _ = store.build([*SERVING, *SHADOW])
-    monkeypatch.setattr("rulelife.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
+    monkeypatch.setattr("rulelife.serving.bundle._AUTOMATON_FORMAT", "pyahocorasick-99-pickle5")
     loaded = read_bundle(bundle.path)
     assert loaded.rules == bundle.rules
     assert loaded.matcher.match("summer sale", "en") is None

@@ -10,12 +10,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rulelife import RuleClassifier, live_evidence, nightly, operations, promotion
+from rulelife import RuleClassifier
 from rulelife.cli import app
 from rulelife.config import Workspace
-from rulelife.replay import replay
+from rulelife.evidence import live as live_evidence
+from rulelife.evidence import promotion
+from rulelife.monitoring import nightly
 from rulelife.report import SECTIONS, write_report
-from rulelife.store import utcnow
+from rulelife.serving import publish
+from rulelife.serving.replay import replay
+from rulelife.store import Store, registry, utcnow
 
 SALE = "id: promotion.sale\nintent: promotion\npatterns: [\"sale\"]\nlocales: [\"*\"]\nowner: ds\ndescription: Sales.\n"
 WHERE = ("id: order_tracking.where\nintent: order_tracking\npatterns: [\"where is my order\"]\nlocales: [\"*\"]\n"
@@ -33,8 +37,8 @@ def ws(tmp_path, db_url, monkeypatch):
     for name, text in (("promotion/sale.yaml", SALE), ("order_tracking/where.yaml", WHERE)):
         (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace.rules_dir / name).write_text(text)
-    operations.sync(workspace, actor="ana")
-    operations.set_state(workspace, "order_tracking.where", "active", actor="ana", reason="test setup")
+    registry.sync_workspace(workspace, actor="ana")
+    publish.set_state(workspace, "order_tracking.where", "active", actor="ana", reason="test setup")
     promotion.promote(workspace, "promotion.sale", actor="ana", to="shadow")
     texts = ["big sale"] * 40 + ["where is my order"] * 4 + ["hello"] * 3
     labels = ["promotion"] * 40 + ["order_tracking"] * 4 + ["chitchat"] * 3
@@ -63,7 +67,7 @@ def test_bundle_show_marks_the_shadow_rules(ws):
 
 
 def test_the_report_shows_the_shadow_rules_with_their_live_evidence_and_gate_checks(ws, tmp_path):
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     report = write_report(ws, tmp_path / "r.html", store=store, residual=False)
     text = report.path.read_text(encoding="utf-8")
     assert report.sections == SECTIONS and "shadow" in SECTIONS
@@ -87,8 +91,8 @@ def test_the_report_shows_the_shadow_rules_with_their_live_evidence_and_gate_che
 
 
 def test_the_report_says_when_no_rule_is_in_shadow(ws, tmp_path):
-    store = operations.open_store(ws)
-    operations.set_state(ws, "promotion.sale", "retired", actor="ana", reason="test")
+    store = Store.from_workspace(ws)
+    publish.set_state(ws, "promotion.sale", "retired", actor="ana", reason="test")
     text = write_report(ws, tmp_path / "r.html", store=store, residual=False).path.read_text(encoding="utf-8")
     section = text[text.index('<section id="shadow"'):text.index('<section id="rules"')]
     assert "No rule is in shadow." in section

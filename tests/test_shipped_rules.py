@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rulelife.matcher import Matcher, locale_applies
-from rulelife.normalize import normalize
-from rulelife.rules import load_rules
+from rulelife.rules.definition import load_rules
+from rulelife.rules.matcher import Matcher, locale_applies
+from rulelife.rules.normalize import normalize
 from rulelife.simulate import simulate_traffic
 from rulelife.simulate.catalog import INTENTS, LOCALES, SAFETY_INTENTS, TITLES
 
@@ -85,7 +85,7 @@ def test_patterns_are_specific_and_unambiguous(rules):
 
 
 def test_rules_pass_lint():
-    from rulelife.lint import lint_rules
+    from rulelife.rules.lint import lint_rules
 
     report = lint_rules(RULES_DIR)
     assert report.ok, "\n".join(str(p) for p in report.problems)
@@ -118,7 +118,7 @@ def test_no_non_safety_rule_wins_a_safety_query_except_the_risky_one(wins):
 
 def test_the_shipped_safety_lexicon_lints_clean_and_signals_only_safety_intents():
     from rulelife.config import Settings
-    from rulelife.lexicon import lint_lexicon, load_lexicon
+    from rulelife.rules.lexicon import lint_lexicon, load_lexicon
 
     safety = Settings().safety_intents
     assert lint_lexicon(RULES_DIR, safety) == []

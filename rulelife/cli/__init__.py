@@ -10,25 +10,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rulelife import operations
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
 from rulelife.cli import mine as mine_commands
-from rulelife.cli import safety as safety_commands
 from rulelife.cli import monitor as monitor_commands
 from rulelife.cli import rules as rules_commands
-from rulelife.cli._common import (
-    ActorOption,
-    JsonOption,
-    RulelifeGroup,
-    console,
-    print_json,
-    table,
-    workspace,
-)
+from rulelife.cli import safety as safety_commands
+from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
+from rulelife.cli.report import report_command
 from rulelife.config import Workspace
-from rulelife.report.cli import report_command
-from rulelife.lifecycle import State
+from rulelife.rules.lifecycle import State
+from rulelife.serving import publish
+from rulelife.store import Store, registry
 
 app = typer.Typer(
     cls=RulelifeGroup,
@@ -68,14 +61,14 @@ def init(
 ) -> None:
     """Create a workspace: rulelife.toml, rules/, bundles/, logs/ and the registry schema."""
     ws = Workspace.create(directory, db_url=db_url)
-    operations.open_store(ws).dispose()
+    Store.from_workspace(ws).dispose()
     console.print(f"workspace ready at {ws.root}\n  config: {ws.config_file}\n  database: {ws.db_url}", highlight=False)
 
 
 @app.command("sync")
 def sync(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
     """Lint rules/ and register new rules and new versions of edited ones."""
-    report = operations.sync(workspace(ctx), actor=actor)
+    report = registry.sync_workspace(workspace(ctx), actor=actor)
     if as_json:
         print_json(report.to_dict())
         return
@@ -95,7 +88,7 @@ def sync(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = F
 
 
 def _move(ctx: typer.Context, rule_id: str, state: State, actor: str, reason: str, as_json: bool) -> None:
-    status, published = operations.set_state(workspace(ctx), rule_id, state, actor=actor, reason=reason)
+    status, published = publish.set_state(workspace(ctx), rule_id, state, actor=actor, reason=reason)
     result = {**status.to_dict(), "bundle": published.bundle.number if published else None,
               "bundle_published": bool(published and published.published)}
     if as_json:
@@ -134,7 +127,7 @@ def classify(
     as_json: JsonOption = False,
 ) -> None:
     """Classify one message with the published bundle, as the runtime would."""
-    from rulelife.runtime import RuleClassifier
+    from rulelife.serving.runtime import RuleClassifier
 
     ws = workspace(ctx)
     clf = RuleClassifier.from_store(ws.bundle_dir, shadow_rate=ws.settings.shadow_rate)
@@ -204,7 +197,7 @@ def quickstart(
     as_json: JsonOption = False,
 ) -> None:
     """Set up a demo workspace and run the whole lifecycle on simulated traffic."""
-    from rulelife.quickstart import per_rule_table, run_quickstart
+    from rulelife.demo.quickstart import per_rule_table, run_quickstart
 
     result = run_quickstart(directory, history_days=history_days, live_days=live_days,
                             queries_per_day=queries_per_day, seed=seed)

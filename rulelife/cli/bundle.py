@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from rulelife import operations
-from rulelife.bundle import BundleStore, diff_bundles
 from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
+from rulelife.serving import publish
+from rulelife.serving.bundle import BundleStore, diff_bundles
 
 app = typer.Typer(cls=RulelifeGroup, help="Build, publish, inspect and roll back rule bundles.", no_args_is_help=True)
 
@@ -31,15 +31,15 @@ def _print_summary(summary: dict, as_json: bool, note: str = "") -> None:
 def build(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Write a new immutable bundle of the active rules, the shadow ones and the safety lexicon (CURRENT is not moved)."""
     ws = workspace(ctx)
-    bundle, new = operations.build_bundle(ws)
+    bundle, new = publish.build_bundle(ws)
     note = f"built bundle {bundle.number}" if new else f"unchanged: bundle {bundle.number} already holds these rules"
     _print_summary({**bundle.summary(), "new": new}, as_json, note)
 
 
 @app.command("publish")
-def publish(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
+def publish_command(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
     """Build a bundle of the active rules if needed and point CURRENT at it."""
-    result = operations.publish_active(workspace(ctx), actor=actor)
+    result = publish.publish_active(workspace(ctx), actor=actor)
     note = f"published bundle {result.bundle.number}" if result.published else (
         f"bundle {result.bundle.number} is already CURRENT; nothing to publish")
     _print_summary({**result.bundle.summary(), "published": result.published}, as_json, note)

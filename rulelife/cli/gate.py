@@ -9,11 +9,20 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rulelife import batch, promotion
-from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.cli._common import (
+    ActorOption,
+    EngineOption,
+    JsonOption,
+    RulelifeGroup,
+    console,
+    err_console,
+    print_json,
+    table,
+    workspace,
+)
 from rulelife.errors import GateRefused
-from rulelife.lifecycle import State
-from rulelife.operations import open_store
+from rulelife.evidence import batch, promotion
+from rulelife.rules.lifecycle import State
 from rulelife.store import Store
 
 dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
@@ -51,7 +60,7 @@ def select_rules(ctx: typer.Context, rule_ids: list[str] | None,
         raise typer.BadParameter(fix, param_hint="RULE_ID / --state")
     if state is None and len(rule_ids) == 1:
         return rule_ids[0], None, []
-    store = open_store(workspace(ctx))
+    store = Store.from_workspace(workspace(ctx))
     return None, store, list(rule_ids) if rule_ids else batch.rules_in_state(store, state)
 
 
@@ -252,7 +261,7 @@ def analyze(ctx: typer.Context, log: LogOption = None, since: SinceOption = None
             top: Annotated[int, typer.Option(help="Rows shown per table.")] = 15,
             engine: EngineOption = "local", as_json: JsonOption = False) -> None:
     """Rule overlaps and conflicts, rules shadowed in traffic, coverage per intent x locale, residual traffic."""
-    from rulelife.operations import analyze as run_analysis
+    from rulelife.evidence.analysis import analyze as run_analysis
 
     used, result = run_analysis(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
                                 until=parse_day(until, "--until"), bundle_number=bundle, engine=engine)

@@ -55,7 +55,7 @@ def mine(
     as_json: JsonOption = False,
 ) -> None:
     """Propose rules from model-labelled traffic, write them under rules/ and register them as candidates."""
-    from rulelife.mining import mine_workspace
+    from rulelife.mining.mine import mine_workspace
 
     report = mine_workspace(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
                             until=parse_day(until, "--until"), min_confidence=min_confidence,

@@ -7,11 +7,21 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rulelife import nightly, tickets
-from rulelife.cli._common import ActorOption, EngineOption, JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.cli._common import (
+    ActorOption,
+    EngineOption,
+    JsonOption,
+    RulelifeGroup,
+    console,
+    err_console,
+    print_json,
+    table,
+    workspace,
+)
 from rulelife.cli.gate import LogOption, parse_day
-from rulelife.errors import JobLocked
-from rulelife.operations import open_store
+from rulelife.errors import JobLocked, RulelifeError
+from rulelife.monitoring import nightly, tickets
+from rulelife.store import Store
 
 monitor_app = typer.Typer(cls=RulelifeGroup, help="The nightly monitor job.", no_args_is_help=True)
 tickets_app = typer.Typer(cls=RulelifeGroup, help="Tickets filed by the monitors.", no_args_is_help=True)
@@ -45,6 +55,8 @@ def run(
     except JobLocked as exc:
         err_console.print(f"error: {exc}", highlight=False)
         raise typer.Exit(nightly.EXIT_LOCKED) from None
+    if ws.settings.report_after_nightly:
+        _write_health_page(ws, reports[-1])
     if as_json:
         print_json([r.to_dict() for r in reports] if day is None else reports[0].to_dict())
     else:
@@ -53,6 +65,18 @@ def run(
     code = max(r.exit_code for r in reports)
     if code:
         raise typer.Exit(code)
+
+
+def _write_health_page(ws, report: nightly.NightlyReport) -> None:
+    """The morning view, fresh after the run; a failed page never fails the night."""
+    from rulelife.report import write_report
+
+    out = ws.resolve(ws.settings.ticket_dir) / "rule-health.html"
+    try:
+        write_report(ws, out, residual=False)
+        report.notes.append(f"rule health page written to {out}")
+    except RulelifeError as exc:
+        report.notes.append(f"rule health page not written: {exc}")
 
 
 def _print_report(report: nightly.NightlyReport) -> None:
@@ -83,7 +107,7 @@ def list_tickets(
     as_json: JsonOption = False,
 ) -> None:
     """Tickets, newest last."""
-    rows = tickets.list_tickets(open_store(workspace(ctx)), status=status)
+    rows = tickets.list_tickets(Store.from_workspace(workspace(ctx)), status=status)
     if as_json:
         print_json([tickets.ticket_dict(t) for t in rows])
         return
@@ -96,7 +120,7 @@ def list_tickets(
 def show(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Ticket id.")],
          as_json: JsonOption = False) -> None:
     """A ticket with every event and its latest evidence."""
-    ticket, events = tickets.get_ticket(open_store(workspace(ctx)), ticket_id)
+    ticket, events = tickets.get_ticket(Store.from_workspace(workspace(ctx)), ticket_id)
     data = tickets.ticket_dict(ticket, events)
     if as_json:
         print_json(data)
@@ -109,7 +133,7 @@ def close(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Tic
           reason: Annotated[str, typer.Option("--reason", help="Why it is closed.")], actor: ActorOption = "cli") -> None:
     """Close a ticket; the next finding of the same check opens a new one."""
     ws = workspace(ctx)
-    store = open_store(ws)
+    store = Store.from_workspace(ws)
     ticket = tickets.close_ticket(store, ticket_id, actor=actor, reason=reason, sinks=list(nightly.sinks_for(ws)))
     tickets.deliver_pending(store, nightly.sinks_for(ws))
     console.print(f"closed ticket {ticket.id}")
@@ -123,7 +147,7 @@ def quality(
     as_json: JsonOption = False,
 ) -> None:
     """Score the monitors on the simulator's injected drifts: detection day, delay, false alarms."""
-    from rulelife.quality import monitor_quality
+    from rulelife.demo.quality import monitor_quality
 
     report = monitor_quality(live_days=days, queries_per_day=queries_per_day, seed=seed)
     if as_json:

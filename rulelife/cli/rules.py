@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rulelife import operations, registry
 from rulelife.cli._common import JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
-from rulelife.lint import lint_rules
+from rulelife.rules.lint import lint_rules
+from rulelife.store import Store, registry
 
 app = typer.Typer(cls=RulelifeGroup, help="Lint, list and inspect rules.", no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def list_rules(
     as_json: JsonOption = False,
 ) -> None:
     """Every registered rule with its state and versions."""
-    statuses = registry.list_rules(operations.open_store(workspace(ctx)), state=state)
+    statuses = registry.list_rules(Store.from_workspace(workspace(ctx)), state=state)
     if as_json:
         print_json([s.to_dict() for s in statuses])
         return
@@ -56,7 +56,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """A rule's definition, state, version history and audit log."""
-    details = operations.rule_details(workspace(ctx), rule_id)
+    details = registry.rule_details(workspace(ctx), rule_id)
     if as_json:
         print_json(details.to_dict())
         return

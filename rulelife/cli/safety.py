@@ -35,7 +35,7 @@ def mine(
     as_json: JsonOption = False,
 ) -> None:
     """Propose lexicon phrases that lean toward a safety intent, and measure what the lexicon vetoes."""
-    from rulelife.lexicon_mining import mine_lexicon, proposals_yaml
+    from rulelife.mining.lexicon import mine_lexicon, proposals_yaml
 
     ws = workspace(ctx)
     report = mine_lexicon(ws, log=log or None, since=parse_day(since, "--since"), until=parse_day(until, "--until"),

@@ -2,7 +2,7 @@
 
 The dataset builder and the miner count with pure functions of one chunk of
 the log whose results merge (``combine(a, b)``, usually ``a + b``):
-:class:`~rulelife.datasets.builder.DatasetBuilder` partials,
+:class:`~rulelife.evidence.datasets.builder.DatasetBuilder` partials,
 :class:`~miners.counts.PhraseCounts`, :class:`~miners.probes.RuleCounts`.
 :func:`fold_log` applies such a *step* to every chunk of a log window and
 merges the results, wherever the chunks are:
@@ -183,7 +183,7 @@ def _fold_pool(step: Step, combine: Combine, source, report: LogReport, chunk_ro
     iter_log(source, report=LogReport(), **options)
     since, until = options["since"], options["until"]
     files = files_in_window(source, since, until, exclude=options["quarantine_dir"], skipped=report.files_skipped)
-    from rulelife.engines.local import merge_reports, no_rows_error
+    from rulelife.querylog.report import merge_reports, no_rows_error
 
     groups = _groups(files, max(1, min(workers or os.cpu_count() or 1, len(files))))
     own = pool is None

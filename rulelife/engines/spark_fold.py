@@ -103,16 +103,16 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
         warnings.simplefilter("ignore", FutureWarning)  # pyspark's pandas-version check
         from pyspark.sql import functions as F
 
-    from rulelife.engines.local import no_rows_error
-    from rulelife.engines.spark import _CHECKS, _paths, bad_bits, job_conf, local_session, read_window
+    from rulelife.engines.spark import ROW_CHECKS, bad_bits, job_conf, local_session, log_paths, read_window
+    from rulelife.querylog.report import no_rows_error
 
     spark = spark if spark is not None else local_session()
-    paths = _paths(source, since, until, quarantine_dir, report)
+    paths = log_paths(source, since, until, quarantine_dir, report)
     where = describe(source)
     with job_conf(spark):
         frame = read_window(spark, F, paths, since, until, where, report, require_runtime=False)
         bad = bad_bits(F, frozenset(known_intents) if known_intents else None)
-        reasons = [reason for reason, _ in _CHECKS]
+        reasons = [reason for reason, _ in ROW_CHECKS]
 
         def partial(batches):
             return fold_partition(batches, step, combine, chunk_rows, reasons)

@@ -6,7 +6,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["LogReport"]
+from rulelife.errors import LogError
+
+__all__ = ["LogReport", "merge_reports", "no_rows_error"]
 
 
 @dataclass
@@ -37,3 +39,25 @@ class LogReport:
         out = asdict(self)
         out["reasons"] = dict(self.reasons.most_common())
         return out
+
+
+def merge_reports(into: LogReport, part: LogReport) -> None:
+    """Add ``part``'s counts and file lists to ``into``."""
+    for name in ("files_read", "files_skipped", "files_cached", "quarantine_files"):
+        getattr(into, name).extend(getattr(part, name))
+    for name in ("rows_read", "rows_valid", "rows_quarantined", "rows_outside_window", "ge_batches"):
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+    into.reasons.update(part.reasons)
+
+
+def no_rows_error(source: str, report: LogReport, since, until) -> LogError:
+    """The error iter_log raises when a whole read yields no valid row, from a merged report."""
+    if report.rows_quarantined:
+        reason, count = report.reasons.most_common(1)[0]
+        where = ", ".join(report.quarantine_files) or "the quarantine folder"
+        return LogError(f"no valid row in {source}: {report.rows_quarantined} rows quarantined, see {where}; "
+                        f"most common reason: {reason} ({count} rows)")
+    if report.rows_outside_window:
+        return LogError(f"no row of {source} falls between {since or 'the start'} and {until or 'the end'} "
+                        f"({report.rows_outside_window} rows outside)")
+    return LogError(f"no row in {source}: the files are empty")

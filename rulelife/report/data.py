@@ -25,14 +25,13 @@ import pandas as pd
 from sqlalchemy import String, type_coerce
 from sqlmodel import select
 
-from rulelife import registry
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, RulelifeError
-from rulelife.evaluation.stats import wilson_interval
-from rulelife.live_evidence import ShadowStanding, shadow_standing
-from rulelife.monitoring import METRIC_COLUMNS, MonitorContext, RuleInfo, empty_history
+from rulelife.evidence.evaluation.stats import wilson_interval
+from rulelife.evidence.live import ShadowStanding, shadow_standing
+from rulelife.monitoring.contract import METRIC_COLUMNS, MonitorContext, RuleInfo, empty_history
 from rulelife.plugins import MONITORS, load_plugin
-from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, PromotionRow, Store, TicketRow, utcnow
+from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, PromotionRow, Store, TicketRow, registry, utcnow
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -102,7 +101,7 @@ class ResidualView:
 
     note: str
     bundle: int | None = None
-    analysis: object | None = None  # rulelife.analysis.BundleAnalysis
+    analysis: object | None = None  # rulelife.evidence.analysis.BundleAnalysis
 
 
 @dataclass
@@ -428,7 +427,7 @@ def _residual(workspace: Workspace, since: date, until: date) -> ResidualView:
     log_dir = workspace.log_dir
     if not log_dir.is_dir() or not any(p.is_file() for p in log_dir.rglob("*") if p.suffix in (".parquet", ".csv")):
         return ResidualView(f"no query log under {log_dir}; the residual view needs the model-labelled log")
-    from rulelife.operations import analyze
+    from rulelife.evidence.analysis import analyze
 
     try:
         bundle, analysis = analyze(workspace, since=since, until=until)

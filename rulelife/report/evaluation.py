@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from html import escape
 
 from rulelife.report.charts import bar_rows, interval_rows
+from rulelife.report.page import e as _e
+from rulelife.report.page import page
 
 __all__ = ["checks_block", "evaluation_section", "render_evaluation_html", "slug"]
 
@@ -22,10 +23,6 @@ __all__ = ["checks_block", "evaluation_section", "render_evaluation_html", "slug
 def slug(text: str) -> str:
     """An HTML id fragment: rule ids are dotted, which CSS selectors would read as classes."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text)
-
-
-def _e(value: object) -> str:
-    return escape("" if value is None else str(value), quote=True)
 
 
 def _pct(value) -> str:
@@ -150,14 +147,12 @@ def evaluation_section(metrics: dict, *, passed: bool, reasons: list[str], floor
 
 
 def render_evaluation_html(result, *, floor: float | None = None) -> str:
-    """A standalone page of one evaluation (a :class:`rulelife.promotion.EvaluationResult`).
+    """A standalone page of one evaluation (a :class:`rulelife.evidence.promotion.EvaluationResult`).
 
     The page is self-contained like the report: inline CSS and SVG, nothing
     fetched. ``floor`` (default: the one the gate's agreement check states)
     draws the agreement floor.
     """
-    from rulelife.report.html import page
-
     evaluation, decision, snapshot = result.evaluation, result.decision, result.snapshot
     floor = _floor_of(decision) if floor is None else floor
     body = evaluation_section(

@@ -153,7 +153,7 @@ class SelectionRow(SQLModel, table=True):
 
 
 class DailyMetricRow(SQLModel, table=True):
-    """One rule version's metrics for one UTC day and locale (see rulelife.monitoring.METRIC_COLUMNS)."""
+    """One rule version's metrics for one UTC day and locale (see rulelife.monitoring.contract.METRIC_COLUMNS)."""
 
     __tablename__ = "daily_metrics"
     __table_args__ = (UniqueConstraint("day", "rule_id", "rule_version", "locale", name="uq_daily_metric"),)

@@ -9,9 +9,9 @@ import pytest
 
 from benchmarks import _realdata
 from benchmarks.bench_realdata import CONFIGS, SAFETY, format_report, main, run
-from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
-from rulelife.rules import Rule
+from rulelife.rules.definition import Rule
+from rulelife.serving.bundle import BundleStore
 
 INTENTS = ["cancel_order", "track_order", "recover_password", "newsletter_subscription", "check_invoice",
            "contact_human_agent", "complaint", "get_refund"]

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rulelife import operations, registry
-from rulelife.bundle import BundleStore
 from rulelife.cli import app
 from rulelife.config import Workspace
-from rulelife.lifecycle import State
+from rulelife.rules.lifecycle import State
+from rulelife.serving import publish
+from rulelife.serving.bundle import BundleStore
+from rulelife.store import Store, registry
 
 runner = CliRunner()
 
@@ -39,7 +40,7 @@ def ws(new_workspace):
         path = workspace.rules_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + 'locales: ["en-US"]\nowner: ds\ndescription: test rule.\n')
-    operations.sync(workspace, actor="ana")
+    registry.sync_workspace(workspace, actor="ana")
     frame = pd.DataFrame(TRAFFIC, columns=["text", "model_intent"])
     frame["query_id"] = [f"q-{i:05d}" for i in range(len(frame))]
     frame["ts"] = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(range(len(frame)), unit="s")
@@ -74,13 +75,13 @@ def test_a_batch_with_one_refusal_promotes_the_others_and_publishes_once(ws):
     bundles = BundleStore(ws.bundle_dir)
     assert bundles.numbers() == [1] and len(bundles.history()) == 1  # one publish, not one a rule
     assert sorted(r.id for r in bundles.current().rules) == [HOURS, LIKE]
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     assert {s.rule_id: s.state for s in registry.list_rules(store)} == {
         HOURS: State.ACTIVE, ORDER: State.CANDIDATE, LIKE: State.ACTIVE}
 
 
 def test_state_candidate_selects_exactly_the_candidates(ws):
-    operations.set_state(ws, HOURS, "active", actor="ana", reason="test setup")
+    publish.set_state(ws, HOURS, "active", actor="ana", reason="test setup")
     result = invoke(ws, "dataset", "build", "--state", "candidate", "--json")
     assert result.exit_code == 0, result.output
     built = json.loads(result.output)
@@ -162,7 +163,7 @@ def test_batch_refusals_of_the_whole_command(ws):
     assert result.exit_code == 1
     assert "not in the registry: faq.nope, order.nope; nothing was changed" in flat(result.output)
     assert "Traceback" not in flat(result.output)
-    assert registry.get_status(operations.open_store(ws), HOURS).state == State.CANDIDATE
+    assert registry.get_status(Store.from_workspace(ws), HOURS).state == State.CANDIDATE
 
     result = invoke(ws, "promote", HOURS, LIKE, "--to", "retired", "--actor", "ben")
     assert result.exit_code == 1 and "promote moves a rule to shadow or active, not retired" in flat(result.output)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rulelife import operations
 from rulelife.cli import app
 from rulelife.config import Workspace
+from rulelife.serving import publish
 
 runner = CliRunner()
 
@@ -42,7 +42,7 @@ def invoke(ws: Path, *args: str):
 
 def activate(ws: Path, rule_id: str, actor: str = "ana"):
     """Make a rule live without the gate (the gate has its own tests)."""
-    status, published = operations.set_state(Workspace.load(ws), rule_id, "active", actor=actor, reason="test setup")
+    status, published = publish.set_state(Workspace.load(ws), rule_id, "active", actor=actor, reason="test setup")
     return published
 
 

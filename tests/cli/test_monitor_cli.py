@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from rulelife import operations
 from rulelife.cli import app
 from rulelife.config import Workspace
+from rulelife.store import Store
 
 runner = CliRunner()
 
@@ -20,7 +20,7 @@ def test_nightly_needs_a_date_or_a_range(tmp_path):
 
 def test_nightly_exits_75_while_another_run_holds_the_lock(tmp_path):
     ws = Workspace.create(tmp_path / "ws")
-    store = operations.open_store(ws)
+    store = Store.from_workspace(ws)
     with store.job_lock("nightly"):
         result = runner.invoke(app, ["--workspace", str(ws.root), "monitor", "nightly", "--date", "2026-02-01"])
     assert result.exit_code == 75

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import strategies as st
 
 from rulelife.config import Settings
-from rulelife.datasets import DatasetBuilder
-from rulelife.datasets.builder import _allocate
-from rulelife.rules import Rule
+from rulelife.evidence.datasets import DatasetBuilder
+from rulelife.evidence.datasets.builder import _allocate
+from rulelife.rules.definition import Rule
 
 RULE = Rule(id="order_tracking.where", intent="order_tracking", patterns=["where is my order"],
             exclude=["return"], locales=["en-US"], owner="ds")

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from rulelife.config import Settings
-from rulelife.evaluation import evaluate_rule
-from rulelife.evaluation.evaluate import SILENT
-from rulelife.rules import Rule
+from rulelife.evidence.evaluation import evaluate_rule
+from rulelife.evidence.evaluation.evaluate import SILENT
+from rulelife.rules.definition import Rule
 
 RULE = Rule(id="order_tracking.where", intent="order_tracking", patterns=["where is my order"],
             exclude=["return"], locales=["en-US"], owner="ds")

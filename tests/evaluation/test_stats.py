@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rulelife.evaluation.stats import rule_of_three, samples_to_settle, stratified_agreement, wilson_interval
+from rulelife.evidence.evaluation.stats import rule_of_three, samples_to_settle, stratified_agreement, wilson_interval
 
 
 def test_wilson_matches_the_textbook_formula():

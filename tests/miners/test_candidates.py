@@ -4,9 +4,9 @@ import pytest
 from miners.candidates import CandidateMiner
 from miners.counts import PhraseCounts
 from miners.ngrams import char_ngrams, word_phrases
-from rulelife.evaluation.stats import wilson_interval
+from rulelife.evidence.evaluation.stats import wilson_interval
 from rulelife.plugins import MINERS, load_plugin
-from rulelife.rules import Rule
+from rulelife.rules.definition import Rule
 
 SAFETY = ["escalation"]
 

@@ -11,7 +11,7 @@ import miners.counts
 from miners.chunks import LabelledGroups
 from miners.counts import PhraseCounts
 from miners.ngrams import is_substring_locale, phrases
-from rulelife.normalize import normalize
+from rulelife.rules.normalize import normalize
 
 # (text, intent, confidence, locale); None intent: a rule answered; None locale: missing.
 ROWS = ([("Track my order", "order_tracking", 0.99, "en-US")] * 3

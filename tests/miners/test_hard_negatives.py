@@ -7,7 +7,7 @@ from sklearn.exceptions import NotFittedError
 import miners.hard_negatives as hard_negatives
 from miners.hard_negatives import REASONS, HardNegativeMiner
 from rulelife.plugins import MINERS, load_plugin
-from rulelife.rules import Rule
+from rulelife.rules.definition import Rule
 
 TRACK = Rule(
     id="order_tracking.track_order",

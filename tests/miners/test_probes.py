@@ -10,8 +10,8 @@ import miners.probes
 from miners.grouping import excludable
 from miners.ngrams import char_ngrams, words
 from miners.probes import _A, _B, SIGNATURE_SIZE, RuleCounts
-from rulelife.matcher import CompiledRule, Matcher, normalize_locale
-from rulelife.normalize import normalize
+from rulelife.rules.matcher import CompiledRule, Matcher, normalize_locale
+from rulelife.rules.normalize import normalize
 
 
 def rule(rule_id, patterns, locales=("*",), exclude=(), match="word"):

@@ -9,7 +9,7 @@ import pytest
 
 from monitors._series import demo_history
 from rulelife.config import Settings
-from rulelife.monitoring import MonitorContext, RuleInfo
+from rulelife.monitoring.contract import MonitorContext, RuleInfo
 
 DAY0 = date(2026, 1, 1)
 

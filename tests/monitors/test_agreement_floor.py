@@ -5,7 +5,7 @@ import pytest
 
 from monitors.agreement_floor import AgreementFloor
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Severity
+from rulelife.monitoring.contract import Action, Severity
 
 N = 60
 

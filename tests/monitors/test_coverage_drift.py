@@ -6,7 +6,7 @@ import pytest
 
 from monitors.coverage_drift import CoverageDrift
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Severity
+from rulelife.monitoring.contract import Action, Severity
 
 TRAFFIC = 10_000
 

@@ -1,10 +1,11 @@
+from datetime import date
+
 import numpy as np
 import pytest
-from datetime import date
 
 from monitors.cusum import _MU0_RANGE, AgreementCusum, _siegmund_arl, calibrated_h, lower_cusum, siegmund_h, standardise
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Severity
+from rulelife.monitoring.contract import Action, Severity
 
 N = 50
 CHANGE = 40  # agreement drops from 0.97 to 0.90 on day 40

@@ -4,7 +4,7 @@ import pytest
 
 from monitors.expiry import Expiry
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Severity
+from rulelife.monitoring.contract import Action, Severity
 
 EXPIRES = datetime(2026, 3, 2, 23, 59, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ import monitors.cusum
 import monitors.expiry
 import monitors.safety_fp
 from rulelife.config import Settings
-from rulelife.monitoring import METRIC_COLUMNS, empty_history
+from rulelife.monitoring.contract import METRIC_COLUMNS, empty_history
 from rulelife.plugins import MONITORS, load_plugin
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from monitors.safety_fp import SafetyFalsePositive
 from rulelife.errors import ConfigError
-from rulelife.monitoring import Action, Severity
+from rulelife.monitoring.contract import Action, Severity
 
 
 def test_golden_first_safety_error_disables_that_day(series, context, day):

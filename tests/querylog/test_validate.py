@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from rulelife.errors import LogError
-from rulelife.querylog import CONTRACT_DTYPES, LogReport, iter_log, read_log
+from rulelife.querylog import CONTRACT_DTYPES, LogReport, read_log
 
 INTENTS = {"order_tracking", "return_request"}
 HEADER = "query_id,ts,text,locale,model_intent,model_confidence,rule_id,shadow"

@@ -13,12 +13,12 @@ import typer
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from rulelife import promotion
+from rulelife.cli.report import report_command
 from rulelife.config import Workspace
+from rulelife.demo.quickstart import run_quickstart
 from rulelife.errors import ConfigError
-from rulelife.quickstart import run_quickstart
+from rulelife.evidence import promotion
 from rulelife.report import SECTIONS, render_evaluation_html, write_report
-from rulelife.report.cli import report_command
 from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, RuleStateRow, Store, TicketRow
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rulelife.matcher import Matcher
-from rulelife.rules import load_rules
+from rulelife.rules.definition import load_rules
+from rulelife.rules.matcher import Matcher
 from rulelife.simulate import Scenario, calibration_error, default_scenarios, simulate_traffic, write_ground_truth
 from rulelife.simulate.scenarios import confidence_scale_on, intent_shares_on, locale_shares_on
 

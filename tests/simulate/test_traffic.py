@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from rulelife.normalize import normalize
+from rulelife.rules.normalize import normalize
 from rulelife.simulate import LOG_COLUMNS, LOG_DTYPES, Scenario, calibration_error, simulate_traffic, write_log
 
 START = dt.date(2026, 11, 1)  # a Sunday

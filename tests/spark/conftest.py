@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
-from rulelife.lexicon import Lexicon, LexiconEntry
-from rulelife.matcher import compile_rule
-from rulelife.replay import replay
-from rulelife.rules import load_rules
-from rulelife.runtime import RuleClassifier
+from rulelife.rules.definition import load_rules
+from rulelife.rules.lexicon import Lexicon, LexiconEntry
+from rulelife.rules.matcher import compile_rule
+from rulelife.serving.bundle import BundleStore
+from rulelife.serving.replay import replay
+from rulelife.serving.runtime import RuleClassifier
 from rulelife.simulate import simulate_traffic
 
 SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rulelife import engines
-from rulelife.bundle import BundleStore
-from rulelife.engines.local import BundleIntents
 from rulelife.errors import ConfigError, LogError
-from rulelife.metrics import MetricCounts, count_chunk, finalize
-from rulelife.nightly import live_rules
+from rulelife.monitoring import counting
+from rulelife.monitoring.bundle_intents import BundleIntents
+from rulelife.monitoring.metrics import MetricCounts, count_chunk, finalize
+from rulelife.monitoring.nightly import live_rules
 from rulelife.querylog import LogReport, read_log
+from rulelife.serving.bundle import BundleStore
 
 from .conftest import DAYS, START
 
@@ -59,7 +59,7 @@ def test_pool_over_files_equals_one_stream(runtime_log):
     results = {}
     for engine in ("local", "local-pool"):
         report = LogReport()
-        counts, numbers = engines.daily_counts(workspace, RANGE, log=log, engine=engine, report=report, workers=2)
+        counts, numbers = counting.daily_counts(workspace, RANGE, log=log, engine=engine, report=report, workers=2)
         live, _ = live_rules(BundleStore(workspace.bundle_dir), numbers)
         results[engine] = (finalize(counts, live), counts.examples, numbers, report)
     local, pool = results["local"], results["local-pool"]
@@ -73,16 +73,16 @@ def test_pool_over_files_equals_one_stream(runtime_log):
 def test_unknown_engine_is_refused_with_the_choices(runtime_log):
     workspace, log = runtime_log
     with pytest.raises(ConfigError, match="Unknown engine 'dask', expected one of local, local-pool, spark"):
-        engines.daily_counts(workspace, START, log=log, engine="dask")
+        counting.daily_counts(workspace, START, log=log, engine="dask")
 
 
 def test_a_backwards_range_is_refused(runtime_log):
     workspace, log = runtime_log
     with pytest.raises(LogError, match="swap them"):
-        engines.daily_counts(workspace, (RANGE[1], RANGE[0]), log=log)
+        counting.daily_counts(workspace, (RANGE[1], RANGE[0]), log=log)
 
 
 def test_importing_rulelife_never_imports_pyspark():
-    code = ("import sys, rulelife, rulelife.engines, rulelife.engines.spark, rulelife.nightly; "
+    code = ("import sys, rulelife, rulelife.engines, rulelife.engines.spark, rulelife.monitoring.nightly; "
             "assert 'pyspark' not in sys.modules, sorted(m for m in sys.modules if 'spark' in m)")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,13 +8,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rulelife import engines
-from rulelife.bundle import BundleStore
 from rulelife.config import Workspace
 from rulelife.errors import LogError
-from rulelife.metrics import finalize
-from rulelife.nightly import live_rules
+from rulelife.monitoring import counting
+from rulelife.monitoring.metrics import finalize
+from rulelife.monitoring.nightly import live_rules
 from rulelife.querylog import LogReport
+from rulelife.serving.bundle import BundleStore
 
 from .conftest import DAYS, START, make_runtime_log
 
@@ -25,7 +25,7 @@ RANGE = (START, START + dt.timedelta(days=DAYS - 1))
 
 def metrics(workspace, window, log, engine, spark=None):
     report = LogReport()
-    counts, numbers = engines.daily_counts(workspace, window, log=log, engine=engine, spark=spark, report=report)
+    counts, numbers = counting.daily_counts(workspace, window, log=log, engine=engine, spark=spark, report=report)
     live, _ = live_rules(BundleStore(workspace.bundle_dir), numbers)
     return finalize(counts, live), counts.examples, numbers, report
 
@@ -59,7 +59,7 @@ def test_a_bundle_missing_from_the_store_is_an_error(spark, runtime_log, tmp_pat
     _, log = runtime_log
     empty = Workspace.create(tmp_path / "other")
     with pytest.raises(LogError, match="the log names bundle 1, which cannot be loaded"):
-        engines.daily_counts(empty, RANGE, log=log, engine="spark", spark=spark)
+        counting.daily_counts(empty, RANGE, log=log, engine="spark", spark=spark)
 
 
 def test_bad_rows_grouped_in_the_jvm_are_counted_one_by_one(spark, tmp_path):

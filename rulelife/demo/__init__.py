@@ -1,0 +1,1 @@
+"""The example deployment end to end: the quickstart and the monitors' quality on simulated incidents."""

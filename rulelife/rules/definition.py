@@ -1,0 +1,286 @@
+"""Rule definitions: one YAML file a rule, versioned by the hash of its content.
+
+A rule file lives at ``rules/<slug>/<name>.yaml`` and its id is
+``<slug>.<name>``, where ``<slug>`` is :func:`intent_slug` of the rule's
+intent. The ``intent`` field holds the intent exactly as the model emits it
+(any case, punctuation or script); ids are slugs because they are file names
+and URL parts. Lifecycle state is deliberately not in the file: it lives in
+the registry, so the nightly job can disable a rule without a commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rulelife.errors import RuleFileError
+
+# The safety lexicon sits beside the intent folders and is not a rule (see rules.lexicon).
+LEXICON_FILE = "safety_lexicon.yaml"
+
+__all__ = [
+    "MAX_INTENT_LENGTH",
+    "RULE_FIELDS",
+    "Rule",
+    "RuleFile",
+    "check_rule",
+    "intent_slug",
+    "iter_rule_files",
+    "load_rule",
+    "load_rules",
+    "parse_rule",
+    "read_yaml",
+    "rule_to_yaml",
+]
+
+MatchMode = Literal["word", "substring"]
+
+_ID_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
+
+# The registry stores intents in 200-character columns, and a bundle-level
+# ticket's subject ("bundle:<intent>|<locale>") in 220; 120 leaves room for both.
+MAX_INTENT_LENGTH = 120
+
+# Long enough to read, short enough that "<slug>.<name>" stays a sane file
+# name and fits the registry's 200-character rule id.
+_SLUG_MAX = 64
+_SLUG_READABLE = _SLUG_MAX - 9  # room for "_" and the 8-hex hash
+
+
+def intent_slug(intent: str) -> str:
+    """The folder name and rule-id prefix for an intent, whatever the model calls it.
+
+    An intent that is already a slug (lower-case ASCII letters, digits and
+    single inner ``_``, at most 64 characters) is its own slug. Any other
+    intent keeps its readable ASCII part (lower-cased, each run of other
+    characters turned into ``_``) followed by a hash of the exact name, so
+    two different intents never share a slug (``Refund`` and ``refund``,
+    ``card-arrival`` and ``card_arrival``). An intent with no ASCII letter or
+    digit becomes ``intent_<hash>``.
+
+    Parameters
+    ----------
+    intent
+        The intent exactly as the model emits it.
+
+    Returns
+    -------
+    A non-empty string of ``[a-z0-9_]``, stable across runs and machines.
+
+    Examples
+    --------
+    >>> intent_slug("order_tracking")
+    'order_tracking'
+    >>> intent_slug("Billing & Payments"), intent_slug("billing_payments")
+    ('billing_payments_a54dfa3f', 'billing_payments')
+    >>> intent_slug("返品")
+    'intent_eb74b03e'
+    >>> intent_slug(intent_slug("card-arrival")) == intent_slug("card-arrival")
+    True
+    """
+    readable = re.sub(r"[^a-z0-9]+", "_", intent.lower()).strip("_")
+    if intent and readable == intent and len(intent) <= _SLUG_MAX:
+        return intent
+    digest = hashlib.sha1(intent.encode("utf-8")).hexdigest()[:8]
+    return f"{readable[:_SLUG_READABLE].rstrip('_') or 'intent'}_{digest}"
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty; write the phrase or remove the entry")
+    return text
+
+
+# Validated one item at a time, so an error names its index ("patterns[2]").
+_Phrase = Annotated[str, AfterValidator(_not_blank)]
+
+
+class Rule(BaseModel):
+    """One keyword rule: any pattern fires it, any exclude phrase vetoes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=_ID_PATTERN, description="dotted id, <intent slug>.<name>")
+    intent: str = Field(min_length=1, max_length=MAX_INTENT_LENGTH, description="exactly as the model emits it")
+    patterns: tuple[_Phrase, ...] = Field(min_length=1)
+    exclude: tuple[_Phrase, ...] = ()
+    locales: tuple[_Phrase, ...] = ("*",)
+    match: MatchMode = "word"
+    priority: int = 0
+    owner: str = Field(min_length=1)
+    description: str = ""
+    # Why the rule may answer although its words live next to a safety intent (the gate's
+    # neighbourhood check); empty: it may not. Recorded with the version like every field.
+    safety_justification: str = ""
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_is_a_number(cls, value: object) -> object:
+        # Lax int parsing would read YAML's `priority: yes` as 1 and "10" as 10.
+        if isinstance(value, bool | str):
+            raise ValueError(f"must be a whole number such as 0 or 10, got {value!r}")
+        return value
+
+    @field_validator("locales")
+    @classmethod
+    def _locales_not_empty(cls, locales: tuple[str, ...]) -> tuple[str, ...]:
+        if not locales:
+            raise ValueError('is empty; list at least one locale, or ["*"] for every locale')
+        return locales
+
+    def canonical(self) -> dict:
+        """The definition with order-insensitive lists sorted and de-duplicated.
+
+        Reordering patterns or reformatting the YAML does not change what the
+        rule does, so it does not make a new version.
+        """
+        data = self.model_dump(mode="json")
+        for key in ("patterns", "exclude", "locales"):
+            data[key] = sorted(set(data[key]))
+        if not data["safety_justification"]:
+            del data["safety_justification"]  # so rules written before the field keep their versions
+        return data
+
+    @property
+    def version(self) -> str:
+        """Content hash of :meth:`canonical`: editing the rule makes a new version."""
+        payload = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+RULE_FIELDS = tuple(Rule.model_fields)
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """A rule together with where it was read from."""
+
+    path: Path
+    rule: Rule
+
+
+def iter_rule_files(rules_dir: Path) -> Iterator[Path]:
+    """Yield every ``*.yaml`` / ``*.yml`` file under ``rules_dir``, sorted."""
+    rules_dir = Path(rules_dir)
+    if not rules_dir.is_dir():
+        raise RuleFileError(
+            f"rules folder {rules_dir} does not exist; create it or set rules_dir "
+            "in rulelife.toml"
+        )
+    files = [*rules_dir.rglob("*.yaml"), *rules_dir.rglob("*.yml")]
+    # The safety lexicon sits beside the intent folders and is not a rule.
+    yield from sorted(p for p in files if p.is_file() and p != rules_dir / LEXICON_FILE)
+
+
+def check_rule(data: object) -> tuple[Rule | None, list[tuple[str, str]]]:
+    """Validate already-parsed YAML; return the rule (None if invalid) and every problem.
+
+    Each problem is ``(field, message)``, the field written as in the file
+    (``"patterns[2]"``, ``"owner"``, or ``"<file>"`` for the file as a whole).
+    """
+    if data is None:
+        return None, [("<file>", "the file is empty; write the rule's fields (id, intent, patterns, owner, ...)")]
+    if not isinstance(data, dict):
+        return None, [
+            ("<file>", f"a rule file must be a mapping of fields (id: ..., patterns: ...), got a {type(data).__name__}")
+        ]
+    try:
+        return Rule.model_validate(data), []
+    except ValidationError as exc:
+        return None, [(_field_name(err["loc"]), _describe(err)) for err in exc.errors()]
+
+
+def parse_rule(data: object, source: str) -> Rule:
+    """Validate already-parsed YAML into a :class:`Rule`, naming every bad field."""
+    rule, problems = check_rule(data)
+    if rule is None:
+        described = "; ".join(message if field == "<file>" else f"{field} {message}" for field, message in problems)
+        raise RuleFileError(f"{source}: {described}")
+    return rule
+
+
+def _field_name(loc: tuple) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if name and isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "<file>"
+
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "tuple_type": "a list",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+}
+
+
+def _describe(err: dict) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "is required but missing; add it"
+    if kind == "extra_forbidden":
+        return f"is not a rule field; remove it or fix its spelling (allowed: {', '.join(RULE_FIELDS)})"
+    if kind == "literal_error":
+        return f"must be one of {err['ctx']['expected']}, got {err['input']!r}"
+    if kind == "string_too_short":
+        return "is empty; fill it in"
+    if kind == "string_too_long":
+        return (f"is {len(err['input'])} characters long; the registry holds at most "
+                f"{err['ctx']['max_length']} characters")
+    if kind == "too_short":
+        return "is empty; list at least one phrase"
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} is not a dotted lower-case id such as order_tracking.where_is_my_order"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]}, got {type(err['input']).__name__} {err['input']!r}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    return f"{err['msg']} (got {err['input']!r})"
+
+
+def read_yaml(path: Path) -> object:
+    """Read one YAML document, turning parser errors into :class:`RuleFileError`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleFileError(f"{path}: cannot read the file ({exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleFileError(f"{path}: invalid YAML{where}: {problem}") from None
+
+
+def load_rule(path: Path) -> Rule:
+    """Read and validate one rule file."""
+    return parse_rule(read_yaml(path), str(path))
+
+
+def load_rules(rules_dir: Path) -> list[RuleFile]:
+    """Load every rule under ``rules_dir``; raise on the first invalid file.
+
+    Use :func:`rulelife.rules.lint.lint_rules` to see every problem at once.
+    """
+    return [RuleFile(path, load_rule(path)) for path in iter_rule_files(rules_dir)]
+
+
+def rule_to_yaml(rule: Rule) -> str:
+    """Render a rule as the YAML a person would write (field order kept)."""
+    data = rule.model_dump(mode="json")
+    for optional in ("exclude", "safety_justification"):
+        if not data[optional]:
+            del data[optional]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
