@@ -2,12 +2,13 @@
 
 The façade holds what a chatbot service and a notebook reach for first. The
 request path (``RuleClassifier`` and what it needs) is imported eagerly and
-loads no SQL, pandas or great-expectations; :class:`Store` is imported on
-first use, so ``from rulelife import RuleClassifier`` stays light.
+loads no SQL, pandas or great-expectations; :class:`Store`, :class:`Settings`
+and :class:`Workspace` (SQLAlchemy, pydantic-settings) and :class:`Rule`
+(pydantic) are imported on first
+use, so ``from rulelife import RuleClassifier`` stays light.
 """
 
 from rulelife._version import __version__
-from rulelife.config import Settings, Workspace
 from rulelife.errors import (
     BundleError,
     BundleIntegrityError,
@@ -25,7 +26,6 @@ from rulelife.errors import (
     UnknownTicket,
     WorkspaceNotFound,
 )
-from rulelife.rules.definition import Rule, intent_slug
 from rulelife.rules.lifecycle import State
 from rulelife.rules.matcher import Explanation, LexiconVeto, Matcher, MatchResult
 from rulelife.rules.normalize import NORMALIZATION_VERSION, normalize
@@ -70,11 +70,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # The store pulls in SQLAlchemy (most of a cold import): only on first use.
-    if name == "Store":
-        from rulelife.store import Store
+# Names the request path never needs, imported on first use (the store pulls
+# in SQLAlchemy, the settings pydantic-settings, a rule pydantic: most of a cold import).
+_LAZY = {"Store": "rulelife.store", "Settings": "rulelife.config", "Workspace": "rulelife.config",
+         "Rule": "rulelife.rules.definition", "intent_slug": "rulelife.rules.definition"}
 
-        globals()["Store"] = Store
-        return Store
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'rulelife' has no attribute {name!r}")

@@ -176,7 +176,8 @@ def test_the_checker_sees_a_violation_and_a_cycle():
 
 @pytest.mark.parametrize("statement", ["from rulelife import RuleClassifier", "import rulelife"])
 def test_the_request_path_loads_no_sql_pandas_or_great_expectations(statement):
-    heavy = ("sqlalchemy", "sqlmodel", "pandas", "great_expectations", "pyarrow", "sklearn", "ruptures")
+    heavy = ("sqlalchemy", "sqlmodel", "pandas", "great_expectations", "pyarrow", "sklearn", "ruptures",
+             "pydantic_settings")
     code = f"import sys; {statement}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""

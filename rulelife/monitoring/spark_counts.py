@@ -17,7 +17,7 @@ The job, for a day or a range::
 and the driver rebuilds a :class:`~rulelife.monitoring.metrics.MetricCounts`, so
 ``finalize`` and the metrics writes are exactly the local path's. A row's
 weight makes count_chunk count it as n identical rows, so grouping first
-changes no count (tests/test_metrics.py checks a weighted chunk against its
+changes no count (tests/monitoring/test_metrics.py checks a weighted chunk against its
 rows expanded; tests/spark the whole job against the local engine).
 
 Row checks: the reader's per-row checks (null query_id, ts and text, blank

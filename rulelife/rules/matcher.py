@@ -33,12 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import ahocorasick
 
-from rulelife.rules.definition import Rule
 from rulelife.rules.normalize import normalize
+
+if TYPE_CHECKING:  # the pydantic model is for annotations only: serving never loads it
+    from rulelife.rules.definition import Rule
 
 __all__ = [
     "CompiledRule",

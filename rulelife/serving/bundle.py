@@ -48,14 +48,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ahocorasick
 
 from rulelife._version import __version__
 from rulelife.errors import BundleError, BundleIntegrityError
-from rulelife.rules.definition import Rule
 from rulelife.rules.matcher import CompiledRule, LexiconPhrase, Matcher, compile_lexicon, compile_rule
 from rulelife.rules.normalize import NORMALIZATION_VERSION
+
+if TYPE_CHECKING:  # the pydantic model is for annotations only: serving never loads it
+    from rulelife.rules.definition import Rule
 
 __all__ = ["Bundle", "BundleDiff", "BundleStore", "diff_bundles", "read_bundle"]
 

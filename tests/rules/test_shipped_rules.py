@@ -21,7 +21,7 @@ from rulelife.rules.normalize import normalize
 from rulelife.simulate import simulate_traffic
 from rulelife.simulate.catalog import INTENTS, LOCALES, SAFETY_INTENTS, TITLES
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 RISKY = "order_tracking.my_order"
 
 

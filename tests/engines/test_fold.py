@@ -19,7 +19,7 @@ from rulelife.querylog import LogReport
 from rulelife.rules.definition import load_rules
 from rulelife.simulate import simulate_traffic, write_log
 
-SHIPPED_RULES = Path(__file__).resolve().parents[1] / "rules"
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
 START = dt.date(2026, 4, 6)
 
 
