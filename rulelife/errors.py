@@ -26,7 +26,14 @@ class RuleError(RulelifeError, ValueError):
 
 
 class RuleFileError(RuleError):
-    """A rule file cannot be read or parsed."""
+    """A rule file cannot be read or parsed; ``problem``, ``line`` and ``column`` say where, when known."""
+
+    def __init__(self, message: str, *, problem: str | None = None, line: int | None = None,
+                 column: int | None = None):
+        super().__init__(message)
+        self.problem = problem if problem is not None else message
+        self.line = line
+        self.column = column
 
 
 class UnknownRule(RulelifeError, KeyError):

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from rulelife.cli._common import JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
+from rulelife.rules.definition import rule_json_schema
 from rulelife.rules.lint import lint_rules
 from rulelife.store import Store, registry
 
@@ -25,10 +26,16 @@ def lint(ctx: typer.Context, as_json: JsonOption = False) -> None:
         console.print(f"{len(report.rules)} rules, no problems")
     else:
         for problem in report.problems:
-            err_console.print(f"{problem.path}: {problem.field}: {problem.message}", highlight=False, soft_wrap=True)
+            err_console.print(str(problem), highlight=False, soft_wrap=True)
         err_console.print(f"{len(report.problems)} problem(s)")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of a rule file, for editors (e.g. a yaml-language-server modeline)."""
+    print_json(rule_json_schema())
 
 
 @app.command("list")

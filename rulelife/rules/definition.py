@@ -16,10 +16,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from rulelife.errors import RuleFileError
 
@@ -31,6 +34,7 @@ __all__ = [
     "RULE_FIELDS",
     "Rule",
     "RuleFile",
+    "YamlDocument",
     "check_rule",
     "intent_slug",
     "iter_rule_files",
@@ -38,6 +42,8 @@ __all__ = [
     "load_rules",
     "parse_rule",
     "read_yaml",
+    "read_yaml_document",
+    "rule_json_schema",
     "rule_to_yaml",
 ]
 
@@ -159,6 +165,21 @@ class Rule(BaseModel):
 RULE_FIELDS = tuple(Rule.model_fields)
 
 
+def rule_json_schema() -> dict:
+    """The JSON schema of a rule file (from :class:`Rule`), for editors and CI checks.
+
+    >>> schema = rule_json_schema()
+    >>> sorted(schema["required"])
+    ['id', 'intent', 'owner', 'patterns']
+    >>> schema["properties"]["match"]["enum"]
+    ['word', 'substring']
+    """
+    schema = Rule.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rulelife rule file"
+    return schema
+
+
 @dataclass(frozen=True)
 class RuleFile:
     """A rule together with where it was read from."""
@@ -247,26 +268,82 @@ def _describe(err: dict) -> str:
     return f"{err['msg']} (got {err['input']!r})"
 
 
-def read_yaml(path: Path) -> object:
-    """Read one YAML document, turning parser errors into :class:`RuleFileError`."""
+class YamlDocument(NamedTuple):
+    """A parsed YAML file as plain Python, and where each field's value starts."""
+
+    data: object
+    # field as written in the file ("patterns[2]", "owner") -> 1-based (line, column) of its value
+    positions: dict[str, tuple[int, int]]
+
+    def where(self, field: str) -> str:
+        """``":line:column"`` of ``field``'s value, or "" where the field is not in the file."""
+        position = self.positions.get(field)
+        return f":{position[0]}:{position[1]}" if position else ""
+
+
+def _yaml_parser() -> YAML:
+    # YAML 1.2 (ruamel's default): `yes`, `on`, `no` are text, not booleans, and
+    # a key written twice is an error instead of the last value silently winning.
+    return YAML(typ="rt", pure=True)
+
+
+def _plain(node: object, path: tuple, positions: dict[str, tuple[int, int]]) -> object:
+    """The round-trip tree as plain dicts, lists and scalars, recording each value's position."""
+    if isinstance(node, CommentedMap):
+        out = {}
+        for key, value in node.items():
+            line, column = node.lc.value(key)
+            positions[_field_name((*path, key))] = (line + 1, column + 1)
+            out[_plain(key, (), {})] = _plain(value, (*path, key), positions)
+        return out
+    if isinstance(node, CommentedSeq):
+        out = []
+        for index, value in enumerate(node):
+            line, column = node.lc.item(index)
+            positions[_field_name((*path, index))] = (line + 1, column + 1)
+            out.append(_plain(value, (*path, index), positions))
+        return out
+    for kind in (bool, str, int, float):  # ruamel's scalar subclasses (folded text, hex ints, ...) as plain values
+        if isinstance(node, kind) and type(node) is not kind:
+            return kind(node)
+    return node
+
+
+def read_yaml_document(path: Path) -> YamlDocument:
+    """Read one YAML document (YAML 1.2) with its field positions; raise
+    :class:`RuleFileError` naming the line and column of a syntax error."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RuleFileError(f"{path}: cannot read the file ({exc})") from None
+        raise RuleFileError(f"{path}: cannot read the file ({exc})", problem=f"cannot read the file ({exc})") from None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RuleFileError(f"{path}: invalid YAML{where}: {problem}") from None
+        tree = _yaml_parser().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        problem = f"invalid YAML: {exc.problem or exc.context or 'cannot parse'}"
+        where = f":{line}:{column}" if line is not None else ""
+        raise RuleFileError(f"{path}{where}: {problem}", problem=problem, line=line, column=column) from None
+    except YAMLError as exc:
+        raise RuleFileError(f"{path}: invalid YAML: {exc}", problem=f"invalid YAML: {exc}") from None
+    positions: dict[str, tuple[int, int]] = {}
+    return YamlDocument(_plain(tree, (), positions), positions)
+
+
+def read_yaml(path: Path) -> object:
+    """Read one YAML document (YAML 1.2) as plain Python; see :func:`read_yaml_document`."""
+    return read_yaml_document(path).data
 
 
 def load_rule(path: Path) -> Rule:
-    """Read and validate one rule file."""
-    return parse_rule(read_yaml(path), str(path))
+    """Read and validate one rule file; the error names every bad field with its line and column."""
+    document = read_yaml_document(path)
+    rule, problems = check_rule(document.data)
+    if rule is None:
+        raise RuleFileError("; ".join(f"{path}{document.where(field)}: "
+                                      + (message if field == "<file>" else f"{field} {message}")
+                                      for field, message in problems))
+    return rule
 
 
 def load_rules(rules_dir: Path) -> list[RuleFile]:

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rulelife.errors import RuleFileError
-from rulelife.rules.definition import RuleFile, check_rule, intent_slug, iter_rule_files, read_yaml
+from rulelife.rules.definition import (
+    RuleFile,
+    YamlDocument,
+    check_rule,
+    intent_slug,
+    iter_rule_files,
+    read_yaml_document,
+)
 from rulelife.rules.lexicon import lexicon_path, lint_lexicon
 from rulelife.rules.matcher import CompiledRule, compile_rule, locale_applies
 from rulelife.rules.normalize import normalize
@@ -42,12 +49,16 @@ class LintProblem:
     path: Path
     field: str  # as written in the file: "patterns[2]", "id", or "<file>"
     message: str
+    line: int | None = None  # 1-based, of the field's value; None for the file as a whole
+    column: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.field}: {self.message}"
+        where = f":{self.line}:{self.column}" if self.line is not None else ""
+        return f"{self.path}{where}: {self.field}: {self.message}"
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "field": self.field, "message": self.message}
+        return {"path": str(self.path), "line": self.line, "column": self.column, "field": self.field,
+                "message": self.message}
 
 
 @dataclass
@@ -102,10 +113,10 @@ def _lint_file(
     path: Path, rules_dir: Path, first_with_id: dict[str, Path]
 ) -> tuple[list[LintProblem], RuleFile | None]:
     try:
-        data = read_yaml(path)
+        document = read_yaml_document(path)
     except RuleFileError as exc:
-        message = str(exc).removeprefix(f"{path}: ")
-        return [LintProblem(path, "<file>", f"{message}; fix the file so it parses")], None
+        return [LintProblem(path, "<file>", f"{exc.problem}; fix the file so it parses", exc.line, exc.column)], None
+    data = document.data
     rule, field_problems = check_rule(data)
     found = [
         LintProblem(path, name, message if name == "<file>" else f"{name} {message}")
@@ -115,7 +126,15 @@ def _lint_file(
         found += _place_problems(path, rules_dir, data)
         found += _id_clash(path, data.get("id"), first_with_id)
         found += _phrase_problems(path, data)
-    return found, None if rule is None else RuleFile(path, rule)
+    return [_located(problem, document) for problem in found], None if rule is None else RuleFile(path, rule)
+
+
+def _located(problem: LintProblem, document: YamlDocument) -> LintProblem:
+    """The problem with the line and column of its field's value, where the file has that field."""
+    position = document.positions.get(problem.field)
+    if position is None or problem.line is not None:
+        return problem
+    return LintProblem(problem.path, problem.field, problem.message, *position)
 
 
 def _place_problems(path: Path, rules_dir: Path, data: dict) -> list[LintProblem]:
