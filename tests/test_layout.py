@@ -174,7 +174,8 @@ def test_the_checker_sees_a_violation_and_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("statement", ["from rulelife import RuleClassifier", "import rulelife"])
+# The request path, and the command line before a command runs (so `rulelife --help` is quick).
+@pytest.mark.parametrize("statement", ["from rulelife import RuleClassifier", "import rulelife", "import rulelife.cli"])
 def test_the_request_path_loads_no_sql_pandas_or_great_expectations(statement):
     heavy = ("sqlalchemy", "sqlmodel", "pandas", "great_expectations", "pyarrow", "sklearn", "ruptures",
              "pydantic_settings")

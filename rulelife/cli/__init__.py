@@ -18,10 +18,7 @@ from rulelife.cli import rules as rules_commands
 from rulelife.cli import safety as safety_commands
 from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
 from rulelife.cli.report import report_command
-from rulelife.config import Workspace
 from rulelife.rules.lifecycle import State
-from rulelife.serving import publish
-from rulelife.store import Store, registry
 
 app = typer.Typer(
     cls=RulelifeGroup,
@@ -60,6 +57,9 @@ def init(
     db_url: Annotated[str | None, typer.Option(help="Registry database URL (default: SQLite in the workspace).")] = None,
 ) -> None:
     """Create a workspace: rulelife.toml, rules/, bundles/, logs/ and the registry schema."""
+    from rulelife.config import Workspace
+    from rulelife.store import Store
+
     ws = Workspace.create(directory, db_url=db_url)
     Store.from_workspace(ws).dispose()
     console.print(f"workspace ready at {ws.root}\n  config: {ws.config_file}\n  database: {ws.db_url}", highlight=False)
@@ -68,6 +68,8 @@ def init(
 @app.command("sync")
 def sync(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
     """Lint rules/ and register new rules and new versions of edited ones."""
+    from rulelife.store import registry
+
     report = registry.sync_workspace(workspace(ctx), actor=actor)
     if as_json:
         print_json(report.to_dict())
@@ -88,6 +90,8 @@ def sync(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = F
 
 
 def _move(ctx: typer.Context, rule_id: str, state: State, actor: str, reason: str, as_json: bool) -> None:
+    from rulelife.serving import publish
+
     status, published = publish.set_state(workspace(ctx), rule_id, state, actor=actor, reason=reason)
     result = {**status.to_dict(), "bundle": published.bundle.number if published else None,
               "bundle_published": bool(published and published.published)}

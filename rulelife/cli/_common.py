@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,8 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from rulelife.config import Workspace
 from rulelife.errors import RulelifeError
+
+if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
+    from rulelife.config import Workspace
 
 # Piped output (CI logs, `| less`) gets a wide console instead of rich's 80
 # columns, so tables of dotted rule ids are not folded into unreadable cells.
@@ -37,7 +39,6 @@ class RulelifeGroup(TyperGroup):
     The library raises and never exits; this is the only place that decides
     what a user sees. Anything else is a bug and keeps its traceback.
     """
-
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -48,6 +49,8 @@ class RulelifeGroup(TyperGroup):
 
 def workspace(ctx: typer.Context) -> Workspace:
     """The workspace named by --workspace / $RULELIFE_WORKSPACE, or found from the cwd."""
+    from rulelife.config import Workspace
+
     root = ctx.find_root()
     explicit: Path | None = (root.obj or {}).get("workspace")
     return Workspace.find(explicit)

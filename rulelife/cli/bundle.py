@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
-from rulelife.serving import publish
-from rulelife.serving.bundle import BundleStore, diff_bundles
+
+if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
+    from rulelife.serving.bundle import BundleStore
 
 app = typer.Typer(cls=RulelifeGroup, help="Build, publish, inspect and roll back rule bundles.", no_args_is_help=True)
 
 
 def _store(ctx: typer.Context) -> BundleStore:
+    from rulelife.serving.bundle import BundleStore
+
     return BundleStore(workspace(ctx).bundle_dir)
 
 
@@ -30,6 +33,8 @@ def _print_summary(summary: dict, as_json: bool, note: str = "") -> None:
 @app.command("build")
 def build(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Write a new immutable bundle of the active rules, the shadow ones and the safety lexicon (CURRENT is not moved)."""
+    from rulelife.serving import publish
+
     ws = workspace(ctx)
     bundle, new = publish.build_bundle(ws)
     note = f"built bundle {bundle.number}" if new else f"unchanged: bundle {bundle.number} already holds these rules"
@@ -39,6 +44,8 @@ def build(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("publish")
 def publish_command(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = False) -> None:
     """Build a bundle of the active rules if needed and point CURRENT at it."""
+    from rulelife.serving import publish
+
     result = publish.publish_active(workspace(ctx), actor=actor)
     note = f"published bundle {result.bundle.number}" if result.published else (
         f"bundle {result.bundle.number} is already CURRENT; nothing to publish")
@@ -93,6 +100,8 @@ def diff(
     as_json: JsonOption = False,
 ) -> None:
     """Rules added, removed and changed between bundles A and B."""
+    from rulelife.serving.bundle import diff_bundles
+
     store = _store(ctx)
     result = diff_bundles(store.load(a), store.load(b))
     if as_json:

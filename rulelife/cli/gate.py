@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,9 +21,11 @@ from rulelife.cli._common import (
     workspace,
 )
 from rulelife.errors import GateRefused
-from rulelife.evidence import batch, promotion
 from rulelife.rules.lifecycle import State
-from rulelife.store import Store
+
+if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
+    from rulelife.evidence import batch, promotion
+    from rulelife.store import Store
 
 dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
 
@@ -54,6 +56,9 @@ def select_rules(ctx: typer.Context, rule_ids: list[str] | None,
                  state: State | None) -> tuple[str | None, Store | None, list[str]]:
     """The rules a command works on: ``(rule_id, None, [])`` for one rule id, which keeps the
     single-rule output; ``(None, store, ids)`` for several ids or every rule in ``state``."""
+    from rulelife.evidence import batch
+    from rulelife.store import Store
+
     if bool(rule_ids) == (state is not None):
         fix = ("name rule ids or --state, not both" if rule_ids else "name one or more rule ids, or select rules "
                "with --state") + " (e.g. --state candidate for every candidate the miner registered)"
@@ -120,6 +125,8 @@ def build(ctx: typer.Context, rule_ids: RulesArgument = None, state: StateOption
           engine: EngineOption = "local", as_json: JsonOption = False) -> None:
     """Build the datasets of rules' latest versions (production, hard-negative and adversarial strata),
     several rules in one pass over the log."""
+    from rulelife.evidence import batch, promotion
+
     options = dict(log=log or None, since=parse_day(since, "--since"), until=parse_day(until, "--until"),
                    actor=actor, engine=engine)
     single, store, ids = select_rules(ctx, rule_ids, state)
@@ -188,6 +195,8 @@ def evaluate(
     """Evaluate rules' latest versions on their newest datasets and show what the gate would say: one rule
     id shows the whole evaluation (exit 0 whatever the gate says), several rules (or --state) one table of
     verdicts (exit 1 when any fails)."""
+    from rulelife.evidence import batch, promotion
+
     single, store, ids = select_rules(ctx, rule_ids, state)
     if single is None:
         if html is not None:
@@ -217,6 +226,8 @@ def promote(
     """Promote rules' latest versions through the gate; a refusal lists every reason and changes nothing for
     that rule. Several rules (or --state) are promoted one by one, published once, and shown in one table of
     verdicts (exit 1 when any was refused or failed)."""
+    from rulelife.evidence import batch, promotion
+
     single, store, ids = select_rules(ctx, rule_ids, state)
     if single is None:
         print_verdicts(batch.promote_many(workspace(ctx), ids, actor=actor, to=to, store=store), state, as_json)
@@ -242,6 +253,8 @@ def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = N
                within_days: Annotated[int | None, typer.Option(help="Days ahead of expiry to revalidate.")] = None,
                actor: ActorOption = "cli", engine: EngineOption = "local", as_json: JsonOption = False) -> None:
     """Rebuild datasets and re-run the gate for rules near or past expiry (exit 1 if any fails)."""
+    from rulelife.evidence import promotion
+
     results = promotion.revalidate(workspace(ctx), actor=actor, log=log or None, since=parse_day(since, "--since"),
                                    until=parse_day(until, "--until"), within_days=within_days, engine=engine)
     if as_json:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -20,8 +20,9 @@ from rulelife.cli._common import (
 )
 from rulelife.cli.gate import LogOption, parse_day
 from rulelife.errors import JobLocked, RulelifeError
-from rulelife.monitoring import nightly, tickets
-from rulelife.store import Store
+
+if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
+    from rulelife.monitoring import nightly
 
 monitor_app = typer.Typer(cls=RulelifeGroup, help="The nightly monitor job.", no_args_is_help=True)
 tickets_app = typer.Typer(cls=RulelifeGroup, help="Tickets filed by the monitors.", no_args_is_help=True)
@@ -43,6 +44,8 @@ def run(
     Exit codes: 0 done; 1 failed (safe to re-run); 4 done, but some ticket
     deliveries are pending (kept for the next run); 75 another run holds the lock.
     """
+    from rulelife.monitoring import nightly
+
     if (day is None) == (start is None or end is None):
         raise typer.BadParameter("give --date D, or both --from D and --to D")
     ws = workspace(ctx)
@@ -69,6 +72,7 @@ def run(
 
 def _write_health_page(ws, report: nightly.NightlyReport) -> None:
     """The morning view, fresh after the run; a failed page never fails the night."""
+
     from rulelife.report import write_report
 
     out = ws.resolve(ws.settings.ticket_dir) / "rule-health.html"
@@ -107,6 +111,9 @@ def list_tickets(
     as_json: JsonOption = False,
 ) -> None:
     """Tickets, newest last."""
+    from rulelife.monitoring import tickets
+    from rulelife.store import Store
+
     rows = tickets.list_tickets(Store.from_workspace(workspace(ctx)), status=status)
     if as_json:
         print_json([tickets.ticket_dict(t) for t in rows])
@@ -120,6 +127,9 @@ def list_tickets(
 def show(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Ticket id.")],
          as_json: JsonOption = False) -> None:
     """A ticket with every event and its latest evidence."""
+    from rulelife.monitoring import tickets
+    from rulelife.store import Store
+
     ticket, events = tickets.get_ticket(Store.from_workspace(workspace(ctx)), ticket_id)
     data = tickets.ticket_dict(ticket, events)
     if as_json:
@@ -132,6 +142,9 @@ def show(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Tick
 def close(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Ticket id.")],
           reason: Annotated[str, typer.Option("--reason", help="Why it is closed.")], actor: ActorOption = "cli") -> None:
     """Close a ticket; the next finding of the same check opens a new one."""
+    from rulelife.monitoring import nightly, tickets
+    from rulelife.store import Store
+
     ws = workspace(ctx)
     store = Store.from_workspace(ws)
     ticket = tickets.close_ticket(store, ticket_id, actor=actor, reason=reason, sinks=list(nightly.sinks_for(ws)))

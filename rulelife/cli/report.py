@@ -9,7 +9,6 @@ import typer
 
 from rulelife.cli._common import JsonOption, console, print_json, workspace
 from rulelife.cli.gate import parse_day
-from rulelife.report.html import write_report
 
 __all__ = ["report_command"]
 
@@ -22,6 +21,8 @@ ReportSinceOption = Annotated[
 def report_command(ctx: typer.Context, out: OutOption = Path("rule-health.html"), since: ReportSinceOption = None,
                    as_json: JsonOption = False) -> None:
     """Write the rule health report: bundle, tickets, per-rule agreement, CUSUM and fire rate, evaluations."""
+    from rulelife.report.html import write_report
+
     result = write_report(workspace(ctx), out, since=parse_day(since, "--since"))
     if as_json:
         print_json(result.to_dict())

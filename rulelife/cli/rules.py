@@ -8,9 +8,6 @@ import typer
 from rich.markup import escape
 
 from rulelife.cli._common import JsonOption, RulelifeGroup, console, err_console, print_json, table, workspace
-from rulelife.rules.definition import rule_json_schema
-from rulelife.rules.lint import lint_rules
-from rulelife.store import Store, registry
 
 app = typer.Typer(cls=RulelifeGroup, help="Lint, list and inspect rules.", no_args_is_help=True)
 
@@ -18,6 +15,8 @@ app = typer.Typer(cls=RulelifeGroup, help="Lint, list and inspect rules.", no_ar
 @app.command("lint")
 def lint(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Check every rule file and report every problem at once (exit 1 if any)."""
+    from rulelife.rules.lint import lint_rules
+
     ws = workspace(ctx)
     report = lint_rules(ws.rules_dir, safety_intents=ws.settings.safety_intents)
     if as_json:
@@ -35,6 +34,8 @@ def lint(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("schema")
 def schema() -> None:
     """Print the JSON schema of a rule file, for editors (e.g. a yaml-language-server modeline)."""
+    from rulelife.rules.definition import rule_json_schema
+
     print_json(rule_json_schema())
 
 
@@ -45,6 +46,8 @@ def list_rules(
     as_json: JsonOption = False,
 ) -> None:
     """Every registered rule with its state and versions."""
+    from rulelife.store import Store, registry
+
     statuses = registry.list_rules(Store.from_workspace(workspace(ctx)), state=state)
     if as_json:
         print_json([s.to_dict() for s in statuses])
@@ -63,6 +66,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """A rule's definition, state, version history and audit log."""
+    from rulelife.store import registry
+
     details = registry.rule_details(workspace(ctx), rule_id)
     if as_json:
         print_json(details.to_dict())
