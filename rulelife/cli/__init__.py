@@ -3,20 +3,32 @@ function each; :class:`RulelifeGroup` turns library errors into exit code 1."""
 
 from __future__ import annotations
 
-from datetime import date
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from rulelife._version import __version__
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
 from rulelife.cli import mine as mine_commands
 from rulelife.cli import monitor as monitor_commands
 from rulelife.cli import rules as rules_commands
 from rulelife.cli import safety as safety_commands
-from rulelife.cli._common import ActorOption, JsonOption, RulelifeGroup, console, print_json, table, workspace
+from rulelife.cli._common import (
+    ActorOption,
+    JsonOption,
+    LogFormat,
+    RulelifeGroup,
+    configure_logging,
+    console,
+    parse_day,
+    print_json,
+    table,
+    workspace,
+)
 from rulelife.cli.report import report_command
 from rulelife.rules.lifecycle import State
 
@@ -40,14 +52,32 @@ app.command("mine")(mine_commands.mine)
 app.command("report")(report_command)
 
 
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"rulelife {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     workspace_dir: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", envvar="RULELIFE_WORKSPACE", help="Workspace folder (default: found from the current directory)."),
+        typer.Option("--workspace", "-w", envvar="RULELIFE_WORKSPACE",
+                     help="Workspace folder (default: found from the current directory); also accepted after "
+                          "the command."),
     ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (info) to stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log errors only.")] = False,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", case_sensitive=False,
+                                                  help="text, or json: one JSON object a line for an orchestrator."
+                                                  )] = LogFormat.text,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
+    if verbose and quiet:
+        raise typer.BadParameter("--verbose and --quiet contradict each other; give one")
+    configure_logging(verbose, quiet, log_format == LogFormat.json)
     ctx.obj = {"workspace": workspace_dir}
 
 
@@ -176,19 +206,12 @@ def simulate(
     """Write simulated, model-labelled manga-store traffic (runtime columns empty)."""
     from rulelife.simulate import default_scenarios, simulate_traffic, write_ground_truth, write_log
 
-    first = _parse_day(start, "--start")
+    first = parse_day(start, "--start")
     scenarios = default_scenarios(first, days) if drift else []
     frame = simulate_traffic(start=first, days=days, queries_per_day=queries_per_day, seed=seed, scenarios=scenarios)
     files = write_log(frame, out)
     write_ground_truth(scenarios, out / "scenarios.json")
     console.print(f"wrote {len(frame)} queries in {len(files)} files to {out}", highlight=False)
-
-
-def _parse_day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
 
 
 @app.command("quickstart")
@@ -268,5 +291,31 @@ def _pct(x) -> str:
     return "" if x is None or x != x else f"{x:.1%}"
 
 
+def hoist_workspace(argv: list[str]) -> list[str]:
+    """``-w DIR`` / ``--workspace DIR`` given after the command, moved before it, where the root option lives.
+
+    >>> hoist_workspace(["tickets", "list", "-w", "ws", "--json"])
+    ['-w', 'ws', 'tickets', 'list', '--json']
+    >>> hoist_workspace(["--workspace=ws", "sync"])
+    ['--workspace=ws', 'sync']
+    """
+    out, hoisted, index = [], [], 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            out.extend(argv[index:])
+            break
+        if arg in ("-w", "--workspace") and index + 1 < len(argv):
+            hoisted += [arg, argv[index + 1]]
+            index += 2
+            continue
+        if arg.startswith("--workspace="):
+            hoisted.append(arg)
+        else:
+            out.append(arg)
+        index += 1
+    return hoisted + out
+
+
 def main() -> None:
-    app()
+    app(args=hoist_workspace(sys.argv[1:]), prog_name="rulelife")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,12 +26,29 @@ if TYPE_CHECKING:  # annotations only: commands import what they run, so --help 
 # Markup and emoji codes are off: intents, phrases and messages are printed as
 # they are ("Billing [/VIP]" is an intent name, not a closing tag); the few
 # styled lines pass markup=True and escape what they interpolate.
-console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False, emoji=False)
+# Plain lines are never hard-wrapped when piped (soft_wrap): one finding stays one line in a cron log.
+console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=not sys.stdout.isatty(), markup=False,
+                  emoji=False)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, soft_wrap=not sys.stderr.isatty(),
+                      markup=False, emoji=False)
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class Engine(StrEnum):
+    """Where a command counts the log (``rulelife.engines``)."""
+
+    local = "local"
+    local_pool = "local-pool"
+    spark = "spark"
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
-EngineOption = Annotated[str, typer.Option(
+EngineOption = Annotated[Engine, typer.Option(
     "--engine", help="Where to count the log: local (one process), local-pool (one process a core) or spark "
                      "(the active Spark session, or a local one; needs the spark extra).")]
 
@@ -67,3 +87,40 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
     for row in rows:
         out.add_row(*("" if v is None else str(v) for v in row))
     return out
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """A UTC day: ``today``, ``yesterday`` or ``YYYY-MM-DD`` (so a cron line needs no ``date -d``)."""
+    if value is None:
+        return None
+    today = datetime.now(UTC).date()
+    named = {"today": today, "yesterday": today - timedelta(days=1)}
+    if value.strip().lower() in named:
+        return named[value.strip().lower()]
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, today or yesterday (UTC)",
+                                 param_hint=option) from None
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line, for orchestrators that parse logs (Airflow, Kubernetes, cloud logging)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(verbose: bool, quiet: bool, json_lines: bool) -> None:
+    """The ``rulelife`` loggers to stderr: warnings by default, info with --verbose, errors only with --quiet."""
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("rulelife")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False

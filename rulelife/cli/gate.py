@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +16,7 @@ from rulelife.cli._common import (
     RulelifeGroup,
     console,
     err_console,
+    parse_day,
     print_json,
     table,
     workspace,
@@ -27,6 +28,13 @@ if TYPE_CHECKING:  # annotations only: commands import what they run, so --help 
     from rulelife.evidence import batch, promotion
     from rulelife.store import Store
 
+class Target(StrEnum):
+    """Where ``promote --to`` moves a rule."""
+
+    shadow = "shadow"
+    active = "active"
+
+
 dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
 
 LogOption = Annotated[list[Path] | None, typer.Option("--log", help="Query log file or folder (repeatable; default: the workspace's logs/).")]
@@ -37,15 +45,6 @@ RulesArgument = Annotated[list[str] | None, typer.Argument(
 StateOption = Annotated[State | None, typer.Option(
     "--state", case_sensitive=False, show_default=False,
     help="Every rule in this registry state (e.g. candidate: every rule the miner registered), instead of ids.")]
-
-
-def parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
 
 
 def _pct(x) -> str:
@@ -220,7 +219,7 @@ def promote(
     actor: Annotated[str, typer.Option("--actor", help="Who promotes (recorded with the promotion).")],
     rule_ids: RulesArgument = None,
     state: StateOption = None,
-    to: Annotated[str, typer.Option("--to", help="shadow or active.")] = "active",
+    to: Annotated[Target, typer.Option("--to", case_sensitive=False, help="shadow or active.")] = Target.active,
     as_json: JsonOption = False,
 ) -> None:
     """Promote rules' latest versions through the gate; a refusal lists every reason and changes nothing for

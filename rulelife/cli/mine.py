@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rulelife.cli._common import ActorOption, EngineOption, JsonOption, console, print_json, table, workspace
-from rulelife.cli.gate import LogOption, SinceOption, UntilOption, parse_day
+from rulelife.cli._common import ActorOption, EngineOption, JsonOption, console, parse_day, print_json, table, workspace
+from rulelife.cli.gate import LogOption, SinceOption, UntilOption
 
 
 def _pct(x: float) -> str:

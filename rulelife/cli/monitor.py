@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,15 +15,24 @@ from rulelife.cli._common import (
     RulelifeGroup,
     console,
     err_console,
+    parse_day,
     print_json,
     table,
     workspace,
 )
-from rulelife.cli.gate import LogOption, parse_day
+from rulelife.cli.gate import LogOption
 from rulelife.errors import JobLocked, RulelifeError
 
 if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
     from rulelife.monitoring import nightly
+
+class TicketStatus(StrEnum):
+    open = "open"
+    closed = "closed"
+    all = "all"
+
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 monitor_app = typer.Typer(cls=RulelifeGroup, help="The nightly monitor job.", no_args_is_help=True)
 tickets_app = typer.Typer(cls=RulelifeGroup, help="Tickets filed by the monitors.", no_args_is_help=True)
@@ -32,9 +42,11 @@ tickets_app = typer.Typer(cls=RulelifeGroup, help="Tickets filed by the monitors
 def run(
     ctx: typer.Context,
     log: LogOption = None,
-    day: Annotated[str | None, typer.Option("--date", help="The UTC day to process, YYYY-MM-DD.")] = None,
+    day: Annotated[str | None, typer.Option("--date", help="The UTC day to process: YYYY-MM-DD, today or yesterday.")] = None,
     start: Annotated[str | None, typer.Option("--from", help="Backfill from this day (with --to).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Backfill up to this day, inclusive.")] = None,
+    catch_up: Annotated[bool, typer.Option("--catch-up", help="Every day since the last successful run, up to "
+                                                              "--to (default yesterday, UTC).")] = False,
     actor: ActorOption = "nightly",
     engine: EngineOption = "local",
     as_json: JsonOption = False,
@@ -46,9 +58,20 @@ def run(
     """
     from rulelife.monitoring import nightly
 
-    if (day is None) == (start is None or end is None):
-        raise typer.BadParameter("give --date D, or both --from D and --to D")
     ws = workspace(ctx)
+    if catch_up:
+        if day is not None or start is not None:
+            raise typer.BadParameter("--catch-up finds its own first day; give --to at most")
+        from rulelife.store import Store
+
+        days = nightly.catch_up_days(Store.from_workspace(ws), parse_day(end or "yesterday", "--to"))
+        if not days:
+            console.print("nothing to catch up: the last successful run covers every day up to "
+                          f"{parse_day(end or 'yesterday', '--to')}", highlight=False)
+            return
+        start, end = days[0].isoformat(), days[-1].isoformat()
+    elif (day is None) == (start is None or end is None):
+        raise typer.BadParameter("give --date D, both --from D and --to D, or --catch-up")
     try:
         if day is not None:
             reports = [nightly.run_nightly(ws, parse_day(day, "--date"), log=log or None, actor=actor, engine=engine)]
@@ -107,14 +130,15 @@ def _print_report(report: nightly.NightlyReport) -> None:
 @tickets_app.command("list")
 def list_tickets(
     ctx: typer.Context,
-    status: Annotated[str, typer.Option(help="open, closed or all.")] = "open",
+    status: Annotated[TicketStatus, typer.Option(case_sensitive=False, help="Which tickets.")] = TicketStatus.open,
     as_json: JsonOption = False,
 ) -> None:
-    """Tickets, newest last."""
+    """Tickets, most severe first, then the most recently seen."""
     from rulelife.monitoring import tickets
     from rulelife.store import Store
 
-    rows = tickets.list_tickets(Store.from_workspace(workspace(ctx)), status=status)
+    rows = tickets.list_tickets(Store.from_workspace(workspace(ctx)), status=status.value)
+    rows.sort(key=lambda t: (-SEVERITY_RANK.get(t.severity, -1), -(t.last_day.toordinal() if t.last_day else 0), t.id))
     if as_json:
         print_json([tickets.ticket_dict(t) for t in rows])
         return
@@ -135,7 +159,13 @@ def show(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Tick
     if as_json:
         print_json(data)
         return
-    console.print(tickets.render_markdown(data), highlight=False, markup=False)
+    text = tickets.render_markdown(data)
+    if console.is_terminal:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    else:
+        console.print(text, highlight=False, markup=False)
 
 
 @tickets_app.command("close")

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rulelife.cli._common import JsonOption, console, print_json, workspace
-from rulelife.cli.gate import parse_day
+from rulelife.cli._common import JsonOption, console, parse_day, print_json, workspace
 
 __all__ = ["report_command"]
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rulelife.cli._common import EngineOption, JsonOption, console, print_json, table, workspace
-from rulelife.cli.gate import LogOption, SinceOption, UntilOption, parse_day
+from rulelife.cli._common import EngineOption, JsonOption, console, parse_day, print_json, table, workspace
+from rulelife.cli.gate import LogOption, SinceOption, UntilOption
 
 app = typer.Typer(help="The safety lexicon: phrases that send a message to the model, never to a rule.",
                   no_args_is_help=True)

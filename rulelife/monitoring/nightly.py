@@ -31,10 +31,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlmodel import delete, select
+from sqlmodel import delete, func, select
 
 from rulelife.config import Workspace
-from rulelife.errors import BundleError, LogError
+from rulelife.errors import BundleError, ConfigError, LogError
 from rulelife.evidence.live import promote_ready
 from rulelife.monitoring import counting
 from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, RuleInfo, empty_history
@@ -321,3 +321,16 @@ def backfill(workspace: Workspace, start: date, end: date, **options) -> list[Ni
         reports.append(run_nightly(workspace, day, store=store, **options))
         day += timedelta(days=1)
     return reports
+
+
+def catch_up_days(store: Store, until: date) -> list[date]:
+    """The days after the last successful run (``ok`` or ``no_traffic``) up to ``until``, oldest first:
+    what missed or failed nights left undone. Raises :class:`~rulelife.errors.ConfigError` when no run
+    ever succeeded (there is nothing to count from: give the first day explicitly)."""
+    with store.session() as session:
+        last = session.exec(select(func.max(NightlyRunRow.day))
+                            .where(NightlyRunRow.status.in_(("ok", "no_traffic")))).one()
+    if last is None:
+        raise ConfigError("no successful nightly run on record to catch up from; run "
+                          "`rulelife monitor nightly --from D --to D` once for the first days")
+    return [last + timedelta(days=offset) for offset in range(1, (until - last).days + 1)]
