@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KERNEL = {"errors", "config", "plugins", "_files", "_compat", "_version"}
+KERNEL = {"errors", "config", "plugins", "progress", "_files", "_compat", "_version"}
 LAYERS = ["kernel", "rules", "store", "serving", "querylog", "engines", "evidence", "mining", "monitoring",
           "report", "demo", "cli"]
 RANK = {name: rank for rank, name in enumerate(LAYERS)}

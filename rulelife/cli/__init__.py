@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from rulelife import progress
 from rulelife._version import __version__
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
@@ -24,6 +25,7 @@ from rulelife.cli._common import (
     RulelifeGroup,
     configure_logging,
     console,
+    err_console,
     parse_day,
     print_json,
     table,
@@ -226,8 +228,10 @@ def quickstart(
     """Set up a demo workspace and run the whole lifecycle on simulated traffic."""
     from rulelife.demo.quickstart import per_rule_table, run_quickstart
 
-    result = run_quickstart(directory, history_days=history_days, live_days=live_days,
-                            queries_per_day=queries_per_day, seed=seed)
+    # Each step printed as it happens (stderr, so --json output stays one document).
+    with progress.reporting(lambda message, is_step: is_step and err_console.print(message, highlight=False)):
+        result = run_quickstart(directory, history_days=history_days, live_days=live_days,
+                                queries_per_day=queries_per_day, seed=seed)
     if as_json:
         print_json(result.to_dict())
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from rulelife import progress
 from rulelife.errors import RulelifeError
 
 if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
@@ -61,10 +64,36 @@ class RulelifeGroup(TyperGroup):
     """
     def invoke(self, ctx: typer.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _spinner():
+                return super().invoke(ctx)
         except RulelifeError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+
+
+@contextmanager
+def _spinner() -> Iterator[None]:
+    """On a terminal, the library's progress as a transient line on stderr (nothing when piped:
+    ``--verbose`` logs the steps instead)."""
+    if not err_console.is_terminal or progress.reporting_active():
+        yield
+        return
+    status = err_console.status("")
+    started = False
+
+    def show(message: str, is_step: bool) -> None:
+        nonlocal started
+        status.update(message)
+        if not started:
+            status.start()
+            started = True
+
+    try:
+        with progress.reporting(show):
+            yield
+    finally:
+        if started:
+            status.stop()
 
 
 def workspace(ctx: typer.Context) -> Workspace:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rulelife import progress
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, GateRefused
 from rulelife.evidence import promotion
@@ -177,7 +178,8 @@ def run_quickstart(
     if not any(workspace.rules_dir.rglob("*.yaml")):
         shutil.copytree(shipped_rules_dir(), workspace.rules_dir, dirs_exist_ok=True)
     store = Store.from_workspace(workspace)
-    registry.sync_workspace(workspace, actor=ACTOR, store=store)
+    synced = registry.sync_workspace(workspace, actor=ACTOR, store=store)
+    progress.step(f"workspace {workspace.root}: {len(synced.registered)} shipped rules registered as candidates")
 
     launch = start + timedelta(days=history_days)
     last = launch + timedelta(days=live_days - 1)
@@ -187,13 +189,16 @@ def run_quickstart(
                                seed=seed, scenarios=scenarios)
     day = traffic["ts"].dt.date
     write_log(traffic[day < launch], workspace.log_dir)
+    progress.step(f"simulated {history_days} days of history before launch ({int((day < launch).sum()):,} queries)")
     write_ground_truth(scenarios, workspace.log_dir / "scenarios.json")
 
     candidates = [s.rule_id for s in registry.list_rules(store, state="candidate")]
     history_end = launch - timedelta(days=1)
     promotion.build_datasets(workspace, candidates, since=start, until=history_end, actor=ACTOR, store=store)
     outcomes = _gate_all(workspace, store, candidates)
-    publish.publish_active(workspace, actor=ACTOR, store=store)
+    published = publish.publish_active(workspace, actor=ACTOR, store=store)
+    progress.step(f"gate: {sum(o.promoted for o in outcomes)} of {len(outcomes)} rules promoted on their datasets; "
+                  f"bundle {published.bundle.number} published")
     # Mine the pre-launch traffic for what the model answers confidently and
     # no live rule covers yet; the proposals are registered as candidates,
     # never made active.
@@ -201,6 +206,7 @@ def run_quickstart(
     # The mined batch goes to shadow: matched by the runtime, never answering,
     # its would-be answers counted against the model's each night.
     _to_shadow(workspace, store, [c.id for c in mined.written])
+    progress.step(f"mined {len(mined.written)} candidate rules from the history; they go to shadow")
 
     # The control loop, day by day: the runtime serves the day with the bundle
     # CURRENT names (picking up what last night republished), then the
@@ -215,6 +221,8 @@ def run_quickstart(
         current = launch + timedelta(days=offset)
         if offset == min(SHADOW_DAYS, live_days - 1):
             judged, shadow_day = _judge_shadow(workspace, store), current
+            progress.step(f"{current}: shadow batch judged on its live evidence, "
+                          f"{sum(o.promoted for o in judged)} of {len(judged)} promoted")
         classifier.refresh()
         served = replay(traffic[day == current], classifier)
         write_log(served, workspace.log_dir)
@@ -225,10 +233,15 @@ def run_quickstart(
             veto_example = {"day": current.isoformat(), "text": first["text"], "locale": first["locale"],
                             "veto": json.loads(first["lexicon_veto"])}
         reports.append(nightly.run_nightly(workspace, current, store=store, actor="nightly"))
+        disabled = reports[-1].disabled
+        (progress.step if disabled else progress.tick)(
+            f"{current}: live day {offset + 1} of {live_days} served and judged by the nightly"
+            + (f"; auto-disabled {', '.join(disabled)}" if disabled else ""))
     intents = {rule.id: rule.intent for rule in classifier.bundle.rules}
     summary = summarize_replay(served, intents)
     opened = [tickets.ticket_dict(t) for t in tickets.list_tickets(store, status="all")]
     report = write_report(workspace, workspace.root / "rule-health.html", store=store)
+    progress.step(f"rule health page written to {report.path}")
     store.dispose()
     return QuickstartResult(
         workspace=workspace,

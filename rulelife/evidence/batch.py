@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from rulelife import progress
 from rulelife.config import Workspace
 from rulelife.errors import GateRefused, LifecycleError, UnknownRule
 from rulelife.evidence.evaluation import Evaluation
@@ -170,7 +171,9 @@ def promote_many(workspace: Workspace, rule_ids: Sequence[str], *, actor: str, t
     verdicts: list[RuleVerdict] = []
     moved = False
     try:
-        for status in _statuses(store, rule_ids):
+        statuses = _statuses(store, rule_ids)
+        for number, status in enumerate(statuses, 1):
+            progress.step(f"gate {number} of {len(statuses)}: {status.rule_id}")
             try:
                 result = promote(workspace, status.rule_id, actor=actor, to=target, store=store, now=now,
                                  republish=False)
@@ -251,5 +254,6 @@ def build_many(workspace: Workspace, rule_ids: Sequence[str], *, store: Store | 
     statuses = _statuses(store, rule_ids)
     if not statuses:
         return DatasetBatch((), (), LogReport())
+    progress.step(f"building the datasets of {len(statuses)} rules in one read of the log")
     results = build_datasets(workspace, [s.rule_id for s in statuses], store=store, **options)
     return DatasetBatch(tuple(results), tuple(s.intent for s in statuses), results[0].log)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rulelife import progress
 from rulelife.config import Workspace
 from rulelife.engines.fold import LogFold
 from rulelife.errors import ConfigError, RuleError
@@ -140,12 +141,14 @@ def mine_workspace(
     options = dict(engine=engine, known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
                    workers=workers, spark=spark, chunk_rows=miner.chunk_rows)
     chosen, heldout = split_window(source, since, until, holdout, options)
+    progress.step(f"mining the choosing days {chosen.start if chosen else since}..{chosen.end if chosen else until}")
     # The miner reads its days three times; the first read fills the log report.
     with LogFold(source, report=report.log, since=chosen.start if chosen else since,
                  until=chosen.end if chosen else until, **options) as fold:
         miner.fit(fold=fold, active_rules=active,
                   rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
     if heldout is not None and miner.candidates_:
+        progress.step(f"counting {len(miner.candidates_)} candidates on the held-out days {heldout.start}..{heldout.end}")
         with LogFold(source, since=heldout.start, until=heldout.end, **options) as fold:
             miner.score(fold=fold)
     days = sorted(miner.counts_.days)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rulelife import progress
 from rulelife.errors import LogError
 from rulelife.querylog.quarantine import QuarantineWriter, Verdict, load_verdict, save_verdict, verdict_key
 from rulelife.querylog.report import LogReport
@@ -152,7 +153,8 @@ class _Reader:
 
     def stream(self, files: list[RawFile], source: str) -> Iterator[pd.DataFrame]:
         start = (self.report.rows_valid, self.report.rows_quarantined, self.report.rows_outside_window)
-        for raw in files:
+        for number, raw in enumerate(files, 1):
+            progress.tick(f"reading the log: file {number} of {len(files)}, {self.report.rows_read:,} rows so far")
             yield from self._file(raw)
         valid, bad, outside = (
             self.report.rows_valid - start[0],

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from rulelife.cli import app
 from rulelife.config import Workspace
+from rulelife.errors import LifecycleError
+from rulelife.evidence import batch
 from rulelife.rules.lifecycle import State
 from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
@@ -165,8 +167,12 @@ def test_batch_refusals_of_the_whole_command(ws):
     assert "Traceback" not in flat(result.output)
     assert registry.get_status(Store.from_workspace(ws), HOURS).state == State.CANDIDATE
 
+    # --to is a choice: refused before anything runs (the library refuses it too, for callers in Python)
     result = invoke(ws, "promote", HOURS, LIKE, "--to", "retired", "--actor", "ben")
-    assert result.exit_code == 1 and "promote moves a rule to shadow or active, not retired" in flat(result.output)
+    assert result.exit_code == 2 and "'retired' is not one of 'shadow', 'active'" in flat(result.output)
+    assert registry.get_status(Store.from_workspace(ws), LIKE).state == State.CANDIDATE
+    with pytest.raises(LifecycleError, match="promote moves a rule to shadow or active, not retired"):
+        batch.promote_many(ws, [HOURS, LIKE], actor="ben", to="retired")
 
     result = invoke(ws, "dataset", "build", HOURS, "faq.nope")
     assert result.exit_code == 1 and "not in the registry: faq.nope" in flat(result.output)

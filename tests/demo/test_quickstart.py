@@ -55,5 +55,9 @@ def test_quickstart_cli_is_rerunnable(tmp_path):
     assert first.exit_code == 0, first.output
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
-    data = json.loads(again.output)
-    assert data["bundle"] == json.loads(first.output)["bundle"]  # nothing new to publish on a re-run
+    data = json.loads(again.stdout)  # the JSON document alone on stdout; the steps go to stderr as they happen
+    assert data["bundle"] == json.loads(first.stdout)["bundle"]  # nothing new to publish on a re-run
+    steps = first.stderr.splitlines()
+    assert steps[0].endswith("shipped rules registered as candidates")
+    assert [s for s in steps if s.startswith("gate: ")] and steps[-1].startswith("rule health page written to ")
+    assert again.stderr.splitlines()[0].endswith(": 0 shipped rules registered as candidates")

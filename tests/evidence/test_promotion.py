@@ -193,7 +193,7 @@ def test_cli_dataset_build_on_a_process_pool_stores_the_local_dataset(ws):
     assert pooled["dataset"]["content_hash"] == local.snapshot.content_hash
     assert pooled["dataset"]["fires"] == 550
     result = runner.invoke(app, [*base, "dataset", "build", "faq.opening_hours", "--engine", "dask"])
-    assert result.exit_code == 1 and "Unknown engine 'dask'" in result.output
+    assert result.exit_code == 2 and "'dask' is not one of" in result.output and "'local-pool'" in result.output
 
 
 def test_cli_analyze_counts_the_same_on_a_process_pool(ws):

@@ -145,7 +145,7 @@ def test_report_command_writes_the_page(quick, tmp_path):
     result = CliRunner().invoke(app, ["--out", str(out), "--json"], env={"RULELIFE_WORKSPACE": str(workspace.root)})
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["path"] == str(out) and out.stat().st_size > 0
-    bad = CliRunner().invoke(app, ["--since", "yesterday"], env={"RULELIFE_WORKSPACE": str(workspace.root)})
+    bad = CliRunner().invoke(app, ["--since", "someday"], env={"RULELIFE_WORKSPACE": str(workspace.root)})
     assert bad.exit_code == 2 and "is not a date" in bad.output
 
 
