@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from rulelife._files import atomic_write
 from rulelife.errors import ConfigError, WorkspaceNotFound
 
 __all__ = ["CONFIG_FILE", "Settings", "Workspace", "load_settings"]
@@ -271,7 +272,9 @@ class Workspace:
             values = dict(settings or {})
             if db_url:
                 values["db_url"] = db_url
-            config.write_text(_default_toml(values), encoding="utf-8")
+            # A database or webhook URL may carry a password: only the owner reads such a file.
+            private = any(values.get(key) for key in ("db_url", "webhook_url"))
+            atomic_write(config, _default_toml(values), mode=0o600 if private else 0o644)
         workspace = cls.load(root)
         for folder in (workspace.rules_dir, workspace.bundle_dir, workspace.log_dir):
             folder.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,9 @@ tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -127,3 +130,25 @@ def chromium() -> tuple[str, str]:
         problem = "chromium / chromedriver not on PATH (apt-get install chromium chromium-driver)"
     require_or_skip(problem, "RULELIFE_REQUIRE_BROWSER")
     return browser, driver
+
+
+# A process that dies (SIGKILL: no cleanup runs) half way through an atomic write.
+_KILLED_WRITER = """
+import os, signal, sys
+from rulelife._files import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_text(sys.argv[2])
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.fixture
+def kill_mid_write():
+    """``kill_mid_write(path, partial_text)``: a writer of ``path`` killed after writing ``partial_text``."""
+
+    def kill(path: Path, partial: str) -> None:
+        done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(path), partial],
+                              capture_output=True, check=False)
+        assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+
+    return kill

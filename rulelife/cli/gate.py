@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from rulelife._files import atomic_write
 from rulelife.cli._common import (
     ActorOption,
     EngineOption,
@@ -206,7 +207,7 @@ def evaluate(
     if html is not None:
         from rulelife.report import render_evaluation_html
 
-        html.write_text(render_evaluation_html(result), encoding="utf-8")
+        atomic_write(html, render_evaluation_html(result))
         err_console.print(f"evaluation page: {html}", highlight=False)
     if as_json:
         print_json(result.to_dict())

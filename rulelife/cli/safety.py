@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from rulelife._files import atomic_write
 from rulelife.cli._common import EngineOption, JsonOption, console, parse_day, print_json, table, workspace
 from rulelife.cli.gate import LogOption, SinceOption, UntilOption
 
@@ -41,7 +42,7 @@ def mine(
     report = mine_lexicon(ws, log=log or None, since=parse_day(since, "--since"), until=parse_day(until, "--until"),
                           holdout=holdout, min_share=min_share, min_support=min_support, engine=engine)
     if out is not None:
-        out.write_text(proposals_yaml(report.proposals, owner="safety-review"), encoding="utf-8")
+        atomic_write(out, proposals_yaml(report.proposals, owner="safety-review"))
     if as_json:
         print_json(report.to_dict())
         return

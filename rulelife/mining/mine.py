@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from rulelife import progress
+from rulelife._files import atomic_write
 from rulelife.config import Workspace
 from rulelife.engines.fold import LogFold
 from rulelife.errors import ConfigError, RuleError
@@ -222,9 +223,8 @@ def _write(workspace: Workspace, report: MiningReport) -> None:
             report.skipped.append(Skip(", ".join(candidate.rule.patterns), candidate.intent, candidate.locale,
                                        "file_exists", f"{path} already exists; it is left as it is"))
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
-                        + rule_to_yaml(candidate.rule), encoding="utf-8")
+        atomic_write(path, "# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
+                     + rule_to_yaml(candidate.rule))
         report.paths[candidate.id] = str(path)
     # Each round removes every written file lint complains about; removing a
     # file can only remove problems, so this ends (at most once per file).

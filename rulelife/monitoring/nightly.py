@@ -19,7 +19,8 @@ Unattended and idempotent. For one UTC day, under a job lock:
 
 A crash anywhere leaves the store consistent: each step either committed
 whole or not at all, and re-running the day redoes what is missing without
-doubling what is there.
+doubling what is there. Each attempt is a ``nightly_runs`` row; one a killed
+process left ``running`` is marked ``crashed`` by the next run.
 """
 
 from __future__ import annotations
@@ -252,6 +253,9 @@ def run_nightly(
     source = log if log is not None else workspace.log_dir
     with store.job_lock("nightly"):
         with store.session() as session:
+            crashed = _mark_crashed(session)
+            if crashed:
+                report.notes.append(f"marked {crashed} earlier run(s) left 'running' by a killed job as 'crashed'")
             run = NightlyRunRow(day=day, started_at=utcnow(), actor=actor)
             session.add(run)
             session.flush()
@@ -299,6 +303,20 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
     report.bundle, report.bundle_published = published.bundle.number, published.published
     if deliver:
         report.deliveries = deliver_pending(store, sinks_for(workspace))
+
+
+def _mark_crashed(session) -> int:
+    """Close the rows of runs that never finished; return how many.
+
+    Called holding the job lock: a run still marked ``running`` now cannot
+    be alive (it would hold the lock), so its process was killed.
+    """
+    now = utcnow()
+    rows = session.exec(select(NightlyRunRow).where(NightlyRunRow.status == "running")).all()
+    for row in rows:
+        row.status, row.finished_at = "crashed", now
+        session.add(row)
+    return len(rows)
 
 
 def _finish(store: Store, run_id: int, status: str, report: NightlyReport) -> None:

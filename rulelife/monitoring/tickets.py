@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from rulelife._files import atomic_write
 from rulelife.errors import RulelifeError, UnknownTicket
 from rulelife.monitoring.contract import Finding
 from rulelife.store import DeliveryRow, Store, TicketEventRow, TicketRow, utcnow
@@ -167,13 +168,9 @@ class FolderSink:
         self.folder = Path(folder)
 
     def deliver(self, ticket: dict, event: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         base = self.folder / f"ticket-{ticket['id']:05d}"
-        for path, text in ((base.with_suffix(".json"), json.dumps(ticket, indent=2, default=str)),
-                           (base.with_suffix(".md"), render_markdown(ticket))):
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+        atomic_write(base.with_suffix(".json"), json.dumps(ticket, indent=2, default=str))
+        atomic_write(base.with_suffix(".md"), render_markdown(ticket))
 
 
 def render_markdown(ticket: dict) -> str:

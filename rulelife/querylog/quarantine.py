@@ -4,8 +4,9 @@ Quarantine: one Parquet file per source file per run,
 ``<quarantine_dir>/<source-stem>-<run-id>.parquet``, holding the bad rows'
 original columns as strings plus ``_source_file``, ``_row`` (0-based
 position among the source file's data rows; in a CSV that is line
-``_row + 2``) and ``_reason``. It is written to a temporary name and renamed
-when the file is done, so a reader never sees half a Parquet file.
+``_row + 2``) and ``_reason``. It is written atomically
+(:func:`rulelife._files.atomic_path`): to a temporary name, renamed when the
+file is done, so a reader never sees half a Parquet file.
 
 Validation cache: once a file has been validated end to end, a marker
 ``<quarantine_dir>/.validated/<key>.json`` records its row count and its bad
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from rulelife._files import atomic_path, atomic_write
 
 __all__ = ["QuarantineWriter", "Verdict", "load_verdict", "save_verdict", "verdict_key"]
 
@@ -46,6 +49,7 @@ class QuarantineWriter:
         self.path = directory / name
         self.source = source
         self._writer: pq.ParquetWriter | None = None
+        self._pending = ExitStack()  # holds the open atomic_path from the first write to close()
 
     def write(self, table: pa.Table, rows: np.ndarray, reasons: np.ndarray) -> None:
         """Append ``table``'s rows (its original columns) with their row numbers and reasons."""
@@ -57,23 +61,20 @@ class QuarantineWriter:
         columns["_reason"] = pa.array(list(reasons), pa.string())
         out = pa.table(columns)
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self._tmp, out.schema)
+            tmp = self._pending.enter_context(atomic_path(self.path))
+            self._writer = pq.ParquetWriter(tmp, out.schema)
         self._writer.write_table(out)
-
-    @property
-    def _tmp(self) -> Path:
-        return self.path.with_name(self.path.name + ".tmp")
 
     @property
     def opened(self) -> bool:
         return self._writer is not None
 
     def close(self) -> None:
+        """Finish the file and put it in place (the rows written so far are kept)."""
         if self._writer is not None:
-            self._writer.close()
-            os.replace(self._tmp, self.path)
-            self._writer = None
+            writer, self._writer = self._writer, None
+            with self._pending:  # a failure to finish the file removes its temporary file
+                writer.close()
 
 
 @dataclass
@@ -118,9 +119,7 @@ def load_verdict(directory: Path, key: str) -> Verdict | None:
 
 
 def save_verdict(directory: Path, key: str, source: Path, verdict: Verdict) -> None:
-    """Store ``verdict`` atomically (temporary file, then rename)."""
-    folder = directory / MARKER_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    """Store ``verdict`` atomically."""
     data = {
         "source": str(source.resolve()),
         "rows": verdict.rows,
@@ -128,6 +127,4 @@ def save_verdict(directory: Path, key: str, source: Path, verdict: Verdict) -> N
         "quarantine_file": verdict.quarantine_file,
         "bad": verdict.bad,
     }
-    tmp = folder / f"{key}.json.tmp"
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, folder / f"{key}.json")
+    atomic_write(directory / MARKER_DIR / f"{key}.json", json.dumps(data))

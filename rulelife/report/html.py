@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rulelife._files import atomic_write
 from rulelife.config import Workspace
 from rulelife.report.charts import TimeChart, heatmap, histogram_pair, sparkline, stacked_bar
 from rulelife.report.data import Marker, ReportData, gather
@@ -489,9 +489,6 @@ def write_report(workspace: Workspace, out: Path, *, since: date | None = None, 
             store.dispose()
     text = render_report(data)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    atomic_write(out, text)
     return ReportResult(path=out, size=out.stat().st_size, sections=SECTIONS, counts=data.counts(),
                         since=data.since, until=data.until, seconds=time.perf_counter() - started)

@@ -26,9 +26,12 @@ automaton is shipped so that loading skips the build; it is unpickled with an
 allow-list of one class, and rebuilt from the rules when the installed
 pyahocorasick cannot read it.
 
-``CURRENT`` names the published bundle and its checksum; it is replaced
-atomically (write a temp file, fsync, rename), so a reader sees the old or the
-new pointer, never half of one. Rollback is re-pointing ``CURRENT``.
+``CURRENT`` names the published bundle and its checksum. Bundles and
+``CURRENT`` are written atomically (:mod:`rulelife._files`: a temporary file,
+fsync, rename), so a reader sees the old or the new pointer, never half of
+one, and mode 0644, so a runtime under another user can read them. Rollback
+is re-pointing ``CURRENT``. A build or publish first removes the temporary
+files a killed one left in the folder.
 """
 
 from __future__ import annotations
@@ -38,10 +41,9 @@ import gc
 import hashlib
 import io
 import json
-import os
+import logging
 import pickle
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from typing import TYPE_CHECKING
 
 import ahocorasick
 
+from rulelife._files import atomic_write, remove_temps
 from rulelife._version import __version__
 from rulelife.errors import BundleError, BundleIntegrityError
 from rulelife.rules.matcher import CompiledRule, LexiconPhrase, Matcher, compile_lexicon, compile_rule
@@ -68,6 +71,8 @@ MAGIC_LEXICON = b"RULELIFE-BUNDLE 3\n"  # with a safety lexicon section (see the
 _MAGICS = (MAGIC, MAGIC_SHADOW, MAGIC_LEXICON)
 _NAME = re.compile(r"^bundle-(\d{6,})\.rlb$")
 _AUTOMATON_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-pickle5"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -311,24 +316,6 @@ def diff_bundles(a: Bundle, b: Bundle) -> BundleDiff:
     )
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
 class BundleStore:
     """A folder of numbered bundles, a ``CURRENT`` pointer and a publish history."""
 
@@ -352,6 +339,12 @@ class BundleStore:
         with open(self.root / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time; readers never lock
             try:
+                # Every writer of this folder holds the lock, so any temporary file
+                # here now is a killed publish's leftover.
+                removed = remove_temps(self.root)
+                if removed:
+                    log.warning("removed %d temporary file(s) left in %s by an interrupted build or publish",
+                                removed, self.root)
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -383,7 +376,7 @@ class BundleStore:
                 if latest is not None and latest["content_hash"] == header["content_hash"]:
                     return self.load(numbers[-1]), False
             path = self.path_of(header["number"])
-            _write_atomic(path, data)
+            atomic_write(path, data)
             return read_bundle(path), True
 
     @staticmethod
@@ -401,7 +394,7 @@ class BundleStore:
         with self._locked():
             bundle = self.load(number)
             pointer = {"number": bundle.number, "file": bundle.path.name, "checksum": bundle.checksum}
-            _write_atomic(self.current_file, json.dumps(pointer).encode() + b"\n")
+            atomic_write(self.current_file, json.dumps(pointer).encode() + b"\n")
             entry = {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "action": action,

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rulelife._files import atomic_write
 from rulelife.simulate import phrasings
 from rulelife.simulate.catalog import INTENT_SHARES, INTENTS, LOCALE_SHARES, LOCALES
 
@@ -232,10 +232,7 @@ def write_ground_truth(scenarios: Sequence[Scenario], path: Path) -> Path:
     """Write the scenarios' ground truth as a JSON list, atomically, and return the path."""
     path = Path(path)
     records = [s.to_dict() for s in sorted(scenarios, key=lambda s: (s.start_day, s.name))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"scenarios": records}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"scenarios": records}, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -10,7 +10,6 @@ punctuation, one typo).
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rulelife._files import atomic_path
 from rulelife.querylog.schema import CONTRACT_DTYPES, REQUIRED_COLUMNS, RUNTIME_COLUMNS
 from rulelife.simulate import catalog
 from rulelife.simulate.catalog import BASE_SET, CODES, INTENTS, LOCALES, TITLES
@@ -310,10 +310,9 @@ def write_log(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
     for day, part in frame.groupby(days, sort=True):
         path = out_dir / f"queries-{day:%Y-%m-%d}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
-        # Microsecond timestamps on every pandas (2.x writes nanoseconds, which Spark cannot read).
-        part.reset_index(drop=True).to_parquet(tmp, index=False, coerce_timestamps="us",
-                                               allow_truncated_timestamps=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            # Microsecond timestamps on every pandas (2.x writes nanoseconds, which Spark cannot read).
+            part.reset_index(drop=True).to_parquet(tmp, index=False, coerce_timestamps="us",
+                                                   allow_truncated_timestamps=True)
         paths.append(path)
     return paths

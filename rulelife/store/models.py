@@ -252,6 +252,6 @@ class NightlyRunRow(SQLModel, table=True):
     day: date = Field(index=True)
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = Field(default="running", max_length=20)  # running | ok | no_traffic | failed
+    status: str = Field(default="running", max_length=20)  # running | ok | no_traffic | failed | crashed
     actor: str = Field(default="nightly", max_length=200)
     summary: str = Field(default="{}", sa_type=Text)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -18,7 +22,7 @@ from rulelife.monitoring.contract import Action, Finding, Severity
 from rulelife.rules.lifecycle import State
 from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
-from rulelife.store import DailyMetricRow, DeliveryRow, Store, TicketEventRow, registry
+from rulelife.store import DailyMetricRow, DeliveryRow, NightlyRunRow, Store, TicketEventRow, registry, utcnow
 
 WHERE = """\
 id: order_tracking.where
@@ -192,6 +196,68 @@ def test_two_runs_cannot_interleave(ws):
         with pytest.raises(JobLocked, match="holds"):
             nightly.run_nightly(ws, DAY1, monitors=[], store=Store.from_workspace(ws))
     assert nightly.run_nightly(ws, DAY1, monitors=[]).status == "ok"
+
+
+def runs(store) -> list[tuple[str, bool]]:
+    """Each nightly_runs row's status and whether it has a finish time, oldest first."""
+    with store.session() as session:
+        rows = session.exec(select(NightlyRunRow).order_by(NightlyRunRow.id)).all()
+    return [(r.status, r.finished_at is not None) for r in rows]
+
+
+# A nightly process killed (SIGKILL: nothing of it runs after) while its monitors run.
+_KILLED_NIGHTLY = """
+import os, signal, sys
+from datetime import date
+from rulelife.config import Workspace
+from rulelife.monitoring import nightly
+
+class Killed:
+    name = "killed"
+    def check(self, history, context):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+nightly.run_nightly(Workspace.load(sys.argv[1]), date.fromisoformat(sys.argv[2]), monitors=[Killed()])
+"""
+
+
+def test_a_killed_run_is_marked_crashed_by_the_next_run(ws):
+    runtime_log(ws, DAY1, where_agree=20, where_disagree=0)
+    store = Store.from_workspace(ws)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_NIGHTLY, str(ws.root), DAY1.isoformat()],
+                            capture_output=True, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert runs(store) == [("running", False)]
+    before = utcnow()
+    for _ in range(50):  # PostgreSQL frees a dead session's advisory lock once it notices the session is gone
+        try:
+            report = nightly.run_nightly(ws, DAY1, monitors=[])
+            break
+        except JobLocked:
+            time.sleep(0.2)
+    else:
+        pytest.fail("the killed run's job lock was never freed")
+    assert runs(store) == [("crashed", True), ("ok", True)]
+    with store.session() as session:
+        crashed = session.exec(select(NightlyRunRow).where(NightlyRunRow.status == "crashed")).one()
+    assert crashed.finished_at >= before
+    assert "marked 1 earlier run(s) left 'running' by a killed job as 'crashed'" in report.notes
+    nightly.run_nightly(ws, DAY1, monitors=[])  # nothing left to mark: the rows stay as they are
+    assert runs(store) == [("crashed", True), ("ok", True), ("ok", True)]
+
+
+def test_a_run_holding_the_lock_is_never_marked_crashed(ws):
+    runtime_log(ws, DAY1, where_agree=20, where_disagree=0)
+    store = Store.from_workspace(ws)
+    with store.job_lock("nightly"):
+        with store.session() as session:  # the row of the run that holds the lock, still at work
+            session.add(NightlyRunRow(day=DAY1, started_at=utcnow()))
+        with pytest.raises(JobLocked):
+            nightly.run_nightly(ws, DAY1, monitors=[], store=Store.from_workspace(ws))
+        assert runs(store) == [("running", False)]
+    # The holder let go of the lock without finishing its row: it is gone.
+    nightly.run_nightly(ws, DAY1, monitors=[])
+    assert runs(store) == [("crashed", True), ("ok", True)]
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -81,7 +81,7 @@ def test_a_key_written_twice_is_refused_with_its_line(tmp_path):
 
 
 def test_a_syntax_error_names_its_line(tmp_path):
-    path = write(tmp_path, "opening_hours.yaml", GOOD + "description: [unclosed\n")
+    write(tmp_path, "opening_hours.yaml", GOOD + "description: [unclosed\n")
     [problem] = lint_rules(tmp_path).problems
     assert problem.line == 6
     assert problem.message.endswith("; fix the file so it parses")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 
 import pytest
 
+from rulelife._files import is_temp
 from rulelife.errors import BundleError, BundleIntegrityError
 from rulelife.rules.definition import Rule
 from rulelife.rules.normalize import NORMALIZATION_VERSION
@@ -54,6 +57,33 @@ def test_publish_points_current_and_rollback_walks_back(tmp_path):
         store.rollback()
     assert store.rollback(3).number == 3
     assert [e["action"] for e in store.history()] == ["publish"] * 3 + ["rollback"] * 3
+
+
+def test_bundles_and_current_are_readable_by_a_runtime_under_another_user(tmp_path):
+    store = BundleStore(tmp_path)
+    old = os.umask(0o077)  # even the strictest umask of the publishing user
+    try:
+        store.build_and_publish([WHERE])
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (store.path_of(1), store.current_file)}
+    assert modes == {"bundle-000001.rlb": 0o644, "CURRENT": 0o644}
+
+
+def test_a_killed_publish_changes_nothing_and_the_next_publish_removes_its_temps(tmp_path, kill_mid_write, caplog):
+    store = BundleStore(tmp_path)
+    store.build_and_publish([WHERE])
+    kill_mid_write(store.path_of(2), "RULELIFE-BUNDLE 1\n{\"number\": 2")
+    kill_mid_write(store.current_file, '{"number": 2, "fi')
+    temps = sorted(p.name for p in tmp_path.iterdir() if is_temp(p.name))
+    assert [t.split(".")[1] for t in temps] == ["CURRENT", "bundle-000002"]
+    assert store.numbers() == [1] and store.current().number == 1  # the runtime still loads bundle 1
+    with caplog.at_level(logging.WARNING, logger="rulelife.serving.bundle"):
+        bundle, published = store.build_and_publish([WHERE, HOURS])
+    assert (bundle.number, published) == (2, True)
+    assert f"removed 2 temporary file(s) left in {tmp_path}" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".lock", "CURRENT", "bundle-000001.rlb", "bundle-000002.rlb", "history.jsonl"]
 
 
 def test_build_and_publish_skips_when_current_already(tmp_path):

@@ -4,7 +4,6 @@ in the registry. A snapshot is immutable; building again makes a new one."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from sqlmodel import select
 
+from rulelife._files import atomic_path
 from rulelife.errors import NoDataset
 from rulelife.evidence.datasets.builder import BuiltDataset
 from rulelife.store import DatasetRow, Store, utcnow
@@ -81,12 +81,10 @@ def save_dataset(
     """
     now = now or utcnow()
     folder = Path(folder) / built.rule.id
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{built.content_hash}.parquet"
     if not path.exists():
-        tmp = path.with_suffix(".parquet.tmp")
-        built.rows.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            built.rows.to_parquet(tmp, index=False)
     meta = {**built.meta, "counts": built.counts}
     window = [built.meta.get("window_start"), built.meta.get("window_end")]
     start, end = (pd.Timestamp(w).to_pydatetime() if w else None for w in window)
