@@ -271,18 +271,37 @@ def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = N
 
 def analyze(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
             bundle: Annotated[int | None, typer.Option(help="Bundle number (default: CURRENT).")] = None,
+            rules: Annotated[str | None, typer.Option(
+                "--rules", help="Analyse the registry's rules in these states instead of a bundle, published or "
+                                "not: candidate, shadow, active (comma-separated), or all.")] = None,
             top: Annotated[int, typer.Option(help="Rows shown per table.")] = 15,
             engine: EngineOption = "local", as_json: JsonOption = False) -> None:
-    """Rule overlaps and conflicts, rules shadowed in traffic, coverage per intent x locale, residual traffic."""
+    """One summary row per rule (coverage, overlaps, conflicts, agreement, safety FP), then the pairs that
+    overlap or conflict, rules shadowed in traffic, coverage per intent x locale, residual traffic."""
     from rulelife.evidence.analysis import analyze as run_analysis
+    from rulelife.evidence.summary import parse_states, registry_rules, rule_summary
+    from rulelife.store import Store, registry
 
-    used, result = run_analysis(workspace(ctx), log=log or None, since=parse_day(since, "--since"),
-                                until=parse_day(until, "--until"), bundle_number=bundle, engine=engine)
+    if rules is not None and bundle is not None:
+        raise typer.BadParameter("give --bundle or --rules, not both")
+    ws = workspace(ctx)
+    store = Store.from_workspace(ws)
+    selected = registry_rules(ws, parse_states(rules), store=store) if rules is not None else None
+    used, result = run_analysis(ws, log=log or None, since=parse_day(since, "--since"),
+                                until=parse_day(until, "--until"), bundle_number=bundle, rules=selected,
+                                engine=engine)
+    summary = rule_summary(result, {s.rule_id: s.state.value for s in registry.list_rules(store)})
+    source = f"bundle {used.number}" if used is not None else f"{len(selected)} {rules} rules"
     if as_json:
-        print_json({"bundle": used.number, **result.to_dict()})
+        from rulelife.evidence.analysis import records
+
+        print_json({"bundle": used.number if used is not None else None, "rules": rules,
+                    "rule_summary": records(summary), **result.to_dict()})
         return
-    console.print(f"bundle {used.number} over {result.queries} queries: rules answer {_pct(result.coverage)} "
+    console.print(f"{source} over {result.queries} queries: rules answer {_pct(result.coverage)} "
                   f"({_pct(result.labelled_coverage)} of model-labelled traffic)", highlight=False)
+    _frame(summary.head(top * 4), f"per rule (agreement with the model on labelled fires, 95% interval; safety FP: "
+                                  f"the model said one of {', '.join(ws.settings.safety_intents)})")
     _frame(result.rule_overlaps().head(top), "overlaps (queries on which both rules fire)")
     _frame(result.rule_conflicts().head(top), "conflicts (overlaps between different intents)")
     _frame(result.shadowed_rules().head(top), "rules that fire but never win")

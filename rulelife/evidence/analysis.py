@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,6 +79,7 @@ class AnalysisCounts:
     """Partial counts of one or more chunks; ``a + b`` is the counts of both."""
 
     intents: dict[str, str]  # rule id -> intent, for every rule of the matcher
+    safety_intents: tuple[str, ...] = ()
     queries: int = 0
     answered: int = 0  # queries a rule wins
     labelled: int = 0
@@ -91,10 +93,15 @@ class AnalysisCounts:
     cell_answered: Counter = field(default_factory=Counter)  # (model_intent, locale) -> of which answered
     labelled_confidence: ConfidenceCounts = field(default_factory=ConfidenceCounts)
     residual_confidence: ConfidenceCounts = field(default_factory=ConfidenceCounts)  # labelled, no rule wins
+    overlapped: Counter = field(default_factory=Counter)  # rule id -> queries it fires on with another rule
+    conflicted: Counter = field(default_factory=Counter)  # ... with a rule of another intent
+    labelled_fires: Counter = field(default_factory=Counter)  # rule id -> labelled queries it fires on
+    agrees: Counter = field(default_factory=Counter)  # ... of which the model said the rule's intent
+    safety_fps: Counter = field(default_factory=Counter)  # ... of which the model said another, safety, intent
 
     @classmethod
-    def empty(cls, matcher: Matcher) -> AnalysisCounts:
-        return cls(intents={rule.id: rule.intent for rule in matcher.rules})
+    def empty(cls, matcher: Matcher, safety_intents: Sequence[str] = ()) -> AnalysisCounts:
+        return cls(intents={rule.id: rule.intent for rule in matcher.rules}, safety_intents=tuple(safety_intents))
 
     def add(self, chunk: pd.DataFrame, matcher: Matcher) -> AnalysisCounts:
         """Return these counts plus those of ``chunk`` (``self`` is unchanged)."""
@@ -103,13 +110,14 @@ class AnalysisCounts:
     def __add__(self, other: AnalysisCounts) -> AnalysisCounts:
         if not isinstance(other, AnalysisCounts):
             return NotImplemented
-        if self.intents != other.intents:
+        if self.intents != other.intents or self.safety_intents != other.safety_intents:
             raise ValueError(
-                "cannot add counts of different bundles: their rules or intents differ; "
+                "cannot add counts of different bundles: their rules, intents or safety intents differ; "
                 "count every chunk with the same matcher"
             )
         return AnalysisCounts(
             intents=dict(self.intents),
+            safety_intents=self.safety_intents,
             queries=self.queries + other.queries,
             answered=self.answered + other.answered,
             labelled=self.labelled + other.labelled,
@@ -123,6 +131,11 @@ class AnalysisCounts:
             cell_answered=self.cell_answered + other.cell_answered,
             labelled_confidence=self.labelled_confidence + other.labelled_confidence,
             residual_confidence=self.residual_confidence + other.residual_confidence,
+            overlapped=self.overlapped + other.overlapped,
+            conflicted=self.conflicted + other.conflicted,
+            labelled_fires=self.labelled_fires + other.labelled_fires,
+            agrees=self.agrees + other.agrees,
+            safety_fps=self.safety_fps + other.safety_fps,
         )
 
 
@@ -137,6 +150,7 @@ class AnalysisPass:
     bundle's compiled rules and rebuilds the matcher where it runs, never ships it."""
 
     rules: list[CompiledRule]
+    safety_intents: tuple[str, ...] = ()
     _matcher: Matcher | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -145,15 +159,16 @@ class AnalysisPass:
     def __call__(self, chunk: pd.DataFrame) -> AnalysisCounts:
         if self._matcher is None:
             self._matcher = Matcher(self.rules)
-        return count_chunk(chunk, self._matcher)
+        return count_chunk(chunk, self._matcher, self.safety_intents)
 
 
-def count_chunk(chunk: pd.DataFrame, matcher: Matcher) -> AnalysisCounts:
-    """Count one chunk of a query log against the bundle's ``matcher``."""
+def count_chunk(chunk: pd.DataFrame, matcher: Matcher, safety_intents: Sequence[str] = ()) -> AnalysisCounts:
+    """Count one chunk of a query log against the bundle's ``matcher`` (``safety_intents``: the
+    model intents on which a rule of another intent is a safety false positive)."""
     missing = {"text", "locale", "model_intent", "model_confidence"} - set(chunk.columns)
     if missing:
         raise ValueError(f"the chunk lacks the query-log columns {sorted(missing)}; it has {list(chunk.columns)}")
-    counts = AnalysisCounts.empty(matcher)
+    counts = AnalysisCounts.empty(matcher, safety_intents)
     results = matcher.match_many(chunk["text"], chunk["locale"])
     intents = counts.intents
     answered = np.fromiter((result is not None for result in results), dtype=bool, count=len(results))
@@ -165,8 +180,13 @@ def count_chunk(chunk: pd.DataFrame, matcher: Matcher) -> AnalysisCounts:
             counts.fires[rule_id] += n
         if len(fired) > 1:
             counts.overlapping += n
-            if len({intents[r] for r in fired}) > 1:
+            fired_intents = Counter(intents[r] for r in fired)
+            if len(fired_intents) > 1:
                 counts.conflicting += n
+            for rule_id in fired:
+                counts.overlapped[rule_id] += n
+                if fired_intents[intents[rule_id]] < len(fired):  # another fired rule answers another intent
+                    counts.conflicted[rule_id] += n
             for pair in itertools.combinations(sorted(fired), 2):
                 counts.pairs[pair] += n
             for loser in fired[1:]:
@@ -176,6 +196,17 @@ def count_chunk(chunk: pd.DataFrame, matcher: Matcher) -> AnalysisCounts:
 
     labelled = chunk["model_intent"].notna().to_numpy(bool)
     counts.labelled = int(labelled.sum())
+    # Per rule that fires (winner or not) on labelled queries: does the model say its intent?
+    model = chunk["model_intent"].to_numpy(object)
+    safety = set(counts.safety_intents)
+    pairs = Counter((result.fired, model[i]) for i, result in enumerate(results) if result is not None and labelled[i])
+    for (fired, said), n in pairs.items():
+        for rule_id in fired:
+            counts.labelled_fires[rule_id] += n
+            if said == intents[rule_id]:
+                counts.agrees[rule_id] += n
+            elif said in safety:
+                counts.safety_fps[rule_id] += n
     cells = pd.DataFrame(
         {
             "model_intent": chunk["model_intent"].to_numpy(object)[labelled],
@@ -375,7 +406,7 @@ class BundleAnalysis:
             "coverages": self.coverages(),
             "residual_summary": self.residual_summary(),
         }
-        return singular | {name: _records(frame) for name, frame in tables.items()}
+        return singular | {name: records(frame) for name, frame in tables.items()}
 
 
 def _share(part: int, whole: int) -> float:
@@ -395,7 +426,8 @@ def _plain(value: object) -> object:
     return value
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def records(frame: pd.DataFrame) -> list[dict]:
+    """A frame as JSON-ready rows (NaN and NA as None)."""
     return [{k: _plain(v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")]
 
 
@@ -406,15 +438,26 @@ def analyze(
     since=None,
     until=None,
     bundle_number: int | None = None,
+    rules: Sequence[CompiledRule] | None = None,
     engine: str = "local",
     spark=None,
 ):
-    """Overlap, conflicts, shadowing, coverage and residual traffic of the
-    published bundle (or bundle ``bundle_number``) over the query log,
-    counted on ``engine`` (see :func:`rulelife.engines.fold.fold_log`)."""
-    bundles = BundleStore(workspace.bundle_dir)
-    bundle = bundles.current() if bundle_number is None else bundles.load(bundle_number)
-    counts = fold_log(AnalysisPass(list(bundle.matcher.rules)), log if log is not None else workspace.log_dir,
+    """Overlap, conflicts, shadowing, coverage, agreement and residual traffic over the query log,
+    counted on ``engine`` (see :func:`rulelife.engines.fold.fold_log`).
+
+    The rules are those of the published bundle (or bundle ``bundle_number``),
+    or ``rules`` (published or not, e.g.
+    :func:`rulelife.evidence.summary.registry_rules` of a mined batch and the
+    live rules, so the batch is checked before it goes to shadow).
+    Returns ``(bundle or None, analysis)``.
+    """
+    bundle = None
+    if rules is None:
+        bundles = BundleStore(workspace.bundle_dir)
+        bundle = bundles.current() if bundle_number is None else bundles.load(bundle_number)
+        rules = bundle.matcher.rules
+    step = AnalysisPass(list(rules), tuple(workspace.settings.safety_intents))
+    counts = fold_log(step, log if log is not None else workspace.log_dir,
                       since=since, until=until, engine=engine, spark=spark,
                       known_intents=workspace.settings.intents or None, quarantine_dir=workspace.quarantine_dir)
     return bundle, finalize(counts)
