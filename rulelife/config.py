@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     bundle_dir: Path = Field(Path("bundles"), description="folder of published bundles and CURRENT")
     log_dir: Path = Field(Path("logs"), description="default folder of query logs")
     shadow_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of rule answers also sent to the model")
+    max_text_length: int = Field(4096, ge=1, description="longest message (characters) a rule may answer; a "
+                                                         "longer one goes to the model (bounds a request's cost)")
     safety_intents: list[str] = Field(
         ["return_request", "escalation"], description="intents on which a rule may never be wrong"
     )

@@ -126,7 +126,8 @@ def _move(ctx: typer.Context, rule_id: str, state: State, actor: str, reason: st
 
     status, published = publish.set_state(workspace(ctx), rule_id, state, actor=actor, reason=reason)
     result = {**status.to_dict(), "bundle": published.bundle.number if published else None,
-              "bundle_published": bool(published and published.published)}
+              "bundle_published": bool(published and published.published),
+              "current_repaired": published.repaired if published else None}
     if as_json:
         print_json(result)
         return
@@ -166,7 +167,7 @@ def classify(
     from rulelife.serving.runtime import RuleClassifier
 
     ws = workspace(ctx)
-    clf = RuleClassifier.from_store(ws.bundle_dir, shadow_rate=ws.settings.shadow_rate)
+    clf = RuleClassifier.from_store(ws.bundle_dir)  # the bundle carries the serving settings
     decision = clf.decide(text, locale=locale, query_id=query_id)
     match, veto = decision.match, decision.veto
     explanation = clf.explain(text, locale=locale) if explain else None

@@ -49,7 +49,8 @@ def publish_command(ctx: typer.Context, actor: ActorOption = "cli", as_json: Jso
     result = publish.publish_active(workspace(ctx), actor=actor)
     note = f"published bundle {result.bundle.number}" if result.published else (
         f"bundle {result.bundle.number} is already CURRENT; nothing to publish")
-    _print_summary({**result.bundle.summary(), "published": result.published}, as_json, note)
+    _print_summary({**result.bundle.summary(), "published": result.published, "current_repaired": result.repaired},
+                   as_json, note)
 
 
 @app.command("show")

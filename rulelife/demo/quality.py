@@ -96,7 +96,7 @@ def _setup(root: Path, history_days: int, live_days: int, queries_per_day: int, 
         except GateRefused:
             refused.append(rule_id)
     publish.publish_active(workspace, actor=ACTOR, store=store)
-    classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=shadow_rate)
+    classifier = RuleClassifier.from_store(workspace.bundle_dir)  # the bundle carries the shadow rate
     live = replay(traffic[day >= launch], classifier)
     return workspace, store, classifier, live, scenarios, refused, launch
 

@@ -211,7 +211,7 @@ def run_quickstart(
     # The control loop, day by day: the runtime serves the day with the bundle
     # CURRENT names (picking up what last night republished), then the
     # nightly job judges that day, so a rule it disables stops answering.
-    classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=workspace.settings.shadow_rate)
+    classifier = RuleClassifier.from_store(workspace.bundle_dir)  # the bundle carries the shadow rate
     reports = []
     served = None
     judged: list[GateOutcome] = []

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import ahocorasick
 
@@ -60,10 +60,11 @@ from rulelife.errors import BundleError, BundleIntegrityError
 from rulelife.rules.matcher import CompiledRule, LexiconPhrase, Matcher, compile_lexicon, compile_rule
 from rulelife.rules.normalize import NORMALIZATION_VERSION
 
-if TYPE_CHECKING:  # the pydantic model is for annotations only: serving never loads it
+if TYPE_CHECKING:  # the pydantic models are for annotations only: serving never loads them
+    from rulelife.config import Settings
     from rulelife.rules.definition import Rule
 
-__all__ = ["Bundle", "BundleDiff", "BundleStore", "diff_bundles", "read_bundle"]
+__all__ = ["Bundle", "BundleDiff", "BundleStore", "PublishResult", "ServingSettings", "diff_bundles", "read_bundle"]
 
 MAGIC = b"RULELIFE-BUNDLE 1\n"
 MAGIC_SHADOW = b"RULELIFE-BUNDLE 2\n"  # the same layout, with shadow rules (see the module docstring)
@@ -73,6 +74,39 @@ _NAME = re.compile(r"^bundle-(\d{6,})\.rlb$")
 _AUTOMATON_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-pickle5"
 
 log = logging.getLogger(__name__)
+
+
+class ServingSettings(NamedTuple):
+    """What the runtime must agree on with the workspace; it travels in the bundle header.
+
+    ``shadow_rate``: the share of rule answers also sent to the model.
+    ``max_text_length``: the longest message (in characters) a rule may
+    answer; a longer one goes to the model, which bounds what one request
+    costs the matcher.
+    """
+
+    # The workspace defaults (rulelife.config.Settings; a test keeps them equal),
+    # served by a bundle built without settings.
+    shadow_rate: float = 0.05
+    max_text_length: int = 4096
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServingSettings:
+        return cls(settings.shadow_rate, settings.max_text_length)
+
+    @classmethod
+    def from_header(cls, data: dict) -> ServingSettings:
+        """The header's ``serving`` object; a key a newer rulelife added is ignored, a missing one is the default."""
+        rate = data.get("shadow_rate", cls._field_defaults["shadow_rate"])
+        length = data.get("max_text_length", cls._field_defaults["max_text_length"])
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"shadow_rate must be a number between 0 and 1, got {rate!r}")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"max_text_length must be a positive integer, got {length!r}")
+        return cls(float(rate), length)
+
+    def to_header(self) -> dict:
+        return {"shadow_rate": self.shadow_rate, "max_text_length": self.max_text_length}
 
 
 @dataclass(frozen=True)
@@ -93,6 +127,7 @@ class Bundle:
     matcher: Matcher
     path: Path | None = None
     lexicon_version: str | None = None  # None: the bundle holds no safety lexicon
+    serving: ServingSettings | None = None  # None: built without workspace settings (the runtime's defaults)
 
     @property
     def pattern_count(self) -> int:
@@ -118,6 +153,7 @@ class Bundle:
             "patterns": self.pattern_count,
             "lexicon_version": self.lexicon_version,
             "lexicon_phrases": len(self.lexicon),
+            "serving": self.serving.to_header() if self.serving else None,
             "path": str(self.path) if self.path else None,
         }
 
@@ -162,10 +198,11 @@ def _checksum(header: dict, payload: bytes) -> str:
     return digest.hexdigest()
 
 
-def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int, lexicon=None) -> tuple[bytes, dict]:
+def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int, lexicon=None,
+                  serving: ServingSettings | None = None) -> tuple[bytes, dict]:
     """Serialise rules (and the :class:`~rulelife.rules.lexicon.Lexicon`, if any) as
     bundle ``number``; return the file bytes and header. A lexicon without
-    phrases is no lexicon."""
+    phrases is no lexicon; ``serving`` settings go in the header."""
     compiled = [r if isinstance(r, CompiledRule) else compile_rule(r) for r in rules]
     phrases = compile_lexicon(lexicon)
     matcher = Matcher(compiled, lexicon=phrases)
@@ -194,6 +231,8 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int, lexicon=Non
     }
     if shadow is not None:
         header["shadow_rule_count"] = len(shadow.rules)
+    if serving is not None:
+        header["serving"] = serving.to_header()
     if phrases:
         header |= {"lexicon_bytes": len(lexicon_bytes), "lexicon_version": lexicon.version,
                    "lexicon_phrase_count": len(phrases)}
@@ -201,6 +240,40 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int, lexicon=Non
     magic = MAGIC_LEXICON if phrases else MAGIC if shadow is None else MAGIC_SHADOW
     data = magic + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
     return data, header
+
+
+# Header field -> the type it must have. The checksum covers the header, but
+# whoever can write the folder can recompute it, so a field of the wrong type
+# is refused here rather than failing as a TypeError deep in the load.
+_HEADER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "number": int, "created_at": str, "rulelife_version": str, "normalization_version": int,
+    "content_hash": str, "checksum": str, "rules_bytes": int, "compiled_bytes": int, "pattern_count": int,
+}
+_OPTIONAL_HEADER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "lexicon_bytes": int, "lexicon_version": str, "automaton_format": str, "serving": dict,
+}
+
+
+def _header_problem(header) -> str | None:
+    """What is wrong with a parsed header's shape, or None."""
+    if not isinstance(header, dict):
+        return f"a JSON object is expected, not {type(header).__name__}"
+    for name, kind in (*_HEADER_TYPES.items(), *_OPTIONAL_HEADER_TYPES.items()):
+        if name not in header:
+            if name in _HEADER_TYPES:
+                return f"field {name!r} is missing"
+            continue
+        value = header[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"field {name!r} should be {kind.__name__}, not {type(value).__name__}"
+        if kind is int and value < 0:
+            return f"field {name!r} is negative"
+    if "serving" in header:
+        try:
+            ServingSettings.from_header(header["serving"])
+        except ValueError as exc:
+            return f"field 'serving': {exc}"
+    return None
 
 
 def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
@@ -217,11 +290,14 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
     end = data.find(b"\n", len(MAGIC))
     try:
         header = json.loads(data[len(MAGIC) : end])
-        payload = memoryview(data)[end + 1 :]
-        sizes = (header["rules_bytes"], header.get("lexicon_bytes", 0), header["compiled_bytes"])
-        declared = header["checksum"]
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         raise BundleIntegrityError(f"{path} has a damaged header; {fix}") from None
+    problem = _header_problem(header)
+    if problem:
+        raise BundleIntegrityError(f"{path} has a damaged header ({problem}); {fix}")
+    payload = memoryview(data)[end + 1 :]
+    sizes = (header["rules_bytes"], header.get("lexicon_bytes", 0), header["compiled_bytes"])
+    declared = header["checksum"]
     if len(payload) != sum(sizes):
         raise BundleIntegrityError(f"{path} is truncated ({len(payload)} of {sum(sizes)} payload bytes); {fix}")
     if _checksum(header, payload) != declared:
@@ -277,6 +353,7 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None) -> Bundle:
         matcher=matcher,
         path=path,
         lexicon_version=header.get("lexicon_version"),
+        serving=ServingSettings.from_header(header["serving"]) if "serving" in header else None,
     )
 
 
@@ -314,6 +391,14 @@ def diff_bundles(a: Bundle, b: Bundle) -> BundleDiff:
         removed=tuple(sorted(old.keys() - new.keys())),
         changed=tuple((r, old[r], new[r]) for r in sorted(old.keys() & new.keys()) if old[r] != new[r]),
     )
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    bundle: Bundle
+    built: bool  # a new bundle file was written
+    published: bool  # CURRENT moved
+    repaired: str | None = None  # what was wrong with the damaged CURRENT this publish replaced
 
 
 class BundleStore:
@@ -361,33 +446,43 @@ class BundleStore:
             raise BundleError(f"no bundle {number} in {self.root} (bundles: {known})")
         return read_bundle(path)
 
-    def build(self, rules: Sequence[Rule | CompiledRule], lexicon=None) -> tuple[Bundle, bool]:
-        """Write the next bundle for ``rules`` and the safety ``lexicon`` (a
-        :class:`~rulelife.rules.lexicon.Lexicon` or None); return it and whether it is new.
+    def build(self, rules: Sequence[Rule | CompiledRule], lexicon=None,
+              serving: ServingSettings | None = None) -> tuple[Bundle, bool]:
+        """Write the next bundle for ``rules``, the safety ``lexicon`` (a
+        :class:`~rulelife.rules.lexicon.Lexicon` or None) and the ``serving``
+        settings; return it and whether it is new.
 
-        Equal content to the newest bundle is not written again: that one is
-        returned, so nightly republishing without changes makes no new number.
+        Equal content and settings to the newest bundle are not written again:
+        that one is returned, so nightly republishing without changes makes no
+        new number, unless it no longer verifies, when a new one replaces it.
         """
         with self._locked():
             numbers = self.numbers()
-            data, header = encode_bundle(rules, (numbers[-1] + 1) if numbers else 1, lexicon)
+            data, header = encode_bundle(rules, (numbers[-1] + 1) if numbers else 1, lexicon, serving)
             if numbers:
-                latest = self.peek_header(self.path_of(numbers[-1]))
-                if latest is not None and latest["content_hash"] == header["content_hash"]:
-                    return self.load(numbers[-1]), False
+                latest = self.peek_header(self.path_of(numbers[-1])) or {}
+                if (latest.get("content_hash"), latest.get("serving")) == (header["content_hash"],
+                                                                         header.get("serving")):
+                    try:
+                        return self.load(numbers[-1]), False
+                    except BundleError as exc:
+                        log.warning("writing bundle %s: the newest one holds the same rules but is damaged (%s)",
+                                    header["number"], exc)
             path = self.path_of(header["number"])
             atomic_write(path, data)
             return read_bundle(path), True
 
     @staticmethod
     def peek_header(path: Path) -> dict | None:
+        """The header of the bundle file at ``path`` as written, unverified; None if it has none."""
         try:
             with open(path, "rb") as handle:
                 if handle.readline() not in _MAGICS:
                     return None
-                return json.loads(handle.readline())
+                header = json.loads(handle.readline())
         except (OSError, ValueError):
             return None
+        return header if isinstance(header, dict) else None
 
     def publish(self, number: int, *, actor: str = "", action: str = "publish") -> Bundle:
         """Verify bundle ``number`` and point ``CURRENT`` at it atomically."""
@@ -406,27 +501,86 @@ class BundleStore:
             return bundle
 
     def build_and_publish(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "",
-                          lexicon=None) -> tuple[Bundle, bool]:
+                          lexicon=None, serving: ServingSettings | None = None) -> tuple[Bundle, bool]:
         """Build (or reuse) a bundle for ``rules`` (and ``lexicon``) and publish it if it is not already CURRENT."""
-        bundle, _ = self.build(rules, lexicon)
-        pointer = self.pointer()
+        result = self.build_and_point(rules, actor=actor, lexicon=lexicon, serving=serving)
+        return result.bundle, result.published
+
+    def build_and_point(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "", lexicon=None,
+                        serving: ServingSettings | None = None) -> PublishResult:
+        """:meth:`build` then point CURRENT at the bundle unless it already does.
+
+        A damaged CURRENT is replaced, not a reason to fail: publishing is the
+        repair an operator reaches for. The result says what was replaced.
+        """
+        bundle, built = self.build(rules, lexicon, serving)
+        try:
+            pointer = self.pointer()
+            repaired = None
+        except BundleIntegrityError as exc:
+            pointer, repaired = None, str(exc)
+            log.warning("replacing the damaged CURRENT with a pointer to bundle %s: %s", bundle.number, exc)
         if pointer is not None and pointer["number"] == bundle.number:
-            return bundle, False
-        return self.publish(bundle.number, actor=actor), True
+            return PublishResult(bundle, built, False)
+        return PublishResult(self.publish(bundle.number, actor=actor), built, True, repaired)
 
     def pointer(self) -> dict | None:
-        """The parsed CURRENT pointer, or None before the first publish."""
+        """The parsed CURRENT pointer, or None before the first publish.
+
+        Raises :class:`BundleIntegrityError` when CURRENT is damaged (not
+        UTF-8 JSON of the expected shape, or naming a file that is no bundle
+        of this folder) and :class:`BundleError` when it cannot be read.
+        """
         try:
-            raw = self.current_file.read_text(encoding="utf-8")
+            raw = self.current_file.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise BundleError(f"cannot read {self.current_file}: {exc.strerror}") from None
         try:
-            pointer = json.loads(raw)
-            return {"number": int(pointer["number"]), "file": str(pointer["file"]), "checksum": str(pointer["checksum"])}
-        except (ValueError, KeyError, TypeError):
-            raise BundleIntegrityError(
-                f"{self.current_file} is damaged; point it at a good bundle with `rulelife bundle rollback N`"
-            ) from None
+            pointer = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise self._damaged("it is not UTF-8 text") from None
+        except ValueError:
+            raise self._damaged("it is not JSON") from None
+        if not isinstance(pointer, dict) or not {"number", "file", "checksum"} <= pointer.keys():
+            raise self._damaged("it does not name a bundle's number, file and checksum")
+        pointer = {key: pointer[key] for key in ("number", "file", "checksum")}
+        name = _NAME.match(pointer["file"]) if isinstance(pointer["file"], str) else None
+        # The file must be a bundle of this folder with the number CURRENT names:
+        # a path elsewhere ("../x") is never read.
+        if name is None or type(pointer["number"]) is not int or int(name.group(1)) != pointer["number"]:
+            raise self._damaged(f"its file {pointer['file']!r} is not bundle {pointer['number']!r} of this folder")
+        if not isinstance(pointer["checksum"], str):
+            raise self._damaged("its checksum is not a string")
+        return pointer
+
+    def _damaged(self, why: str) -> BundleIntegrityError:
+        return BundleIntegrityError(f"{self.current_file} is damaged ({why}); "
+                                    "point it at a good bundle with `rulelife bundle rollback N`")
+
+    def fallback(self, *, skip: int | None = None) -> Bundle:
+        """The most recently published bundle that verifies (bundle ``skip`` aside), for a damaged CURRENT.
+
+        Candidates come in publish-history order, newest first, so a bundle
+        rolled back from is not served again; then, if the history is missing
+        or unreadable, every bundle by number, newest first.
+        """
+        try:
+            published = [entry["number"] for entry in reversed(self.history())]
+        except (OSError, ValueError, KeyError, TypeError):
+            published = []
+        order = published if published else sorted(self.numbers(), reverse=True)
+        problems = []
+        for number in dict.fromkeys(order):
+            if number == skip or not isinstance(number, int):
+                continue
+            try:
+                return self.load(number)
+            except BundleError as exc:
+                problems.append(str(exc))
+        raise BundleError(f"no {'other ' if skip is not None else ''}published bundle in {self.root} verifies "
+                          f"({'; '.join(problems) or 'there is none'}); publish one with `rulelife bundle publish`")
 
     def current(self) -> Bundle:
         """Load and verify the bundle CURRENT points to."""
@@ -435,6 +589,10 @@ class BundleStore:
             raise BundleError(
                 f"no bundle has been published in {self.root}; run `rulelife bundle publish` first"
             )
+        return self.pointed(pointer)
+
+    def pointed(self, pointer: dict) -> Bundle:
+        """Load and verify the bundle ``pointer`` (as :meth:`pointer` returns it) names."""
         return read_bundle(self.root / pointer["file"], expected_checksum=pointer["checksum"])
 
     def history(self) -> list[dict]:

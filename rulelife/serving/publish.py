@@ -10,7 +10,6 @@ The CLI, the gate, the nightly job, tests and benchmarks all publish here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from rulelife.config import Workspace
@@ -18,33 +17,24 @@ from rulelife.rules.definition import Rule
 from rulelife.rules.lexicon import Lexicon, load_lexicon
 from rulelife.rules.lifecycle import State
 from rulelife.rules.matcher import CompiledRule, compile_rule
-from rulelife.serving.bundle import Bundle, BundleStore
+from rulelife.serving.bundle import Bundle, BundleStore, PublishResult, ServingSettings
 from rulelife.store import Store, registry
 from rulelife.store.registry import RuleStatus
 
 __all__ = ["PublishResult", "build_bundle", "publish_active", "publish_rules", "set_state"]
 
 
-@dataclass(frozen=True)
-class PublishResult:
-    bundle: Bundle
-    built: bool  # a new bundle file was written
-    published: bool  # CURRENT moved
-
-
 def publish_rules(bundles: BundleStore | Path, rules: Sequence[Rule | CompiledRule], *,
-                  lexicon: Lexicon | None = None, actor: str = "") -> PublishResult:
-    """Build (or reuse) the bundle of ``rules`` and ``lexicon`` and point CURRENT at it.
+                  lexicon: Lexicon | None = None, serving: ServingSettings | None = None,
+                  actor: str = "") -> PublishResult:
+    """Build (or reuse) the bundle of ``rules``, ``lexicon`` and ``serving`` settings and point CURRENT at it.
 
     Idempotent: when CURRENT already names that bundle nothing moves, so a
-    job may call this every run.
+    job may call this every run. A damaged CURRENT is replaced (and
+    ``repaired`` says what was wrong with it).
     """
     bundles = bundles if isinstance(bundles, BundleStore) else BundleStore(Path(bundles))
-    bundle, built = bundles.build(rules, lexicon)
-    pointer = bundles.pointer()
-    if pointer is not None and pointer["number"] == bundle.number:
-        return PublishResult(bundle, built, False)
-    return PublishResult(bundles.publish(bundle.number, actor=actor), built, True)
+    return bundles.build_and_point(rules, lexicon=lexicon, serving=serving, actor=actor)
 
 
 def _registry_rules(store: Store) -> list[Rule | CompiledRule]:
@@ -56,7 +46,8 @@ def build_bundle(workspace: Workspace, *, store: Store | None = None) -> tuple[B
     """Write (or reuse) the bundle of the active rules, the shadow ones flagged and
     the workspace's safety lexicon; CURRENT is not moved. Returns it and whether it is new."""
     store = store or Store.from_workspace(workspace)
-    return BundleStore(workspace.bundle_dir).build(_registry_rules(store), load_lexicon(workspace.rules_dir))
+    return BundleStore(workspace.bundle_dir).build(_registry_rules(store), load_lexicon(workspace.rules_dir),
+                                                   ServingSettings.from_settings(workspace.settings))
 
 
 def publish_active(workspace: Workspace, *, actor: str, store: Store | None = None) -> PublishResult:
@@ -66,12 +57,15 @@ def publish_active(workspace: Workspace, *, actor: str, store: Store | None = No
     rules would have answered. The workspace's safety lexicon (the file beside
     the rules) is compiled in: a message holding one of its phrases goes to
     the model, and editing the lexicon makes a new bundle as a rule edit does.
+    The workspace's serving settings (shadow rate, maximum text length) travel
+    in the header, so the runtime needs no copy of them; changing one makes a
+    new bundle too.
     Idempotent: unchanged rules and lexicon reuse the newest bundle and leave
     CURRENT alone, so the nightly job can call this every run.
     """
     store = store or Store.from_workspace(workspace)
-    return publish_rules(workspace.bundle_dir, _registry_rules(store),
-                         lexicon=load_lexicon(workspace.rules_dir), actor=actor)
+    return publish_rules(workspace.bundle_dir, _registry_rules(store), lexicon=load_lexicon(workspace.rules_dir),
+                         serving=ServingSettings.from_settings(workspace.settings), actor=actor)
 
 
 def set_state(

@@ -8,28 +8,42 @@
 It serves the bundle ``CURRENT`` points to, and :meth:`RuleClassifier.refresh`
 (or the background poll) swaps in a newly published one without a restart.
 A new bundle that fails verification is refused and the last good one keeps
-serving. Reads never lock: the matcher is an immutable object behind one
-reference, and replacing a reference is atomic in Python.
+serving. Reads never lock: what ``classify`` reads (bundle, matcher, serving
+settings) is one immutable object behind one reference, and replacing a
+reference is atomic in Python.
+
+The poll survives anything the bundle folder holds: every error of a refresh
+is kept (:meth:`RuleClassifier.health`), logged once while it lasts, and the
+next good publish is picked up. A process that starts while ``CURRENT`` is
+damaged serves the most recently published bundle that verifies. A forked
+worker (gunicorn ``--preload``, ``multiprocessing``) polls on its own.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
-from collections.abc import Iterable, Sequence
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from rulelife.errors import BundleError
 from rulelife.rules.matcher import Explanation, LexiconVeto, as_list
 from rulelife.rules.normalize import normalize
-from rulelife.serving.bundle import Bundle, BundleStore
+from rulelife.serving.bundle import Bundle, BundleStore, ServingSettings
 
-__all__ = ["Decision", "Match", "RuleClassifier", "format_lexicon_veto", "format_shadow_rules", "in_shadow_sample",
-           "parse_lexicon_veto", "parse_shadow_rules"]
+__all__ = ["Decision", "Health", "Match", "RuleClassifier", "format_lexicon_veto", "format_shadow_rules",
+           "in_shadow_sample", "parse_lexicon_veto", "parse_shadow_rules"]
 
 log = logging.getLogger("rulelife.serving.runtime")
 
@@ -130,6 +144,67 @@ class Decision(NamedTuple):
     veto: LexiconVeto | None = None
 
 
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Health:
+    """What a readiness probe asks the runtime: which bundle it serves and whether its polling is well.
+
+    ``serving_current`` is False while the bundle served is not the one
+    ``CURRENT`` names (a refused publish, a start-up fallback);
+    ``last_error`` and ``last_error_at`` are the standing error (None once a
+    poll succeeds again); ``last_poll_ok_at`` the last refresh that read
+    ``CURRENT`` and serves what it names. Times are UTC ISO strings,
+    ``bundle_age_seconds`` counts from the bundle's creation.
+    """
+
+    bundle_version: int
+    bundle_created_at: str
+    bundle_age_seconds: float | None
+    serving_current: bool
+    polling: bool
+    last_error: str | None
+    last_error_at: str | None
+    last_poll_ok_at: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.last_error is None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+class _Serving:
+    """Everything ``classify`` reads, behind one reference, so a refresh swaps it whole."""
+
+    __slots__ = ("bundle", "matcher", "number", "shadow_rate", "max_text_length", "pointer")
+
+    def __init__(self, bundle: Bundle, pointer: dict | None, settings: ServingSettings):
+        self.bundle = bundle
+        self.matcher = bundle.matcher
+        self.number = bundle.number
+        self.shadow_rate = settings.shadow_rate
+        self.max_text_length = settings.max_text_length
+        self.pointer = pointer  # CURRENT as read when this bundle was loaded; None for a fallback
+
+
+# Classifiers that poll, restarted in a forked child: the poller thread does
+# not survive fork(), and the locks may have been held by it at that moment.
+_POLLING: weakref.WeakSet[RuleClassifier] = weakref.WeakSet()
+_KEPT_SHADOW_VERSIONS = 8  # bundles whose shadow rule versions stay known (decisions made just before a swap)
+
+
+def _restart_polling_after_fork() -> None:
+    for classifier in list(_POLLING):
+        classifier._after_fork()
+
+
+os.register_at_fork(after_in_child=_restart_polling_after_fork)
+
+
 class RuleClassifier:
     """Classify queries with the published rule bundle.
 
@@ -139,33 +214,58 @@ class RuleClassifier:
         Folder of bundles holding ``CURRENT``.
     shadow_rate
         Share of rule answers also sent to the model (0..1), decided by a hash
-        of the query id.
+        of the query id. Default: the workspace's ``shadow_rate``, carried in
+        the bundle; a value given here overrides it (and says so in the log).
+    max_text_length
+        Longest message (characters) a rule may answer; a longer one is a
+        miss (the model answers), so one request's cost is bounded. Default
+        as ``shadow_rate``: the workspace's, carried in the bundle.
     """
 
-    def __init__(self, store: Path | str, *, shadow_rate: float = 0.05):
-        if not 0.0 <= shadow_rate <= 1.0:
-            raise ValueError(f"shadow_rate must be between 0 and 1, got {shadow_rate}; 0.05 is the default")
+    def __init__(self, store: Path | str, *, shadow_rate: float | None = None, max_text_length: int | None = None):
+        if shadow_rate is not None and not 0.0 <= shadow_rate <= 1.0:
+            raise ValueError(f"shadow_rate must be between 0 and 1, got {shadow_rate}; omit it to use the "
+                             "workspace's setting carried in the bundle")
+        if max_text_length is not None and (not isinstance(max_text_length, int) or max_text_length < 1):
+            raise ValueError(f"max_text_length must be a positive integer, got {max_text_length!r}; omit it to "
+                             "use the workspace's setting carried in the bundle")
         self.store = BundleStore(Path(store))
-        self.shadow_rate = shadow_rate
+        self._overrides = {"shadow_rate": shadow_rate, "max_text_length": max_text_length}
+        self._warned: set[tuple] = set()
         self._lock = threading.Lock()  # serialises refreshes, never classify
-        self._bundle: Bundle = self.store.current()
-        self._pointer = self.store.pointer()
-        self.last_error: str | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
+        self._interval: float | None = None
+        self._shadow_versions: OrderedDict[int, dict[str, str]] = OrderedDict()
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_poll_ok_at: float | None = None
+        self._logged_error: str | None = None
+        self._refused: tuple | None = None  # (CURRENT, file signature, error) of the last refused publish
+        self._serving = self._start()
 
     @classmethod
-    def from_store(cls, store: Path | str, *, shadow_rate: float = 0.05) -> RuleClassifier:
+    def from_store(cls, store: Path | str, *, shadow_rate: float | None = None,
+                   max_text_length: int | None = None) -> RuleClassifier:
         """Load the bundle ``CURRENT`` points to in ``store``."""
-        return cls(store, shadow_rate=shadow_rate)
+        return cls(store, shadow_rate=shadow_rate, max_text_length=max_text_length)
 
     @property
     def bundle(self) -> Bundle:
-        return self._bundle
+        return self._serving.bundle
 
     @property
     def bundle_version(self) -> int:
-        return self._bundle.number
+        return self._serving.number
+
+    @property
+    def shadow_rate(self) -> float:
+        """The shadow rate in force: the constructor's, else the bundle's, else the default."""
+        return self._serving.shadow_rate
+
+    @property
+    def max_text_length(self) -> int:
+        return self._serving.max_text_length
 
     def classify(self, text: str, *, locale: str | None = None, query_id: str | None = None) -> Match | None:
         """The rule answer for ``text``, or None when no rule fires.
@@ -173,18 +273,21 @@ class RuleClassifier:
         Without a ``query_id`` the shadow decision is a random draw at the same
         rate (unbiased, but not reproducible): pass the id in production.
         """
-        bundle = self._bundle  # one read: a concurrent refresh cannot mix bundles
-        result = bundle.matcher.match_normalized(normalize(text), locale)
+        serving = self._serving  # one read: a concurrent refresh cannot mix bundles
+        if len(text) > serving.max_text_length:
+            return None
+        result = serving.matcher.match_normalized(normalize(text), locale)
         if result is None:
             return None
-        return self._match(result, bundle.number, query_id)
+        return self._match(result, serving, query_id)
 
-    def _match(self, result, number: int, query_id: str | None) -> Match:
+    @staticmethod
+    def _match(result, serving: _Serving, query_id: str | None) -> Match:
         if query_id is None:
-            shadow = random.random() < self.shadow_rate
+            shadow = random.random() < serving.shadow_rate
         else:
-            shadow = in_shadow_sample(query_id, self.shadow_rate)
-        return Match(result.intent, result.rule_id, result.rule_version, number, result.pattern, shadow,
+            shadow = in_shadow_sample(query_id, serving.shadow_rate)
+        return Match(result.intent, result.rule_id, result.rule_version, serving.number, result.pattern, shadow,
                      result.fired)
 
     def decide(self, text: str, *, locale: str | None = None, query_id: str | None = None) -> Decision:
@@ -194,12 +297,15 @@ class RuleClassifier:
         names the shadow rules that would have fired (log them as
         ``rule_id@version``, versions from :attr:`bundle`).
         """
-        bundle = self._bundle
+        serving = self._serving
+        if len(text) > serving.max_text_length:
+            return Decision(None, serving.number, False, ())
+        matcher = serving.matcher
         normalized = normalize(text)
-        result, veto = bundle.matcher.match_and_veto_normalized(normalized, locale)
-        match = None if result is None else self._match(result, bundle.number, query_id)
-        return Decision(match, bundle.number, False if match is None else match.shadow,
-                        bundle.matcher.shadow_fired_normalized(normalized, locale), veto)
+        result, veto = matcher.match_and_veto_normalized(normalized, locale)
+        match = None if result is None else self._match(result, serving, query_id)
+        return Decision(match, serving.number, False if match is None else match.shadow,
+                        matcher.shadow_fired_normalized(normalized, locale), veto)
 
     def decide_many(
         self,
@@ -208,14 +314,14 @@ class RuleClassifier:
         query_ids: Iterable[str] | None = None,
     ) -> list[Decision]:
         """:meth:`decide` over many queries (arguments as :meth:`classify_many`), one bundle for all."""
-        bundle = self._bundle
-        texts = as_list(texts)
+        serving = self._serving
+        texts = _within(as_list(texts), serving.max_text_length)
         if locales is not None and not isinstance(locales, str):
             locales = as_list(locales)
-        pairs = bundle.matcher.match_and_veto_many(texts, locales)
-        matches = self._classify_many(bundle, [result for result, _ in pairs], query_ids)
-        shadows = bundle.matcher.shadow_many(texts, locales)
-        number = bundle.number
+        pairs = serving.matcher.match_and_veto_many(texts, locales)
+        matches = self._classify_many(serving, [result for result, _ in pairs], query_ids)
+        shadows = serving.matcher.shadow_many(texts, locales)
+        number = serving.number
         return [Decision(m, number, False if m is None else m.shadow, s, v)
                 for m, s, (_, v) in zip(matches, shadows, pairs)]
 
@@ -226,15 +332,17 @@ class RuleClassifier:
         query_ids: Iterable[str] | None = None,
     ) -> list[Match | None]:
         """:meth:`classify` over many queries, element for element the same answers."""
-        bundle = self._bundle
-        return self._classify_many(bundle, bundle.matcher.match_many(texts, locales), query_ids)
+        serving = self._serving
+        texts = _within(as_list(texts), serving.max_text_length)
+        return self._classify_many(serving, serving.matcher.match_many(texts, locales), query_ids)
 
-    def _classify_many(self, bundle: Bundle, results: list, query_ids) -> list[Match | None]:
+    @staticmethod
+    def _classify_many(serving: _Serving, results: list, query_ids) -> list[Match | None]:
         ids: Sequence[str | None] = as_list(query_ids) if query_ids is not None else [None] * len(results)
         if len(ids) != len(results):
             raise ValueError(f"got {len(results)} texts but {len(ids)} query ids; pass one id per text")
-        rate = self.shadow_rate
-        number = bundle.number
+        rate = serving.shadow_rate
+        number = serving.number
         blake2b = hashlib.blake2b
         # One Match per distinct (result, shadow) in this call: the matcher
         # shares result objects between equal outcomes, and `results` keeps
@@ -262,50 +370,202 @@ class RuleClassifier:
         return out
 
     def explain(self, text: str, *, locale: str | None = None) -> Explanation:
-        return self._bundle.matcher.explain(text, locale)
+        return self._serving.matcher.explain(text, locale)
+
+    def shadow_versions(self, bundle_version: int) -> dict[str, str] | None:
+        """Shadow rule id -> version in bundle ``bundle_version``, for a decision's ``shadow_rules``.
+
+        Kept for the last few bundles served, so a decision made just before a
+        swap is still written with its own bundle's versions; None for an
+        older one.
+        """
+        return self._shadow_versions.get(bundle_version)
+
+    # -- loading ---------------------------------------------------------------------------------------------------
+
+    def _start(self) -> _Serving:
+        """The first bundle: the one CURRENT names, or, when that fails, the most recently
+        published one that verifies (said in the log and in :meth:`health`)."""
+        pointer = None
+        try:
+            pointer = self.store.pointer()
+            if pointer is None:
+                raise BundleError(f"no bundle has been published in {self.store.root}; "
+                                  "run `rulelife bundle publish` first")
+            serving = self._serve(lambda: self.store.pointed(pointer), pointer)
+            self.last_poll_ok_at = time.time()
+            return serving
+        except Exception as exc:
+            if pointer is None and isinstance(exc, BundleError) and not self.store.current_file.exists():
+                raise  # nothing was ever published: there is nothing to fall back to
+            self._note_error(exc, pointer, quiet=True)
+            try:
+                bundle = self.store.fallback(skip=pointer["number"] if pointer else None)
+            except BundleError as none:
+                raise BundleError(f"{self.last_error}; {none}") from None
+            log.warning("CURRENT in %s cannot be served (%s); serving bundle %s, the most recently published one "
+                        "that verifies, until a good publish", self.store.root, self.last_error, bundle.number)
+            return self._serve(lambda: bundle, None)
+
+    def _serve(self, load: Callable[[], Bundle], pointer: dict | None) -> _Serving:
+        """Load a bundle with the collector paused, then freeze what the load made.
+
+        A 100K-pattern bundle is hundreds of thousands of objects that live as
+        long as it is served; left to the collector, the first collections
+        after the load walk all of them while holding the GIL, which stalls
+        every request thread of the process. Frozen, they are never walked
+        (they are freed by reference counting when the bundle is replaced).
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            bundle = load()
+            gc.freeze()
+        finally:
+            if collecting:
+                gc.enable()
+        serving = _Serving(bundle, pointer, self._settings_for(bundle))
+        self._shadow_versions[bundle.number] = {rule.id: rule.version for rule in bundle.shadow_rules}
+        self._shadow_versions.move_to_end(bundle.number)
+        while len(self._shadow_versions) > _KEPT_SHADOW_VERSIONS:
+            self._shadow_versions.popitem(last=False)
+        return serving
+
+    def _settings_for(self, bundle: Bundle) -> ServingSettings:
+        carried = bundle.serving or ServingSettings()
+        chosen = {}
+        for name, given in self._overrides.items():
+            inside = getattr(carried, name)
+            chosen[name] = inside if given is None else given
+            if given is not None and bundle.serving is not None and given != inside \
+                    and (name, given, inside) not in self._warned:
+                self._warned.add((name, given, inside))
+                log.warning("%s=%s given to RuleClassifier overrides the workspace's %s carried in bundle %s",
+                            name, given, inside, bundle.number)
+        return ServingSettings(**chosen)
 
     def refresh(self) -> bool:
         """Load a newly published bundle; return True if the one served changed.
 
-        A bundle that fails verification is refused: the last good one keeps
-        serving and :attr:`last_error` says why.
+        Never raises: a bundle that fails verification, a damaged or
+        unreadable ``CURRENT``, anything else, is refused; the last good bundle
+        keeps serving, :attr:`last_error` (and :meth:`health`) says why, the
+        log says it once while it lasts, and the next good publish is served.
         """
         with self._lock:
+            pointer = None
             try:
                 pointer = self.store.pointer()
-                if pointer is None or pointer == self._pointer:
+                if pointer is None:
+                    raise BundleError(f"{self.store.current_file} is gone; keeping the bundle served until the "
+                                      "next publish")
+                if pointer == self._serving.pointer:
+                    self._poll_ok()
                     return False
-                bundle = self.store.current()
-            except BundleError as exc:
-                self.last_error = str(exc)
-                log.error("keeping bundle %s: %s", self._bundle.number, exc)
+                signature = (pointer, self._file_signature(pointer))
+                if self._refused is not None and self._refused[0] == signature:
+                    raise _Refused(self._refused[1])  # the same damaged publish: not verified again
+                serving = self._serve(lambda: self.store.pointed(pointer), pointer)
+            except Exception as exc:  # the poll must outlive whatever the bundle folder holds
+                self._note_error(exc, pointer)
                 return False
-            self._bundle = bundle
-            self._pointer = pointer
-            self.last_error = None
-            log.info("now serving bundle %s", bundle.number)
+            self._serving = serving
+            self._poll_ok()
+            log.info("now serving bundle %s", serving.number)
             return True
 
+    def _file_signature(self, pointer: dict) -> tuple | None:
+        try:
+            stat = os.stat(self.store.root / pointer["file"])
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def _note_error(self, exc: BaseException, pointer: dict | None, *, quiet: bool = False) -> None:
+        message = str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"
+        if pointer is not None:
+            self._refused = ((pointer, self._file_signature(pointer)), message)
+        if message != self.last_error:  # its time is when it began; it stands until a poll succeeds
+            self.last_error, self.last_error_at = message, time.time()
+        if message != self._logged_error:
+            self._logged_error = message
+            if not quiet:  # a start-up fallback says it in its own warning
+                log.error("keeping bundle %s: %s", self._serving.number, message,
+                          exc_info=None if isinstance(exc, BundleError) else exc)
+
+    def _poll_ok(self) -> None:
+        self.last_error = self.last_error_at = self._logged_error = self._refused = None
+        self.last_poll_ok_at = time.time()
+
+    def health(self) -> Health:
+        """The runtime's state for a readiness probe or a status page (see :class:`Health`)."""
+        serving = self._serving
+        try:
+            created = datetime.fromisoformat(serving.bundle.created_at).timestamp()
+            age = round(time.time() - created, 3)
+        except (TypeError, ValueError):
+            age = None
+        return Health(
+            bundle_version=serving.number,
+            bundle_created_at=serving.bundle.created_at,
+            bundle_age_seconds=age,
+            serving_current=serving.pointer is not None and self.last_error is None,
+            polling=self._poller is not None and self._poller.is_alive(),
+            last_error=self.last_error,
+            last_error_at=_iso(self.last_error_at),
+            last_poll_ok_at=_iso(self.last_poll_ok_at),
+        )
+
+    # -- polling ---------------------------------------------------------------------------------------------------
+
     def start_polling(self, interval: float = 30.0) -> None:
-        """Call :meth:`refresh` every ``interval`` seconds in a daemon thread."""
+        """Call :meth:`refresh` every ``interval`` seconds in a daemon thread.
+
+        A forked child (a gunicorn ``--preload`` worker, a ``multiprocessing``
+        fork) starts its own poller: threads do not survive ``fork()``.
+        """
         if interval <= 0:
             raise ValueError(f"interval must be positive seconds, got {interval}")
         if self._poller is not None and self._poller.is_alive():
             return
+        self._interval = interval
         self._stop.clear()
+        stop = self._stop
 
         def poll() -> None:
-            while not self._stop.wait(interval):
-                self.refresh()
+            while not stop.wait(interval):
+                self.refresh()  # never raises
 
         self._poller = threading.Thread(target=poll, name="rulelife-bundle-poll", daemon=True)
         self._poller.start()
+        _POLLING.add(self)
 
     def stop_polling(self) -> None:
+        _POLLING.discard(self)
+        self._interval = None
         self._stop.set()
         if self._poller is not None:
             self._poller.join()
             self._poller = None
 
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks (the parent's poller may have held one) and a poller of its own."""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = None
+        if self._interval is not None:
+            self.start_polling(self._interval)
+
     def close(self) -> None:
         self.stop_polling()
+
+
+class _Refused(BundleError):
+    """A publish already refused, seen again unchanged (its message is the first refusal's)."""
+
+
+def _within(texts: list, limit: int) -> list:
+    """``texts`` with every string longer than ``limit`` characters made empty (no rule reads it)."""
+    if not any(isinstance(text, str) and len(text) > limit for text in texts):
+        return texts
+    return ["" if isinstance(text, str) and len(text) > limit else text for text in texts]
