@@ -30,7 +30,8 @@ from rulelife.rules.lifecycle import State
 from rulelife.rules.matcher import Explanation, LexiconVeto, Matcher, MatchResult
 from rulelife.rules.normalize import NORMALIZATION_VERSION, normalize
 from rulelife.serving.bundle import Bundle, BundleStore
-from rulelife.serving.runtime import Decision, Match, RuleClassifier, format_lexicon_veto
+from rulelife.serving.logwriter import QueryLogWriter
+from rulelife.serving.runtime import Decision, Health, Match, RuleClassifier, format_lexicon_veto
 
 __all__ = [
     "NORMALIZATION_VERSION",
@@ -42,6 +43,7 @@ __all__ = [
     "Decision",
     "Explanation",
     "GateRefused",
+    "Health",
     "JobLocked",
     "LexiconVeto",
     "LifecycleError",
@@ -50,6 +52,7 @@ __all__ = [
     "MatchResult",
     "Matcher",
     "NoDataset",
+    "QueryLogWriter",
     "Rule",
     "RuleClassifier",
     "RuleError",

@@ -21,6 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rulelife.errors import LogError
+from rulelife.serving.logrow import (
+    LEXICON_VETO_KEY_PATTERN,
+    LOG_COLUMNS,
+    OPTIONAL_RUNTIME_COLUMNS,
+    REQUIRED_COLUMNS,
+    RUNTIME_COLUMNS,
+    SHADOW_RULES_PATTERN,
+)
 
 __all__ = [
     "CONTRACT_DTYPES",
@@ -34,37 +42,12 @@ __all__ = [
     "parse_reason",
 ]
 
+# Kind of a contract column (serving.logrow) -> the pandas dtype iter_log gives it.
+_DTYPE_OF_KIND = {"string": "string", "timestamp": "datetime64[us, UTC]", "float": "Float64", "int": "Int64",
+                  "bool": "boolean"}
 # Column -> pandas dtype of every chunk iter_log yields, in this order; extra
 # columns (e.g. the simulator's true_intent) follow in file order, unchanged.
-CONTRACT_DTYPES: dict[str, str] = {
-    "query_id": "string",
-    "ts": "datetime64[us, UTC]",
-    "text": "string",
-    "locale": "string",
-    "model_intent": "string",
-    "model_confidence": "Float64",
-    "rule_id": "string",
-    "rule_version": "string",
-    "bundle_version": "Int64",
-    "shadow": "boolean",
-    "shadow_rules": "string",
-    "lexicon_veto": "string",
-}
-REQUIRED_COLUMNS = ("query_id", "ts", "text", "locale", "model_intent", "model_confidence")
-# Written by the chatbot runtime; a log from before the rules existed has none.
-RUNTIME_COLUMNS = ("rule_id", "rule_version", "bundle_version", "shadow")
-# Written by a runtime whose bundle holds shadow rules: the shadow rules that
-# would have fired, as ``rule_id@version`` joined by ``;`` (ids are slugs and
-# versions hex, so neither holds a separator); empty or NA when none. Optional:
-# a log without the column is valid and reads as "no shadow rule fired".
-# ``lexicon_veto``, written by a runtime whose bundle holds a safety lexicon:
-# the rule that would have answered had a lexicon phrase not stopped it, as a
-# JSON object ``{"rule_id@version": "phrase"}`` (JSON so any phrase round-trips;
-# the key is a slug and a hex version as in shadow_rules); empty or NA when the
-# lexicon changed nothing. Optional like shadow_rules.
-OPTIONAL_RUNTIME_COLUMNS = ("shadow_rules", "lexicon_veto")
-SHADOW_RULES_PATTERN = r"^[^;@\s]+@[0-9a-f]+(;[^;@\s]+@[0-9a-f]+)*$"
-LEXICON_VETO_KEY_PATTERN = r"^[^;@\s]+@[0-9a-f]+$"
+CONTRACT_DTYPES: dict[str, str] = {name: _DTYPE_OF_KIND[kind] for name, kind in LOG_COLUMNS.items()}
 
 _STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string" and c not in OPTIONAL_RUNTIME_COLUMNS)
 _TRUE = {"true", "t", "1", "yes", "y"}
