@@ -95,3 +95,23 @@ def test_bench_nightly_reports_every_figure():
 
     table = bench_nightly.format_table(report)
     assert "[3]" in table and "[4]" in table
+
+
+def test_bench_service_reports_every_figure():
+    from benchmarks import bench_service
+
+    tiny = bench_service.Config(reload_patterns=500, reloads=1, window_s=0.05, reload_reps=1, log_queries=500,
+                                log_reps=1, cold_patterns=(200,), cold_reps=1)
+    report = bench_service.run(tiny, progress=lambda msg: None)
+    json.loads(json.dumps(report, default=str))
+
+    r = report["reload"]
+    for way in ("idle", "walked", "frozen"):
+        assert _positive(r[way]["calls"]) and r[way]["gc_pauses"] >= 0
+    w = report["log"]
+    assert w["rows_written"] == 500 and w["rows_dropped"] == 0 and _positive(w["ratio"])
+    (c,) = report["cold"]
+    for key in ("cold_start_s", "floor_s", "ratio", "import_s", "load_s", "first_answer_s"):
+        assert _positive(c[key]), (key, c[key])
+    table = bench_service.format_table(report)
+    assert "[1]" in table and "[2]" in table and "[3]" in table

@@ -177,6 +177,20 @@ for i in range(25):
     assert len(rows_of(tmp_path / "logs")) == 25
 
 
+def test_writing_loads_no_pandas_and_survives_any_text(clf, tmp_path):
+    code = f"""
+import sys
+from rulelife import QueryLogWriter, RuleClassifier
+clf = RuleClassifier.from_store({str(clf.store.root)!r})
+with QueryLogWriter({str(tmp_path / 'logs')!r}, classifier=clf) as writer:
+    writer.write(clf.decide("opening hours"), query_id="q-1", text="opening hours \\ud800 x")
+print("pandas" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False"  # a service that logs does not pay for pandas
+    assert [row["text"] for row in rows_of(tmp_path / "logs")] == ["opening hours ? x"]
+
+
 def test_a_forked_worker_writes_its_own_file_and_not_the_parents_rows(clf, tmp_path):
     logs = tmp_path / "logs"
     writer = QueryLogWriter(logs, classifier=clf)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -291,3 +292,64 @@ def test_serving_threads_never_see_an_exception_while_polls_fail(store):
             t.join()
         clf.stop_polling()
     assert errors == [] and clf.health().polling is False
+
+
+# -- fork ------------------------------------------------------------------------------------------------------
+
+
+def test_a_forked_worker_polls_on_its_own_and_picks_up_a_publish(tmp_path):
+    """gunicorn --preload: the classifier is made and polling started in the master, then workers fork."""
+    store = BundleStore(tmp_path / "bundles")
+    store.build_and_publish([WHERE])
+    clf = RuleClassifier.from_store(store.root)
+    clf.start_polling(interval=0.01)
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            os.write(ready_w, b"1")
+            picked = wait_for(lambda: clf.bundle_version == 2, timeout=30)
+            answer = clf.classify("opening hours", locale="en-US")
+            os.write(done_w, json.dumps({"picked": picked, "polling": clf.health().polling,
+                                         "rule": answer and answer.rule_id}).encode())
+        finally:
+            os._exit(0)
+    try:
+        os.read(ready_r, 1)
+        clf.stop_polling()  # from here on only the worker's own poller can see a publish
+        store.build_and_publish([WHERE, HOURS])
+        got = json.loads(os.read(done_r, 1000))
+    finally:
+        os.waitpid(pid, 0)
+    assert got == {"picked": True, "polling": True, "rule": "faq.hours"}
+    assert clf.bundle_version == 1  # the master stopped polling and was not told
+
+
+def test_a_worker_forked_while_the_master_does_not_poll_does_not_start_one(tmp_path):
+    store = BundleStore(tmp_path / "bundles")
+    store.build_and_publish([WHERE])
+    clf = RuleClassifier.from_store(store.root)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(w, b"1" if clf.health().polling else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"0"
+
+
+def test_a_loaded_bundle_is_kept_out_of_the_collectors_walks(tmp_path):
+    """The collector holds the GIL while it walks objects: a big bundle it walks stalls every request thread."""
+    store = BundleStore(tmp_path / "bundles")
+    many = [rule(f"faq.r{i}", *(f"question number {i} part {j}" for j in range(5))) for i in range(2000)]
+    store.build_and_publish(many)
+    clf = RuleClassifier.from_store(store.root)
+    store.build_and_publish(many[:-1])
+    walked = len(gc.get_objects())
+    assert clf.refresh() and clf.bundle.pattern_count == 9995
+    # 10,000 patterns make tens of thousands of tracked objects (rules, key table entries); none is walked.
+    assert len(gc.get_objects()) - walked < 1000
+    assert not any(obj is clf.bundle.matcher for obj in gc.get_objects())

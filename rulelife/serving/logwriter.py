@@ -31,6 +31,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import functools
+import itertools
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ import socket
 import threading
 import time
 import weakref
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -98,11 +100,14 @@ class QueryLogWriter:
             raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
         if not max_wait >= 0:
             raise ValueError(f"max_wait must be 0 or more seconds, got {max_wait!r}")
-        import pyarrow  # noqa: F401  (here, at start-up, rather than on the first file in the request path)
+        # Here, at start-up: not on the first file, and not at exit, when a late import fails.
+        import pyarrow.parquet  # noqa: F401
 
         self.directory = Path(directory)
         self.classifier = classifier
         self.max_rows, self.max_bytes, self.max_seconds, self.max_wait = max_rows, max_bytes, max_seconds, max_wait
+        # Held at most: a file being written (or kept for a retry) and the next one filling.
+        self._row_cap, self._byte_cap = 2 * max_rows, 2 * max_bytes
         self._host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "host"
         self._closed = False
         self._start_process()
@@ -113,7 +118,8 @@ class QueryLogWriter:
         """State of this process's writer: a new name prefix, an empty buffer, a flusher thread."""
         self._prefix = f"{self._host}-{os.getpid()}-{secrets.token_hex(3)}"
         self._seq = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()  # one file at a time, so sequence numbers follow the files
         self._rows: list[tuple] = []  # filling; invariant: every row's text counted in _bytes
         self._bytes = 0
@@ -159,25 +165,29 @@ class QueryLogWriter:
                self._shadow_cell(decision) if decision.shadow_rules else None,
                None if decision.veto is None else format_lexicon_veto(decision.veto))
         size = _size(row)
-        cond = self._cond
-        with cond:
-            if self._held_rows >= 2 * self.max_rows or self._held_bytes >= 2 * self.max_bytes:
-                deadline = time.monotonic() + self.max_wait
-                while self._held_rows >= 2 * self.max_rows or self._held_bytes >= 2 * self.max_bytes:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        self.rows_dropped += 1
-                        return False
-                    cond.wait(left)
+        with self._lock:  # the bare lock: a Condition's own `with` costs three times as much
+            if (self._held_rows >= self._row_cap or self._held_bytes >= self._byte_cap) and not self._room():
+                self.rows_dropped += 1
+                return False
             if self._oldest is None:
                 self._oldest = time.monotonic()
-                cond.notify_all()  # the flusher's clock for this file starts now
+                self._cond.notify_all()  # the flusher's clock for this file starts now
             self._rows.append(row)
             self._bytes += size
             self._held_rows += 1
             self._held_bytes += size
             if len(self._rows) >= self.max_rows or self._bytes >= self.max_bytes:
-                cond.notify_all()
+                self._cond.notify_all()
+        return True
+
+    def _room(self) -> bool:
+        """Wait up to ``max_wait`` for the buffer to drop under its bound (the lock held); whether it did."""
+        deadline = time.monotonic() + self.max_wait
+        while self._held_rows >= self._row_cap or self._held_bytes >= self._byte_cap:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._cond.wait(left)
         return True
 
     def _shadow_cell(self, decision: Decision) -> str | None:
@@ -358,8 +368,39 @@ def _schema():
 
 
 def _record_batch(rows: Sequence[tuple], schema):
+    """Rows as an Arrow record batch, built from buffers.
+
+    Not ``pyarrow.array(list)``: it imports pandas when pandas is installed
+    (to ask whether the list is a pandas object), which a service need not
+    load, and it fails a whole file on one text holding a lone surrogate.
+    """
     import pyarrow as pa
 
-    columns = list(zip(*rows))
-    return pa.record_batch([pa.array(values, type=field.type) for values, field in zip(columns, schema)],
-                           schema=schema)
+    n = len(rows)
+    columns = []
+    for values, (name, kind) in zip(zip(*rows), LOG_COLUMNS.items()):
+        valid = [value is not None for value in values]
+        bitmap = None if all(valid) else pa.py_buffer(_bits(valid))
+        if kind == "string":
+            # A lone surrogate (text decoded with surrogateescape upstream) becomes "?": never a failed file.
+            encoded = [value.encode("utf-8", "replace") if value is not None else b"" for value in values]
+            offsets = array("q", itertools.accumulate(map(len, encoded), initial=0))
+            buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+            columns.append(pa.Array.from_buffers(pa.large_string(), n, buffers).cast(pa.string()))
+            continue
+        if kind == "bool":
+            data = pa.py_buffer(_bits([bool(value) for value in values]))
+        else:
+            code, blank = ("d", 0.0) if kind == "float" else ("q", 0)
+            data = pa.py_buffer(array(code, [blank if value is None else value for value in values]))
+        columns.append(pa.Array.from_buffers(schema.field(name).type, n, [bitmap, data]))
+    return pa.record_batch(columns, schema=schema)
+
+
+def _bits(flags: list[bool]) -> bytes:
+    """An Arrow bitmap: bit i (least significant first) is flags[i]."""
+    out = bytearray((len(flags) + 7) // 8)
+    for i, flag in enumerate(flags):
+        if flag:
+            out[i >> 3] |= 1 << (i & 7)
+    return bytes(out)
