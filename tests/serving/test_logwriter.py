@@ -28,7 +28,7 @@ from rulelife.serving.logrow import LOG_COLUMNS
 from rulelife.simulate import simulate_traffic
 from rulelife.store import Store, registry
 
-REPO_RULES = Path(__file__).resolve().parents[1] / "rules"
+REPO_RULES = Path(__file__).resolve().parents[2] / "rules"
 DAY = dt.date(2026, 3, 2)
 NOON = dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC)
 

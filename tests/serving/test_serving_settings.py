@@ -108,3 +108,9 @@ def test_a_bundle_with_bad_settings_is_refused(tmp_path, serving):
     bundle.path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + payload)
     with pytest.raises(BundleIntegrityError, match="damaged header .*serving"):
         read_bundle(bundle.path)
+
+
+def test_a_bundle_without_settings_serves_the_workspace_defaults():
+    from rulelife.config import Settings
+
+    assert ServingSettings() == ServingSettings.from_settings(Settings())
