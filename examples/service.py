@@ -1,0 +1,168 @@
+"""A reference chatbot service around rulelife, on the standard library alone.
+
+    python examples/service.py --bundles my-workspace/bundles --logs my-workspace/logs [--port 8080] [--workers 2]
+
+Endpoints (JSON):
+
+- ``POST /classify`` ``{"text": ..., "locale": ..., "query_id": ...}``: a rule
+  answers, or the model does (a rule answer in the shadow sample calls the
+  model too); one query-log row is written either way. The answer says which.
+- ``GET /health``: the runtime's :meth:`~rulelife.RuleClassifier.health` and the
+  log writer's, for a readiness probe (status 200 while a bundle is served;
+  ``"ok": false`` says a publish was refused or ``CURRENT`` is damaged).
+- ``POST /reload``: load a newly published bundle now, without waiting for the
+  poll.
+
+``--workers N`` forks N worker processes after the classifier is loaded and
+its poll started, sharing one listening socket: the shape of gunicorn
+``--preload``. Each worker polls on its own and writes its own log files.
+``call_model`` is where your intent model goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from rulelife import QueryLogWriter, RuleClassifier
+
+MAX_BODY = 64 << 10  # bytes a request may send: the classifier bounds text length, this bounds the read
+
+
+def call_model(text: str, locale: str | None) -> tuple[str, float]:
+    """Your intent model: its answer and confidence. This stand-in knows nothing."""
+    return "unknown", 0.0
+
+
+class Handler(BaseHTTPRequestHandler):
+    classifier: RuleClassifier
+    writer: QueryLogWriter
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        if self.path == "/classify":
+            body = self._body()
+            if body is not None:
+                self._classify(body)
+        elif self.path == "/reload":
+            changed = self.classifier.refresh()
+            self._send(200, {"changed": changed, **self.classifier.health().to_dict()})
+        else:
+            self._send(404, {"error": f"no such endpoint: POST {self.path}"})
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/health":
+            self._send(200, {**self.classifier.health().to_dict(), "log": self.writer.health(), "pid": os.getpid()})
+        else:
+            self._send(404, {"error": f"no such endpoint: GET {self.path}"})
+
+    def _body(self) -> dict | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(413, {"error": f"a request body may hold {MAX_BODY} bytes"})
+            return None
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                raise ValueError
+        except ValueError:
+            self._send(400, {"error": 'send a JSON object {"text": ..., "locale": ..., "query_id": ...}'})
+            return None
+        return body
+
+    def _classify(self, body: dict) -> None:
+        text, locale = body["text"], body.get("locale")
+        query_id = str(body.get("query_id") or uuid.uuid4().hex)
+        decision = self.classifier.decide(text, locale=locale, query_id=query_id)
+        match = decision.match
+        intent = confidence = None
+        if match is None or match.shadow:  # the model answers, or is asked anyway to keep the rule measured
+            intent, confidence = call_model(text, locale)
+        self.writer.write(decision, query_id=query_id, text=text, locale=locale, model_intent=intent,
+                          model_confidence=confidence)
+        answer = {"query_id": query_id, "bundle_version": decision.bundle_version, "shadow": decision.shadow}
+        if match is not None:
+            answer |= {"intent": match.intent, "source": "rule", "rule_id": match.rule_id}
+        else:
+            answer |= {"intent": intent, "source": "model", "rule_id": None}
+        self._send(200, answer)
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
+        pass  # the query log is the record; an access log would repeat it
+
+
+def make_server(classifier: RuleClassifier, writer: QueryLogWriter, host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"classifier": classifier, "writer": writer})
+    return ThreadingHTTPServer((host, port), handler)
+
+
+def serve(server: ThreadingHTTPServer, writer: QueryLogWriter) -> None:
+    """Serve until SIGTERM or SIGINT, then write the buffered log rows."""
+    def stop(*_) -> None:
+        threading.Thread(target=server.shutdown).start()  # shutdown() waits for serve_forever: not from it
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+    server.server_close()
+    writer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundles", required=True, help="the workspace's bundle folder (holds CURRENT)")
+    parser.add_argument("--logs", required=True, help="the workspace's log folder, which the nightly reads")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0: any free port (printed)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes forked after loading")
+    parser.add_argument("--poll", type=float, default=30.0, help="seconds between looks at CURRENT")
+    args = parser.parse_args(argv)
+
+    classifier = RuleClassifier.from_store(args.bundles)
+    classifier.start_polling(args.poll)  # a forked worker starts its own
+    writer = QueryLogWriter(args.logs, classifier=classifier)  # a forked worker writes its own files
+    server = make_server(classifier, writer, args.host, args.port)
+    print(f"listening on http://{args.host}:{server.server_address[1]} with {args.workers} worker(s)", flush=True)
+    if args.workers <= 1:
+        serve(server, writer)
+        return 0
+    children = []
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                serve(server, writer)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    classifier.stop_polling()  # the workers poll; this process only waits for a signal
+    stopping = threading.Event()
+    for name in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(name, lambda *_: stopping.set())
+    while not stopping.wait(0.5):
+        pass
+    for pid in children:
+        os.kill(pid, signal.SIGTERM)
+    for pid in children:
+        os.waitpid(pid, 0)
+    writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

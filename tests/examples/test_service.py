@@ -1,0 +1,100 @@
+"""The reference service (examples/service.py) over real HTTP on 127.0.0.1: classify, log, health, reload, workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from rulelife.rules.definition import Rule
+from rulelife.serving.bundle import BundleStore
+
+SERVICE = Path(__file__).resolve().parents[2] / "examples" / "service.py"
+HOURS = Rule(id="faq.hours", intent="faq", patterns=["opening hours"], owner="ds")
+SALE = Rule(id="promotion.sale", intent="promotion", patterns=["summer sale"], owner="ds")
+
+
+def call(url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def service(tmp_path):
+    store = BundleStore(tmp_path / "bundles")
+    store.build_and_publish([HOURS])
+    procs = []
+
+    def start(*extra: str) -> tuple[str, subprocess.Popen]:
+        proc = subprocess.Popen([sys.executable, str(SERVICE), "--bundles", str(store.root), "--logs",
+                                 str(tmp_path / "logs"), "--port", "0", *extra], stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        return line.split()[2], proc
+
+    yield store, start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, as a process manager stops a service: it must exit 0 with its log written."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+
+
+def test_classify_log_health_and_reload(service, tmp_path):
+    store, start = service
+    url, proc = start("--poll", "3600")  # no poll in this test: /reload is what loads the new bundle
+    status, rule = call(f"{url}/classify", {"text": "Opening hours?", "locale": "en-US", "query_id": "q-1"})
+    assert status == 200
+    assert (rule["source"], rule["intent"], rule["rule_id"], rule["bundle_version"]) == ("rule", "faq", "faq.hours", 1)
+    status, model = call(f"{url}/classify", {"text": "summer sale", "query_id": "q-2"})
+    assert (model["source"], model["intent"], model["bundle_version"]) == ("model", "unknown", 1)
+    status, health = call(f"{url}/health")
+    assert status == 200 and health["ok"] and health["bundle_version"] == 1 and health["polling"]
+
+    store.build_and_publish([HOURS, SALE])
+    status, reloaded = call(f"{url}/reload", {})
+    assert status == 200 and reloaded["changed"] and reloaded["bundle_version"] == 2
+    status, sale = call(f"{url}/classify", {"text": "summer sale", "query_id": "q-3"})
+    assert (sale["source"], sale["rule_id"], sale["bundle_version"]) == ("rule", "promotion.sale", 2)
+    assert call(f"{url}/classify", {"txt": "no text"})[0] == 400
+    assert call(f"{url}/nothing")[0] == 404
+
+    stop(proc)
+    rows = sorted((row for path in (tmp_path / "logs").rglob("*.parquet") for row in pq.read_table(path).to_pylist()),
+                  key=lambda row: row["query_id"])
+    assert [(r["query_id"], r["rule_id"], r["bundle_version"], r["model_intent"]) for r in rows] == [
+        ("q-1", "faq.hours", 1, None), ("q-2", None, 1, "unknown"), ("q-3", "promotion.sale", 2, None)]
+
+
+def test_forked_workers_each_pick_up_a_publish(service):
+    store, start = service
+    url, proc = start("--workers", "2", "--poll", "0.05")
+    store.build_and_publish([HOURS, SALE])
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (len(seen) == 2 and set(seen.values()) == {2}):
+        health = call(f"{url}/health")[1]
+        seen[health["pid"]] = health["bundle_version"]
+    assert len(seen) == 2 and set(seen.values()) == {2}  # two workers, each polling on its own
+    assert call(f"{url}/classify", {"text": "summer sale"})[1]["rule_id"] == "promotion.sale"
+    stop(proc)
+
