@@ -121,7 +121,7 @@ class QueryLogWriter:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._write_lock = threading.Lock()  # one file at a time, so sequence numbers follow the files
-        self._rows: list[tuple] = []  # filling; invariant: every row's text counted in _bytes
+        self._rows: list[tuple] = []  # filling: the contract's columns, then the row's size; sizes sum to _bytes
         self._bytes = 0
         self._oldest: float | None = None  # monotonic time of the first row in _rows
         self._held_rows = 0  # rows filling + being written or awaiting a retry
@@ -158,13 +158,14 @@ class QueryLogWriter:
         if self._closed:
             raise ValueError("this QueryLogWriter is closed")
         match = decision.match
+        # What the row costs the buffer: its text at two bytes a character (no encoding here), and the rest.
+        size = len(text) * 2 + _ROW_OVERHEAD
         row = (query_id, _micros(ts), text, locale, model_intent,
                None if model_confidence is None else float(model_confidence),
                match and match.rule_id, match and match.rule_version, decision.bundle_version,
                None if match is None else match.shadow,
                self._shadow_cell(decision) if decision.shadow_rules else None,
-               None if decision.veto is None else format_lexicon_veto(decision.veto))
-        size = _size(row)
+               None if decision.veto is None else format_lexicon_veto(decision.veto), size)
         with self._lock:  # the bare lock: a Condition's own `with` costs three times as much
             if (self._held_rows >= self._row_cap or self._held_bytes >= self._byte_cap) and not self._room():
                 self.rows_dropped += 1
@@ -235,7 +236,7 @@ class QueryLogWriter:
             files = _files(rows, self.max_rows, self.max_bytes)
             back: list[tuple] = []
             if not whole and files and len(files[-1][1]) < self.max_rows \
-                    and sum(map(_size, files[-1][1])) < self.max_bytes:
+                    and sum(row[-1] for row in files[-1][1]) < self.max_bytes:
                 back = files.pop()[1]
             done = 0  # files written
             try:
@@ -251,12 +252,12 @@ class QueryLogWriter:
                 self._retry = kept
                 if back:  # older than anything written since: they go first, with their age
                     self._rows[:0] = back
-                    self._bytes += sum(map(_size, back))
+                    self._bytes += sum(row[-1] for row in back)
                     self._oldest = oldest
                 if kept and self._oldest is None:
                     self._oldest = time.monotonic()  # the retry comes max_seconds later, traffic or not
                 self._held_rows = len(kept) + len(self._rows)
-                self._held_bytes = sum(map(_size, kept)) + self._bytes
+                self._held_bytes = sum(row[-1] for row in kept) + self._bytes
                 self._cond.notify_all()
 
     def _write_file(self, day: dt.date, rows: list[tuple]) -> None:
@@ -321,11 +322,6 @@ class QueryLogWriter:
         self.close()
 
 
-def _size(row: tuple) -> int:
-    """What a row costs the buffer: its text at two bytes a character (no encoding on the request path)."""
-    return len(row[2]) * 2 + _ROW_OVERHEAD
-
-
 def _micros(ts: dt.datetime | float | None) -> int:
     if ts is None:
         return time.time_ns() // 1000
@@ -337,24 +333,26 @@ def _micros(ts: dt.datetime | float | None) -> int:
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DAY_MICROS = 86_400_000_000
 
 
 def _files(rows: list[tuple], max_rows: int, max_bytes: int) -> list[tuple[dt.date, list[tuple]]]:
     """Rows cut into files: by UTC day (days in order, rows in order), none over ``max_rows`` or ``max_bytes``."""
-    days: dict[dt.date, list[tuple]] = {}
+    days: dict[int, list[tuple]] = {}
     for row in rows:
-        days.setdefault((_EPOCH + dt.timedelta(microseconds=row[1])).date(), []).append(row)
+        days.setdefault(row[1] // _DAY_MICROS, []).append(row)
     files = []
     for day in sorted(days):
+        date = _EPOCH.date() + dt.timedelta(days=day)
         part: list[tuple] = []
         size = 0
         for row in days[day]:
-            if part and (len(part) >= max_rows or size + _size(row) > max_bytes):
-                files.append((day, part))
+            if part and (len(part) >= max_rows or size + row[-1] > max_bytes):
+                files.append((date, part))
                 part, size = [], 0
             part.append(row)
-            size += _size(row)
-        files.append((day, part))
+            size += row[-1]
+        files.append((date, part))
     return files
 
 
@@ -378,29 +376,37 @@ def _record_batch(rows: Sequence[tuple], schema):
 
     n = len(rows)
     columns = []
-    for values, (name, kind) in zip(zip(*rows), LOG_COLUMNS.items()):
-        valid = [value is not None for value in values]
-        bitmap = None if all(valid) else pa.py_buffer(_bits(valid))
+    for values, (name, kind) in zip(zip(*rows), LOG_COLUMNS.items()):  # zip drops the row's trailing size
+        nulls = None in values
+        bitmap = pa.py_buffer(_bits([value is not None for value in values])) if nulls else None
         if kind == "string":
-            # A lone surrogate (text decoded with surrogateescape upstream) becomes "?": never a failed file.
-            encoded = [value.encode("utf-8", "replace") if value is not None else b"" for value in values]
-            offsets = array("q", itertools.accumulate(map(len, encoded), initial=0))
-            buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-            columns.append(pa.Array.from_buffers(pa.large_string(), n, buffers).cast(pa.string()))
+            offsets, data = _utf8(values)
+            columns.append(pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets),
+                                                                        pa.py_buffer(data)])
+                           .cast(pa.string()))
             continue
         if kind == "bool":
-            data = pa.py_buffer(_bits([bool(value) for value in values]))
+            data = pa.py_buffer(_bits([value is True for value in values]))
         else:
-            code, blank = ("d", 0.0) if kind == "float" else ("q", 0)
-            data = pa.py_buffer(array(code, [blank if value is None else value for value in values]))
+            code = "d" if kind == "float" else "q"
+            data = pa.py_buffer(array(code, [0 if value is None else value for value in values] if nulls else values))
         columns.append(pa.Array.from_buffers(schema.field(name).type, n, [bitmap, data]))
     return pa.record_batch(columns, schema=schema)
 
 
+def _utf8(values: Sequence[str | None]) -> tuple[array, bytes]:
+    """Arrow offsets (64-bit) and data of strings; None is empty (its validity bit says null)."""
+    texts = ["" if value is None else value for value in values]
+    joined = "".join(texts)
+    if joined.isascii():  # the common case: one encode for the column, a character is a byte
+        return array("q", itertools.accumulate(map(len, texts), initial=0)), joined.encode("ascii")
+    # A lone surrogate (text decoded with surrogateescape upstream) becomes "?": never a failed file.
+    encoded = [text.encode("utf-8", "replace") for text in texts]
+    return array("q", itertools.accumulate(map(len, encoded), initial=0)), b"".join(encoded)
+
+
 def _bits(flags: list[bool]) -> bytes:
-    """An Arrow bitmap: bit i (least significant first) is flags[i]."""
-    out = bytearray((len(flags) + 7) // 8)
-    for i, flag in enumerate(flags):
-        if flag:
-            out[i >> 3] |= 1 << (i & 7)
-    return bytes(out)
+    """An Arrow bitmap: bit i (least significant first) is flags[i] (numpy comes with pyarrow)."""
+    import numpy as np
+
+    return np.packbits(np.fromiter(flags, dtype=bool, count=len(flags)), bitorder="little").tobytes()
