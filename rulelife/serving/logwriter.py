@@ -44,6 +44,7 @@ from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
+from rulelife._files import atomic_path
 from rulelife.serving.logrow import LOG_COLUMNS
 from rulelife.serving.runtime import Decision, RuleClassifier, format_lexicon_veto, format_shadow_rules
 
@@ -265,24 +266,13 @@ class QueryLogWriter:
         import pyarrow.parquet as pq
 
         folder = self.directory / f"date={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         name = f"{self._prefix}-{self._seq:06d}.parquet"
         schema = _schema()
         table = pa.Table.from_batches([_record_batch(rows[i : i + _BATCH_ROWS], schema)
                                        for i in range(0, len(rows), _BATCH_ROWS)], schema=schema)
-        tmp = folder / f".{name}.tmp"  # hidden: the reader skips it until the rename
-        try:
+        with atomic_path(folder / name) as tmp:  # a hidden name until the rename: the reader skips it
             pq.write_table(table, str(tmp), compression="zstd")  # a path: Arrow writes it without the GIL
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, folder / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         self.rows_written += len(rows)
         self.files_written += 1
         self.last_error = None
