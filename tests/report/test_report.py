@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -18,6 +19,7 @@ from rulelife.config import Workspace
 from rulelife.demo.quickstart import run_quickstart
 from rulelife.errors import ConfigError
 from rulelife.evidence import promotion
+from rulelife.evidence.gate import GateDecision
 from rulelife.report import SECTIONS, render_evaluation_html, write_report
 from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, RuleStateRow, Store, TicketRow
 
@@ -135,6 +137,19 @@ def test_evaluation_page_renders(quick):
     assert float(shown) == pytest.approx(result.evaluation.production.estimate)
     assert "gate refused" in text and all(c.name in text for c in result.decision.checks)
     assert_self_contained(text)
+
+
+def test_evaluation_page_reads_the_floor_from_the_check_not_its_words(quick):
+    workspace, _, _ = quick
+    result = promotion.evaluate(workspace, "order_tracking.my_order", record=False)
+    agreement = result.decision.check("agreement")
+    assert agreement.threshold == 0.95 and ">= 95%" in agreement.detail
+    # Reword the message (no number left in it) and set the structured floor to 0.9.
+    reworded = replace(agreement, detail="agreement is not high enough", threshold=0.9)
+    decision = GateDecision(tuple(reworded if c.name == "agreement" else c for c in result.decision.checks))
+    text = render_evaluation_html(replace(result, decision=decision))
+    assert "floor 90%" in text and "floor 95%" not in text
+    assert "agreement is not high enough" in text
 
 
 def test_report_command_writes_the_page(quick, tmp_path):
