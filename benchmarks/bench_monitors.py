@@ -88,8 +88,7 @@ def synthetic_history(config: Config) -> tuple[pd.DataFrame, MonitorContext]:
 def run(config: Config, progress=print) -> dict:
     """Time every monitor's nightly check and the baseline; one JSON-ready dict."""
     history, context = synthetic_history(config)
-    monitors = [cls.from_settings(context.settings)
-                for cls in (AgreementCusum, AgreementFloor, CoverageDrift, SafetyFalsePositive, Expiry)]
+    monitors = [cls() for cls in (AgreementCusum, AgreementFloor, CoverageDrift, SafetyFalsePositive, Expiry)]
     progress(f"history: {len(history):,} rows ({config.days} days × {config.rules} rules × "
              f"{config.locales} locales); day {context.day}")
     counts = ["traffic", "fires", "shadow_n", "agree_n", "safety_fp"]

@@ -71,37 +71,31 @@ def points(dates, values, ns, day: date, days: int = EVIDENCE_DAYS) -> list[dict
     return out
 
 
-def _fail(monitor: str, name: str, value, expected: str, setting: str) -> ConfigError:
+def _fail(monitor: str, name: str, value, expected: str) -> ConfigError:
     return ConfigError(
         f"{monitor}: {name} must be {expected}, got {value!r}; "
-        f"pass a valid value or leave it unset to use settings.{setting}"
+        f"set a valid {name} in the [monitors.{monitor}] table, or leave it out for the default"
     )
 
 
-def check_int(monitor: str, name: str, value, minimum: int, setting: str) -> int | None:
-    """``value`` unchanged when None or an int ≥ ``minimum``; a ConfigError otherwise."""
-    if value is None:
-        return None
+def check_int(monitor: str, name: str, value, minimum: int) -> int:
+    """``value`` as an int when it is one ≥ ``minimum``; a ConfigError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise _fail(monitor, name, value, f"an integer >= {minimum}", setting)
+        raise _fail(monitor, name, value, f"an integer >= {minimum}")
     return int(value)
 
 
-def check_positive(monitor: str, name: str, value, setting: str, above: float = 0.0) -> float | None:
-    """``value`` unchanged when None or a finite number > ``above``; a ConfigError otherwise."""
-    if value is None:
-        return None
+def check_positive(monitor: str, name: str, value, above: float = 0.0) -> float:
+    """``value`` as a float when it is a finite number > ``above``; a ConfigError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= above:
-        raise _fail(monitor, name, value, f"a finite number > {above:g}", setting)
+        raise _fail(monitor, name, value, f"a finite number > {above:g}")
     return float(value)
 
 
-def check_fraction(monitor: str, name: str, value, setting: str) -> float | None:
-    """``value`` unchanged when None or a number in (0, 1]; a ConfigError otherwise."""
-    if value is None:
-        return None
+def check_fraction(monitor: str, name: str, value) -> float:
+    """``value`` as a float when it is a number in (0, 1]; a ConfigError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise _fail(monitor, name, value, "a number in (0, 1]", setting)
+        raise _fail(monitor, name, value, "a number in (0, 1]")
     return float(value)
 
 

@@ -13,26 +13,28 @@ stale evidence (and a re-run of an earlier day still reproduces its verdict).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from monitors._series import SERIES, active_current, check_fraction, check_int, points, upto
-from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, Severity
 
 __all__ = ["AgreementFloor"]
 
 
-class AgreementFloor:
+class AgreementFloor(Monitor):
     """Disable a rule whose agreement stays under the floor on ``days`` consecutive known days.
 
     Parameters
     ----------
     floor
-        Minimum daily agreement (None: ``settings.agreement_floor``); a day exactly
-        on the floor passes.
+        Minimum daily agreement; a day exactly on the floor passes. Unset: the
+        promotion gate's ``agreement_floor``, so a rule is held to the floor it
+        was promoted at (two separate defaults would drift apart).
     days
-        Consecutive known days below the floor that disable (None: ``settings.floor_days``).
+        Consecutive known days below the floor that disable.
     min_shadow
-        Shadow samples a day needs to be known (None: ``settings.monitor_min_shadow``).
+        Shadow samples a day needs to be known.
 
     Examples
     --------
@@ -52,33 +54,42 @@ class AgreementFloor:
 
     name = "agreement_floor"
 
-    def __init__(self, *, floor: float | None = None, days: int | None = None, min_shadow: int | None = None):
-        self.floor = check_fraction(self.name, "floor", floor, "agreement_floor")
-        self.days = check_int(self.name, "days", days, 1, "floor_days")
-        self.min_shadow = check_int(self.name, "min_shadow", min_shadow, 1, "monitor_min_shadow")
+    def __init__(self, *, floor: float | None = None, days: int = 3, min_shadow: int = 20):
+        self.floor = None if floor is None else check_fraction(self.name, "floor", floor)
+        self.days = check_int(self.name, "days", days, 1)
+        self.min_shadow = check_int(self.name, "min_shadow", min_shadow, 1)
 
-    @classmethod
-    def from_settings(cls, settings) -> AgreementFloor:
-        return cls(floor=settings.agreement_floor, days=settings.floor_days, min_shadow=settings.monitor_min_shadow)
+    def floor_for(self, context: MonitorContext) -> float:
+        """The floor judged in ``context``: this monitor's own, else the promotion gate's."""
+        return self.floor if self.floor is not None else context.settings.agreement_floor
+
+    def statistics(self, history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
+        """Per known day of every active series: ``value`` (the agreement), ``low`` (the floor),
+        ``run`` (known days below the floor in a row, ending that day) and ``alarm``."""
+        return self._judge(active_current(upto(history, context.day), context.rules), self.floor_for(context))
+
+    def _judge(self, rows: pd.DataFrame, floor: float) -> pd.DataFrame:
+        known = rows[rows["shadow_n"] >= self.min_shadow]
+        below = known["agree_n"] < floor * known["shadow_n"]  # exact, no float division
+        keys = [known[c] for c in SERIES]
+        # run[t] counts the known days below the floor since the series' last known day on or above it.
+        passes = (~below).astype("int64").groupby(keys, sort=False).cumsum()
+        run = below.astype("int64").groupby([*keys, passes], sort=False).cumsum()
+        return known.assign(value=known["agree_n"] / known["shadow_n"], low=floor, high=np.nan, run=run,
+                            alarm=run >= self.days)
 
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
-        s = context.settings
-        floor = self.floor if self.floor is not None else s.agreement_floor
-        days = self.days if self.days is not None else s.floor_days
-        min_shadow = self.min_shadow if self.min_shadow is not None else s.monitor_min_shadow
+        floor = self.floor_for(context)
         rows = active_current(upto(history, context.day), context.rules)
-        known = rows[rows["shadow_n"] >= min_shadow]
-        # tail(days) of each series = its last `days` known days, in date order.
-        tail = known.groupby(SERIES, sort=False).tail(days)
-        tail = tail.assign(below=tail["agree_n"] < floor * tail["shadow_n"])  # exact, no float division
-        verdict = tail.groupby(SERIES, sort=False).agg(
-            count=("below", "size"), below=("below", "all"), last=("date", "max"))
-        hit = verdict[(verdict["count"] == days) & verdict["below"] & (verdict["last"] == pd.Timestamp(context.day))]
+        stats = self._judge(rows, floor)
+        # The run must end on context.day itself: a verdict never rests on stale evidence.
+        hit = stats[stats["alarm"] & (stats["date"] == pd.Timestamp(context.day))]
         if hit.empty:
             return []
-        own, run = rows.groupby(SERIES, sort=False), tail.groupby(SERIES, sort=False)
-        return [self._finding(context, own.get_group(key), run.get_group(key), *key, floor, days, min_shadow)
-                for key in hit.index]
+        own, known = rows.groupby(SERIES, sort=False), stats.groupby(SERIES, sort=False)
+        return [self._finding(context, own.get_group(key), known.get_group(key).tail(self.days), *key, floor,
+                              self.days, self.min_shadow)
+                for key in zip(hit["rule_id"], hit["locale"])]
 
     def _finding(self, context, own, run, rule_id, locale, floor, days, min_shadow) -> Finding:
         agreement = own["agree_n"] / own["shadow_n"].where(own["shadow_n"] > 0)

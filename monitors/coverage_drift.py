@@ -22,28 +22,32 @@ unknown and skipped. A rule's series starts on its version's first row.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from monitors._series import active_current, check_int, check_positive, points, upto
 from rulelife.errors import ConfigError
-from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, Severity
 
 __all__ = ["CoverageDrift"]
 
+RULE = ["rule_id", "locale"]
+INTENT = ["intent", "locale"]
 
-class CoverageDrift:
+
+class CoverageDrift(Monitor):
     """Ticket a rule or an intent whose fire rate moved more than ``tolerance`` off its median.
 
     Parameters
     ----------
     window_days
-        Days before ``context.day`` whose median is the reference (None: ``settings.coverage_window_days``).
+        Days before ``context.day`` whose median is the reference.
     min_days
-        Days of history that window needs before a verdict (None: ``settings.coverage_min_days``).
+        Days of history that window needs before a verdict.
     tolerance
-        Relative band: drift when ``|rate / median - 1| > tolerance`` (None: ``settings.coverage_tolerance``).
+        Relative band: drift when ``|rate / median - 1| > tolerance``.
     min_z
-        Standard deviations of counting noise the day must also exceed (None: ``settings.coverage_min_z``).
+        Standard deviations of counting noise the day must also exceed.
 
     Examples
     --------
@@ -64,63 +68,83 @@ class CoverageDrift:
 
     name = "coverage_drift"
 
-    def __init__(self, *, window_days: int | None = None, min_days: int | None = None,
-                 tolerance: float | None = None, min_z: float | None = None):
-        self.window_days = check_int(self.name, "window_days", window_days, 1, "coverage_window_days")
-        self.min_days = check_int(self.name, "min_days", min_days, 1, "coverage_min_days")
-        self.tolerance = check_positive(self.name, "tolerance", tolerance, "coverage_tolerance")
-        self.min_z = check_positive(self.name, "min_z", min_z, "coverage_min_z")
-        if self.window_days is not None and self.min_days is not None and self.min_days > self.window_days:
+    def __init__(self, *, window_days: int = 90, min_days: int = 14, tolerance: float = 0.20, min_z: float = 4.0):
+        self.window_days = check_int(self.name, "window_days", window_days, 1)
+        self.min_days = check_int(self.name, "min_days", min_days, 1)
+        self.tolerance = check_positive(self.name, "tolerance", tolerance)
+        self.min_z = check_positive(self.name, "min_z", min_z)
+        if self.min_days > self.window_days:
             raise ConfigError(
                 f"{self.name}: min_days={self.min_days} cannot exceed window_days={self.window_days}; "
                 "the window would never hold enough days"
             )
 
-    @classmethod
-    def from_settings(cls, settings) -> CoverageDrift:
-        return cls(window_days=settings.coverage_window_days, min_days=settings.coverage_min_days,
-                   tolerance=settings.coverage_tolerance, min_z=settings.coverage_min_z)
+    def lookback_days(self) -> int:
+        return self.window_days
+
+    def statistics(self, history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
+        """Every day of every active (rule, locale) series up to ``context.day``, judged as :meth:`check` judges it.
+
+        Columns beyond the contract's: ``fires``, ``traffic``, ``median`` (of
+        the ``window_days`` days before), ``history_days`` (days in that
+        window) and ``z`` (the day's distance from the median in standard
+        deviations of counting noise). ``value`` is the fire rate; ``low`` and
+        ``high`` are the band it may move in without a ticket: the median
+        ± the larger of ``tolerance`` × median and ``min_z`` standard
+        deviations, NaN while there is no verdict (too few days, or a median of 0).
+        """
+        past = upto(history, context.day)
+        return self._judge(_rule_rates(past, past, context), RULE)
 
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
-        s = context.settings
-        window = self.window_days if self.window_days is not None else s.coverage_window_days
-        min_days = self.min_days if self.min_days is not None else s.coverage_min_days
-        tol = self.tolerance if self.tolerance is not None else s.coverage_tolerance
-        min_z = self.min_z if self.min_z is not None else s.coverage_min_z
         day = pd.Timestamp(context.day)
         past = upto(history, context.day)
-        recent = past[past["date"] >= day - pd.Timedelta(days=window)]
+        recent = past[past["date"] >= day - pd.Timedelta(days=self.window_days)]
         if recent.empty or not (recent["date"] == day).any():
             return []
-        traffic = recent.groupby(["date", "locale"])["traffic"].max()
-        traffic = traffic[traffic > 0]
-
-        rules = active_current(past, context.rules)
-        starts = rules.groupby(["rule_id", "locale"])["date"].min().rename("start").reset_index()
-        rule_rows = rules[rules["date"] >= day - pd.Timedelta(days=window)]
-        rule_fires = rule_rows.groupby(["rule_id", "locale", "date"])["fires"].sum()
-        per_rule = _rates(rule_fires, starts, traffic, ["rule_id", "locale"])
-
-        active_intents = {info.intent for info in context.rules.values() if info.state == "active"}
-        bundle = past[past["intent"].isin(active_intents)]
-        starts = bundle.groupby(["intent", "locale"])["date"].min().rename("start").reset_index()
-        intent_fires = recent[recent["intent"].isin(active_intents)].groupby(["intent", "locale", "date"])["fires"].sum()
-        per_intent = _rates(intent_fires, starts, traffic, ["intent", "locale"])
-
         findings = []
-        for keys, series in _drifted(per_rule, day, min_days, tol, min_z, ["rule_id", "locale"]):
-            findings.append(self._finding(context, series, keys[0], keys[1], keys[0], window, min_days, tol))
-        for keys, series in _drifted(per_intent, day, min_days, tol, min_z, ["intent", "locale"]):
-            subject = f"bundle:{keys[0]}|{keys[1]}"
-            findings.append(self._finding(context, series, subject, keys[1], None, window, min_days, tol))
+        for keys, frame in ((RULE, _rule_rates(past, recent, context)), (INTENT, _intent_rates(past, recent, context))):
+            judged = self._judge(frame, keys)
+            drifted = judged[judged["alarm"] & (judged["date"] == day)]
+            series = judged.groupby(keys, sort=False)
+            for key in zip(*(drifted[k] for k in keys)):
+                findings.append(self._finding(context, series.get_group(key), *key, rule=keys is RULE))
         return findings
 
-    def _finding(self, context, series, subject, locale, rule_id, window, min_days, tol) -> Finding:
+    def _judge(self, rates: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        """``rates`` with each day's reference median, band and verdict (the contract's statistic columns)."""
+        rates = rates.sort_values([*keys, "date"], kind="stable", ignore_index=True)
+        if rates.empty:
+            return rates.assign(value=np.nan, median=np.nan, history_days=0, z=np.nan, low=np.nan, high=np.nan,
+                                alarm=False)
+        # The reference is the median of the window_days days before (closed="left": the day itself
+        # is excluded, so a change cannot pull its own reference).
+        # ``rates`` is sorted by series then date, so the groups (in order of appearance) and their
+        # rolling rows line up with its rows.
+        window = rates.groupby(keys, sort=False).rolling(f"{self.window_days}D", on="date", closed="left")["rate"]
+        median = pd.Series(window.median().to_numpy(), index=rates.index)
+        size = pd.Series(window.count().fillna(0).to_numpy(dtype="int64"), index=rates.index)
+        # A median of 0 means the series never fired in the window: the relative
+        # change is undefined, and a rule that does not fire is dead, not drifting
+        # (the reports, not this monitor, chase dead rules).
+        judged = (size >= self.min_days) & (median > 0)
+        median = median.where(judged)
+        expected = median * rates["traffic"]
+        # Binomial counting noise of the day's fires around what the median predicts.
+        noise = (expected * (1 - median).clip(lower=0)).clip(lower=1e-12) ** 0.5
+        z = (rates["fires"] - expected).abs() / noise
+        alarm = judged & ((rates["rate"] / median - 1).abs() > self.tolerance) & (z >= self.min_z)
+        half = np.maximum(self.tolerance * median, self.min_z * noise / rates["traffic"])
+        return rates.assign(value=rates["rate"], median=median, history_days=size, z=z,
+                            low=(median - half).clip(lower=0.0), high=median + half, alarm=alarm.astype(bool))
+
+    def _finding(self, context, series, subject_key, locale, *, rule: bool) -> Finding:
         day = pd.Timestamp(context.day)
-        rate = float(series.loc[series["date"] == day, "rate"].iloc[0])
-        median = float(series.loc[series["date"] < day, "rate"].median())
+        today = series[series["date"] == day].iloc[0]
+        rate, median = float(today["rate"]), float(today["median"])
         change = rate / median - 1
-        what = f"{rule_id} in {locale}" if rule_id else f"the {subject[7:].rpartition('|')[0]} intent in {locale}"
+        subject = subject_key if rule else f"bundle:{subject_key}|{locale}"
+        what = f"{subject_key} in {locale}" if rule else f"the {subject_key} intent in {locale}"
         return Finding(
             subject=subject, check=self.name, severity=Severity.WARNING, action=Action.TICKET,
             day=context.day, locale=locale,
@@ -128,11 +152,34 @@ class CoverageDrift:
                      f"({rate:.3%} against a {median:.3%} median); check the rule and the traffic."),
             evidence={
                 "locale": locale, "fire_rate": rate, "median": median, "relative_change": change,
-                "tolerance": tol, "window_days": window, "min_days": min_days,
-                "history_days": int((series["date"] < day).sum()),
+                "band": [float(today["low"]), float(today["high"])], "z": float(today["z"]),
+                "tolerance": self.tolerance, "min_z": self.min_z, "window_days": self.window_days,
+                "min_days": self.min_days, "history_days": int(today["history_days"]),
                 "fire_rate_series": points(series["date"], series["rate"], series["traffic"], context.day),
             },
         )
+
+
+def _traffic(rows: pd.DataFrame) -> pd.Series:
+    """Traffic per (date, locale) on the days the locale had any: every row of a locale carries it."""
+    traffic = rows.groupby(["date", "locale"])["traffic"].max()
+    return traffic[traffic > 0]
+
+
+def _rule_rates(past: pd.DataFrame, recent: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
+    """Daily fire rates of every active rule's (rule, locale) series over the days of ``recent``."""
+    rules = active_current(past, context.rules)
+    starts = rules.groupby(RULE)["date"].min().rename("start").reset_index()
+    rows = rules[rules["date"] >= recent["date"].min()] if not recent.empty else rules.iloc[0:0]
+    return _rates(rows.groupby([*RULE, "date"])["fires"].sum(), starts, _traffic(recent), RULE)
+
+
+def _intent_rates(past: pd.DataFrame, recent: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
+    """Daily fire rates of each active intent × locale, whichever version fired (what the users saw)."""
+    intents = {info.intent for info in context.rules.values() if info.state == "active"}
+    starts = past[past["intent"].isin(intents)].groupby(INTENT)["date"].min().rename("start").reset_index()
+    fires = recent[recent["intent"].isin(intents)].groupby([*INTENT, "date"])["fires"].sum()
+    return _rates(fires, starts, _traffic(recent), INTENT)
 
 
 def _rates(fires: pd.Series, starts: pd.DataFrame, traffic: pd.Series, keys: list[str]) -> pd.DataFrame:
@@ -141,23 +188,4 @@ def _rates(fires: pd.Series, starts: pd.DataFrame, traffic: pd.Series, keys: lis
     grid = grid[grid["date"] >= grid["start"]]
     grid = grid.merge(fires.reset_index(), on=[*keys, "date"], how="left")
     grid["fires"] = grid["fires"].fillna(0)
-    return grid.assign(rate=grid["fires"] / grid["traffic"]).sort_values([*keys, "date"], kind="stable")
-
-
-def _drifted(rates: pd.DataFrame, day: pd.Timestamp, min_days: int, tol: float, min_z: float, keys: list[str]):
-    """(keys, series) of each series out of its band, beyond counting noise, on ``day``."""
-    if rates.empty:
-        return []
-    before = rates[rates["date"] < day].groupby(keys)["rate"].agg(["median", "size"])
-    today = rates[rates["date"] == day].set_index(keys)[["rate", "fires", "traffic"]].rename(columns={"rate": "today"})
-    judged = before.join(today, how="inner")
-    # A median of 0 means the series never fired in the window: the relative
-    # change is undefined, and a rule that does not fire is dead, not drifting
-    # (the reports, not this monitor, chase dead rules).
-    judged = judged[(judged["size"] >= min_days) & (judged["median"] > 0)]
-    expected = judged["median"] * judged["traffic"]
-    noise = (expected * (1 - judged["median"]).clip(lower=0)).clip(lower=1e-12) ** 0.5
-    z = (judged["fires"] - expected).abs() / noise
-    out = judged[((judged["today"] / judged["median"] - 1).abs() > tol) & (z >= min_z)]
-    groups = rates.groupby(keys, sort=False)
-    return [(k, groups.get_group(k)) for k in out.index]
+    return grid.assign(rate=grid["fires"] / grid["traffic"])

@@ -65,7 +65,7 @@ import ruptures as rpt
 
 from monitors._series import SERIES, active_current, check_int, check_positive, points, upto
 from rulelife.errors import ConfigError
-from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, Severity
 
 __all__ = ["AgreementCusum", "calibrated_h", "lower_cusum", "siegmund_h", "standardise"]
 
@@ -97,7 +97,7 @@ def _bisect_h(rate, arl0: float, what: str, k: float) -> float:
     if rate(0.0) <= 1 / arl0:
         raise ConfigError(
             f"agreement_cusum: arl0={arl0!r} is below the run length of h=0 for k={k!r}{what} "
-            f"({1 / rate(0.0):.2f} days); raise cusum_arl0"
+            f"({1 / rate(0.0):.2f} days); raise arl0 in the [monitors.agreement_cusum] table"
         )
     lo, hi = 0.0, 1.0
     while rate(hi) > 1 / arl0:
@@ -170,21 +170,21 @@ def lower_cusum(steps: np.ndarray) -> np.ndarray:
     return c - np.minimum(np.minimum.accumulate(c, axis=-1), 0.0)
 
 
-class AgreementCusum:
+class AgreementCusum(Monitor):
     """Ticket a rule whose daily agreement drifts below its own in-control level.
 
     Parameters
     ----------
     k
-        Reference value in standard errors of daily agreement (None: ``settings.cusum_k``).
+        Reference value in standard errors of daily agreement.
         0.5 is tuned to detect a shift of one standard error fastest.
     arl0
-        Target in-control average run length in days (None: ``settings.cusum_arl0``); ``h`` follows.
+        Target in-control average run length in days; the alarm threshold ``h`` follows.
     baseline_days
         Known days, from the start of the current version, that estimate ``mu0``; ``h``
         is calibrated for the error of that estimate (``calibrated_h``).
     min_shadow
-        Shadow samples a day needs to count (None: ``settings.monitor_min_shadow``).
+        Shadow samples a day needs to count.
         Days with fewer are unknown: skipped, neither a pass nor a reset.
 
     Examples
@@ -205,29 +205,20 @@ class AgreementCusum:
 
     name = "agreement_cusum"
 
-    def __init__(self, *, k: float | None = None, arl0: float | None = None, baseline_days: int = 14,
-                 min_shadow: int | None = None):
-        self.k = check_positive(self.name, "k", k, "cusum_k")
-        self.arl0 = check_positive(self.name, "arl0", arl0, "cusum_arl0", above=1.0)
+    def __init__(self, *, k: float = 0.5, arl0: float = 2000.0, baseline_days: int = 14, min_shadow: int = 20):
+        self.k = check_positive(self.name, "k", k)
+        self.arl0 = check_positive(self.name, "arl0", arl0, above=1.0)
         # At least 2 days, so mu0 is never one day's noise.
-        self.baseline_days = check_int(self.name, "baseline_days", baseline_days, 2, "(none; default 14)")
-        self.min_shadow = check_int(self.name, "min_shadow", min_shadow, 1, "monitor_min_shadow")
-
-    @classmethod
-    def from_settings(cls, settings) -> AgreementCusum:
-        return cls(k=settings.cusum_k, arl0=settings.cusum_arl0, min_shadow=settings.monitor_min_shadow)
-
-    def _params(self, settings) -> tuple[float, float, int]:
-        k = self.k if self.k is not None else settings.cusum_k
-        h = calibrated_h(k, self.arl0 if self.arl0 is not None else settings.cusum_arl0, self.baseline_days)
-        return k, h, self.min_shadow if self.min_shadow is not None else settings.monitor_min_shadow
+        self.baseline_days = check_int(self.name, "baseline_days", baseline_days, 2)
+        self.min_shadow = check_int(self.name, "min_shadow", min_shadow, 1)
+        self.h = calibrated_h(self.k, self.arl0, self.baseline_days)  # refuses an arl0 no h can reach
 
     def statistics(self, history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
-        """Per known day after the baseline: ``mu0``, ``x``, ``z`` and ``S`` of every active series."""
-        k, _, min_shadow = self._params(context.settings)
+        """Per known day after the baseline of every active series: ``mu0``, ``x``, ``z`` and ``S``;
+        ``value`` is ``S``, ``high`` the alarm threshold ``h`` and ``alarm`` is ``S > h``."""
         rows = active_current(upto(history, context.day), context.rules)
         # Unknown days contribute a zero step, so dropping them is exact.
-        known = rows[rows["shadow_n"] >= min_shadow]
+        known = rows[rows["shadow_n"] >= self.min_shadow]
         rank = known.groupby(SERIES, sort=False).cumcount()
         base = known[rank < self.baseline_days].groupby(SERIES)
         # Pooled, not a mean of daily rates: a 500-sample day weighs ten 50-sample days.
@@ -239,22 +230,23 @@ class AgreementCusum:
                          z=standardise(mon["agree_n"], mon["shadow_n"], mon["mu0"], mon["baseline_n"]))
         mon = mon.drop(columns="baseline_n")
         keys = [mon[c] for c in SERIES]
-        c = (mon["z"] - k).groupby(keys, sort=False).cumsum()
-        return mon.assign(S=c - np.minimum(c.groupby(keys, sort=False).cummin(), 0.0))
+        c = (mon["z"] - self.k).groupby(keys, sort=False).cumsum()
+        S = c - np.minimum(c.groupby(keys, sort=False).cummin(), 0.0)
+        return mon.assign(S=S, value=S, low=np.nan, high=self.h, alarm=(S > self.h).astype(bool))
 
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
-        k, h, min_shadow = self._params(context.settings)
         stats = self.statistics(history, context)
         if stats.empty:
             return []
-        # S on context.day is S on the last known day: unknown days carry it.
-        last = stats.groupby(SERIES, sort=False)["S"].last()
-        alarmed = last.index[last.to_numpy() > h]
+        # The verdict on context.day is that of the last known day: unknown days carry S.
+        last = stats.groupby(SERIES, sort=False)["alarm"].last()
+        alarmed = last.index[last.to_numpy()]
         if alarmed.empty:
             return []
         rows = active_current(upto(history, context.day), context.rules).groupby(SERIES, sort=False)
         stat_groups = stats.groupby(SERIES, sort=False)
-        return [self._finding(context, stat_groups.get_group(key), rows.get_group(key), min_shadow, k, h)
+        return [self._finding(context, stat_groups.get_group(key), rows.get_group(key), self.min_shadow, self.k,
+                              self.h)
                 for key in alarmed]
 
     def _finding(self, context, series, rows, min_shadow, k, h) -> Finding:

@@ -15,18 +15,18 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from monitors._series import check_int
-from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, Severity
 
 __all__ = ["Expiry"]
 
 
-class Expiry:
+class Expiry(Monitor):
     """Ticket an expired active rule, and disable it once the grace period is over.
 
     Parameters
     ----------
     grace_days
-        Days past ``expires_at`` before the rule is disabled (None: ``settings.expiry_grace_days``).
+        Days past ``expires_at`` before the rule is disabled.
 
     Examples
     --------
@@ -52,16 +52,12 @@ class Expiry:
 
     name = "expiry"
 
-    def __init__(self, *, grace_days: int | None = None):
-        self.grace_days = check_int(self.name, "grace_days", grace_days, 0, "expiry_grace_days")
-
-    @classmethod
-    def from_settings(cls, settings) -> Expiry:
-        return cls(grace_days=settings.expiry_grace_days)
+    def __init__(self, *, grace_days: int = 7):
+        self.grace_days = check_int(self.name, "grace_days", grace_days, 0)
 
     def check(self, history: pd.DataFrame | None, context: MonitorContext) -> list[Finding]:
         """``history`` is not read: expiry is a registry fact, not a metric."""
-        grace = self.grace_days if self.grace_days is not None else context.settings.expiry_grace_days
+        grace = self.grace_days
         findings = []
         for rule_id, info in sorted(context.rules.items()):
             if info.state != "active" or info.expires_at is None:

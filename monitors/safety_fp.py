@@ -15,20 +15,20 @@ import pandas as pd
 
 from monitors._series import active_current, upto
 from rulelife.errors import ConfigError
-from rulelife.monitoring.contract import Action, Finding, MonitorContext, Severity
+from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, Severity
 
 __all__ = ["SafetyFalsePositive"]
 
 
-class SafetyFalsePositive:
+class SafetyFalsePositive(Monitor):
     """Disable a rule on the first day it fires on a query the model labels a safety intent.
 
     Parameters
     ----------
     safety_intents
-        Intents named in the evidence as safety classes (None: ``settings.safety_intents``).
-        The decision itself reads the ``safety_fp`` metric, which the nightly
-        job computed with the same list.
+        Intents named in the evidence as safety classes. Unset: the deployment's
+        ``safety_intents``, the list the nightly job computed the ``safety_fp``
+        metric with (the decision itself reads that metric).
 
     Examples
     --------
@@ -55,13 +55,10 @@ class SafetyFalsePositive:
         ):
             raise ConfigError(
                 f"{self.name}: safety_intents must be a list of intent names, got {safety_intents!r}; "
-                "pass e.g. ['return_request', 'escalation'] or leave it unset to use settings.safety_intents"
+                "set e.g. ['return_request', 'escalation'] in the [monitors.safety_fp] table, or leave it out "
+                "for the deployment's safety_intents"
             )
         self.safety_intents = None if safety_intents is None else list(safety_intents)
-
-    @classmethod
-    def from_settings(cls, settings) -> SafetyFalsePositive:
-        return cls(safety_intents=settings.safety_intents)
 
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
         safety = self.safety_intents if self.safety_intents is not None else context.settings.safety_intents

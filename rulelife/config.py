@@ -6,27 +6,50 @@ order of precedence: explicit overrides, environment variables
 and the defaults below. Relative paths (and a relative SQLite file) are taken
 relative to the workspace folder, never to the current directory, so a cron job
 and a person at a terminal see the same workspace.
+
+A monitor's parameters are not settings of the core: their defaults live in
+the monitor's own signature, and a ``[monitors.<name>]`` table only overrides
+them (see :mod:`rulelife.monitoring.contract`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from rulelife._files import atomic_write
 from rulelife.errors import ConfigError, WorkspaceNotFound
+from rulelife.plugins import MONITORS, available, keyword_parameters, load_plugin
 
 __all__ = ["CONFIG_FILE", "Settings", "Workspace", "load_settings"]
 
 CONFIG_FILE = "rulelife.toml"
 WORKSPACE_ENV = "RULELIFE_WORKSPACE"
+ENV_PREFIX = "RULELIFE_"
+
+# The flat monitor keys of the previous release, and the [monitors.<name>] key each now is. Every
+# rulelife.toml that `rulelife init` wrote holds them, so they are still read, with a warning, for
+# this release only; remove this table (and _DeprecatedEnv) in the next one.
+DEPRECATED_MONITOR_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "monitor_min_shadow": (("agreement_cusum", "min_shadow"), ("agreement_floor", "min_shadow")),
+    "floor_days": (("agreement_floor", "days"),),
+    "cusum_k": (("agreement_cusum", "k"),),
+    "cusum_arl0": (("agreement_cusum", "arl0"),),
+    "coverage_window_days": (("coverage_drift", "window_days"),),
+    "coverage_min_days": (("coverage_drift", "min_days"),),
+    "coverage_tolerance": (("coverage_drift", "tolerance"),),
+    "coverage_min_z": (("coverage_drift", "min_z"),),
+    "expiry_grace_days": (("expiry", "grace_days"),),
+}
 
 
 class Settings(BaseSettings):
@@ -89,19 +112,15 @@ class Settings(BaseSettings):
     revalidate_within_days: int = Field(14, ge=0, description="revalidate active rules expiring within this many days")
 
     # Nightly monitoring.
-    monitors: list[str] = Field(
+    enabled_monitors: list[str] = Field(
         ["agreement_cusum", "agreement_floor", "coverage_drift", "safety_fp", "expiry"],
-        description="monitors the nightly job runs, by entry-point name",
+        description="monitors the nightly job runs and the report draws, by entry-point name",
     )
-    monitor_min_shadow: int = Field(20, ge=1, description="shadow samples a day needs before its agreement counts")
-    floor_days: int = Field(3, ge=1, description="consecutive days below the agreement floor that disable a rule")
-    cusum_k: float = Field(0.5, gt=0, description="CUSUM reference value, in standard errors of daily agreement")
-    cusum_arl0: float = Field(2000.0, gt=1, description="target days between false CUSUM alarms on a stable series")
-    coverage_window_days: int = Field(90, ge=7, description="days of history for the fire-rate median")
-    coverage_min_days: int = Field(14, ge=3, description="history days needed before coverage drift is judged")
-    coverage_tolerance: float = Field(0.20, gt=0, description="relative band around the median fire rate")
-    coverage_min_z: float = Field(4.0, gt=0, description="standard deviations of counting noise a drift must exceed")
-    expiry_grace_days: int = Field(7, ge=0, description="days past expiry before an unrenewed rule is disabled")
+    # Each monitor's parameters live in its own signature; a table only overrides them.
+    monitors: dict[str, dict[str, Any]] = Field(
+        {}, description="one [monitors.<name>] table per monitor: keyword parameters of its class "
+                        "(a key left out keeps the monitor's own default)",
+    )
     ticket_dir: Path = Field(Path("tickets"), description="folder sink: one JSON and Markdown file per ticket")
     webhook_url: str | None = Field(None, description="generic JSON webhook for ticket events (none: off)")
     webhook_attempts: int = Field(3, ge=1, description="delivery attempts per webhook event per run")
@@ -109,6 +128,50 @@ class Settings(BaseSettings):
     shadow_auto_promote: bool = Field(False, description="the nightly promotes each shadow rule whose live evidence "
                                                          "clears the gate (audited, actor nightly); off: a person "
                                                          "promotes with `rulelife promote`")
+
+    @field_validator("monitors")
+    @classmethod
+    def _tables_name_monitors(cls, tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # A misspelt table would otherwise be ignored in silence and its monitor run on its defaults.
+        installed = available(MONITORS) if tables else {}
+        for name in tables:
+            if name not in installed:
+                raise ValueError(f"[monitors.{name}] names no installed monitor (installed: "
+                                 f"{', '.join(sorted(installed)) or 'none'}); fix the table's name")
+        return tables
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_deprecated_keys(cls, data: Any) -> Any:
+        """Move the previous release's flat monitor keys into their [monitors.<name>] tables, with a warning."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("monitors"), list):
+            names = data.pop("monitors")
+            if data.setdefault("enabled_monitors", names) != names:
+                raise ValueError("both 'monitors' (a list, deprecated) and 'enabled_monitors' are set; "
+                                 "keep enabled_monitors only")
+            warnings.warn("setting 'monitors' as a list of names is deprecated and read for this release only; "
+                          "rename it to 'enabled_monitors' (a [monitors.<name>] table now holds each monitor's "
+                          "parameters)", FutureWarning, stacklevel=2)
+        old = [key for key in DEPRECATED_MONITOR_KEYS if key in data]
+        if not old:
+            return data
+        tables = {name: dict(table) for name, table in (data.get("monitors") or {}).items()}
+        for key in old:
+            value = data.pop(key)
+            for name, param in DEPRECATED_MONITOR_KEYS[key]:
+                table = tables.setdefault(name, {})
+                if table.setdefault(param, value) != value:
+                    raise ValueError(f"'{key} = {value!r}' (deprecated) and '{param} = {table[param]!r}' in "
+                                     f"[monitors.{name}] disagree; keep the table's key only")
+            where = " and ".join(f"'{param}' in the [monitors.{name}] table"
+                                 for name, param in DEPRECATED_MONITOR_KEYS[key])
+            warnings.warn(f"setting '{key}' is deprecated and read for this release only; set {where} instead",
+                          FutureWarning, stacklevel=2)
+        data["monitors"] = tables
+        return data
 
     @field_validator("dataset_mix")
     @classmethod
@@ -129,7 +192,26 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, _DeprecatedEnv(settings_cls), TomlConfigSettingsSource(settings_cls))
+
+
+class _DeprecatedEnv(PydanticBaseSettingsSource):
+    """RULELIFE_<KEY> of the deprecated flat monitor keys, so a job's environment keeps working this release."""
+
+    def get_field_value(self, field, field_name):  # not a field any more: read whole in __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = {name.upper(): value for name, value in os.environ.items()}
+        found = {}
+        for key in DEPRECATED_MONITOR_KEYS:
+            raw = env.get(ENV_PREFIX + key.upper())
+            if raw is not None:
+                try:  # numbers as numbers, as the field types once parsed them
+                    found[key] = json.loads(raw)
+                except ValueError:
+                    found[key] = raw
+        return found
 
 
 def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
@@ -140,7 +222,9 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
 
     source = str(config_file) if config_file else "settings"
     try:
-        settings = _FromFile(**overrides)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FutureWarning)
+            settings = _FromFile(**overrides)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML ({exc}); fix the file") from None
     except ValidationError as exc:
@@ -148,12 +232,17 @@ def load_settings(config_file: Path | None, **overrides: Any) -> Settings:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
             env = f"RULELIFE_{name.upper()}"
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 allowed = ", ".join(Settings.model_fields)
                 problems.append(f"unknown setting '{name}' (allowed: {allowed})")
+            elif not name:  # a check across settings: its message names them
+                problems.append(message)
             else:
-                problems.append(f"setting '{name}' (from the file or {env}): {err['msg']}")
+                problems.append(f"setting '{name}' (from the file or {env}): {message}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+    for warning in caught:  # name the file (or the environment) a deprecated key came from
+        warnings.warn(f"{source}: {warning.message}", warning.category, stacklevel=2)
     return Settings.model_validate(settings.model_dump())
 
 
@@ -163,6 +252,45 @@ def _toml_string(text: str) -> str:
     return json.dumps(str(text), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        return _toml_string(value.as_posix())
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        # Keys are quoted: intent names (severity_weights) may hold spaces, dots or any script.
+        return "{ " + ", ".join(f"{_toml_string(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def _monitor_tables(enabled: list[str], tables: dict[str, dict[str, Any]]) -> list[str]:
+    """The [monitors.<name>] tables: those given, and each enabled monitor's parameters as comments.
+
+    The commented values are read from the monitor's signature when the file
+    is written: a reminder of what can be set, never a second default.
+    """
+    lines = ["", "# Each monitor's parameters: a [monitors.<name>] table of keyword arguments of its class.",
+             "# A key left out keeps the monitor's own default (shown commented out as of this file's creation)."]
+    for name in dict.fromkeys([*enabled, *tables]):
+        table = tables.get(name, {})
+        try:
+            params = keyword_parameters(load_plugin(MONITORS, name)) or {}
+        except ConfigError:
+            params = {}
+        lines.append(f"[monitors.{name}]" if table else f"# [monitors.{name}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        for key, default in params.items():
+            if key not in table:
+                shown = "" if default is None or default is inspect.Parameter.empty else _toml_value(default)
+                lines.append(f"# {key} = {shown}".rstrip())
+    return lines
+
+
 def _default_toml(values: dict[str, Any] | None = None) -> str:
     values = values or {}
     unknown = set(values) - set(Settings.model_fields)
@@ -170,26 +298,13 @@ def _default_toml(values: dict[str, Any] | None = None) -> str:
         raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}; allowed: {', '.join(Settings.model_fields)}")
     lines = ["# rulelife workspace settings; every key can be overridden by RULELIFE_<KEY>.", ""]
     for name, field in Settings.model_fields.items():
+        if name == "monitors":
+            continue  # tables, written last: TOML puts every top-level key before the first table
         default = values.get(name, field.default)
-        if default is None:
-            lines.append(f"# {field.description}")
-            lines.append(f"# {name} = ")
-            continue
-        if isinstance(default, bool):
-            value = "true" if default else "false"
-        elif isinstance(default, Path):
-            value = _toml_string(default.as_posix())
-        elif isinstance(default, str):
-            value = _toml_string(default)
-        elif isinstance(default, list):
-            value = "[" + ", ".join(_toml_string(v) for v in default) + "]"
-        elif isinstance(default, dict):
-            # Keys are quoted: intent names (severity_weights) may hold spaces, dots or any script.
-            value = "{ " + ", ".join(f"{_toml_string(k)} = {v!r}" for k, v in default.items()) + " }"
-        else:
-            value = repr(default)
         lines.append(f"# {field.description}")
-        lines.append(f"{name} = {value}")
+        lines.append(f"# {name} = " if default is None else f"{name} = {_toml_value(default)}")
+    enabled = values.get("enabled_monitors", Settings.model_fields["enabled_monitors"].default)
+    lines += _monitor_tables(enabled, values.get("monitors") or {})
     return "\n".join(lines) + "\n"
 
 

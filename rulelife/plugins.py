@@ -9,12 +9,13 @@ own monitor by declaring an entry point in its package, e.g.::
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
 from rulelife.errors import ConfigError
 
-__all__ = ["MINERS", "MONITORS", "available", "load_plugin"]
+__all__ = ["MINERS", "MONITORS", "available", "keyword_parameters", "load_plugin"]
 
 MINERS = "rulelife.miners"
 MONITORS = "rulelife.monitors"
@@ -35,3 +36,15 @@ def load_plugin(group: str, name: str) -> Any:
             "If it is yours, declare it as an entry point in your package and reinstall it"
         )
     return found[name].load()
+
+
+def keyword_parameters(cls: type) -> dict[str, Any] | None:
+    """The named parameters of ``cls(...)`` and their defaults (``inspect.Parameter.empty``: required).
+
+    A plug-in's signature is the one source of its parameters' defaults.
+    None when it also takes ``**kwargs``: then any name may be valid.
+    """
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

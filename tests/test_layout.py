@@ -174,6 +174,21 @@ def test_the_checker_sees_a_violation_and_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def test_monitors_are_called_through_their_declared_contract():
+    """The nightly job and the report call the hooks monitoring.contract.Monitor declares: no
+    hasattr probe, and no import of a plug-in's module by a computed name."""
+    paths = [*sorted((ROOT / "rulelife" / "report").glob("*.py")), ROOT / "rulelife" / "monitoring" / "nightly.py"]
+    probes = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr":
+                probes.append(f"{path.name}:{node.lineno} hasattr")
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            probes += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] == "importlib"]
+    assert probes == []
+
+
 # The request path, and the command line before a command runs (so `rulelife --help` is quick).
 @pytest.mark.parametrize("statement", ["from rulelife import RuleClassifier", "import rulelife", "import rulelife.cli"])
 def test_the_request_path_loads_no_sql_pandas_or_great_expectations(statement):

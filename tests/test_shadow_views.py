@@ -88,6 +88,10 @@ def test_the_report_shows_the_shadow_rules_with_their_live_evidence_and_gate_che
         assert escape(check.detail) in section
     assert escape(f"40 labelled live rows in {DAY1}..{DAY1} (floor 50): 10 more needed; at the recent rate of "
                   "40.0 labelled rows a day, about 1 more day") in section
+    floor, agreement, safety = (c.to_dict() for c in decision.checks)
+    assert (floor["value"], floor["threshold"]) == (40, 50) and (safety["value"], safety["threshold"]) == (0, 0)
+    assert (agreement["value"], agreement["threshold"]) == (1.0, 0.95)
+    assert agreement["interval"] == pytest.approx([40 / (40 + 1.96 ** 2), 1.0], abs=1e-3)
 
 
 def test_the_report_says_when_no_rule_is_in_shadow(ws, tmp_path):

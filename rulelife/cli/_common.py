@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -62,13 +63,23 @@ class RulelifeGroup(TyperGroup):
     The library raises and never exits; this is the only place that decides
     what a user sees. Anything else is a bug and keeps its traceback.
     """
+
     def invoke(self, ctx: typer.Context) -> Any:
-        try:
-            with _spinner():
-                return super().invoke(ctx)
-        except RulelifeError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        with warnings.catch_warnings():  # restores showwarning on the way out
+            warnings.showwarning = _show_warning
+            try:
+                with _spinner():
+                    return super().invoke(ctx)
+            except RulelifeError as exc:
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False,
+                                  soft_wrap=True)
+                raise typer.Exit(1) from None
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning meant for the user (a deprecated setting) as one log line, not a source location:
+    it follows --quiet and --log-format like every other line the command logs."""
+    logging.getLogger("rulelife.warnings").warning("%s", message)
 
 
 @contextmanager

@@ -25,9 +25,8 @@ import pandas as pd
 from rulelife.config import Workspace
 from rulelife.errors import ConfigError, GateRefused
 from rulelife.evidence import promotion
-from rulelife.monitoring.contract import MonitorContext, RuleInfo
+from rulelife.monitoring.contract import MonitorContext, RuleInfo, load_monitors
 from rulelife.monitoring.metrics import RuleVersionInfo, count_chunk, finalize
-from rulelife.monitoring.nightly import load_monitors
 from rulelife.serving import publish
 from rulelife.serving.replay import replay
 from rulelife.serving.runtime import RuleClassifier
@@ -131,7 +130,7 @@ def monitor_quality(
         history = finalize(count_chunk(live, intents, settings.safety_intents), versions)
         far = datetime.now().astimezone() + timedelta(days=3650)  # expiry is not what is being scored
         rules = {r.id: RuleInfo(r.id, r.intent, "active", r.version, far) for r in bundle.rules}
-        monitors = load_monitors(settings.monitors, settings)
+        monitors = load_monitors(settings.enabled_monitors, settings)
         findings = []
         days = sorted(history["date"].dt.date.unique())
         for day in days:

@@ -26,17 +26,39 @@ __all__ = ["Check", "GateDecision", "check_gate"]
 
 @dataclass(frozen=True)
 class Check:
+    """One check's verdict: ``detail`` in plain words for a person, and beside it the numbers it
+    judged for a program (a report reads these, never the prose: rewording a message changes
+    no number anywhere)."""
+
     name: str
     passed: bool
     detail: str
+    value: float | None = None  # what was measured (agreement, rows, false positives seen, age in days)
+    threshold: float | None = None  # what it was held to (the floor, the row floor, 0, the maximum age)
+    interval: tuple[float, float] | None = None  # the 95% interval of ``value``, where it is an estimate
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+        """JSON-ready: the numbers that are set, NaN (an estimate on no rows) as null."""
+        out = {"name": self.name, "passed": self.passed, "detail": self.detail}
+        if self.value is not None:
+            out["value"] = _number(self.value)
+        if self.threshold is not None:
+            out["threshold"] = _number(self.threshold)
+        if self.interval is not None:
+            out["interval"] = [_number(x) for x in self.interval]
+        return out
 
 
 @dataclass(frozen=True)
 class GateDecision:
     checks: tuple[Check, ...]
+
+    def check(self, name: str) -> Check:
+        """The check called ``name``; a KeyError naming the checks there are otherwise."""
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"no {name!r} check in this decision (checks: {', '.join(c.name for c in self.checks)})")
 
     @property
     def passed(self) -> bool:
@@ -49,6 +71,10 @@ class GateDecision:
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "reasons": self.reasons, "checks": [c.to_dict() for c in self.checks]}
+
+
+def _number(x: float) -> float | None:
+    return None if x != x else x
 
 
 def _pct(x: float | None) -> str:
@@ -135,14 +161,16 @@ def check_gate(
     fresh = not snapshot.is_stale(settings.dataset_max_age_days, now)
     checks.append(Check("dataset_fresh", fresh, (
         f"dataset built {age_days:.1f} days ago" + ("" if fresh else
-        f", older than {settings.dataset_max_age_days} days; rebuild it with `rulelife dataset build {rule}`"))))
+        f", older than {settings.dataset_max_age_days} days; rebuild it with `rulelife dataset build {rule}`")),
+        value=age_days, threshold=settings.dataset_max_age_days))
 
     floor = int(snapshot.meta.get("target_size", settings.dataset_floor))
     enough = evaluation.rows >= floor
     traffic = "high-traffic rule, " if snapshot.meta.get("high_traffic") else ""
     checks.append(Check("evidence_floor", enough, (
         f"{evaluation.rows} dataset rows ({traffic}floor {floor})" + ("" if enough else
-        ": not enough evidence; widen the log window (--since) or wait for more traffic"))))
+        ": not enough evidence; widen the log window (--since) or wait for more traffic")),
+        value=evaluation.rows, threshold=floor))
 
     est = evaluation.production
     target = settings.agreement_floor
@@ -153,7 +181,8 @@ def check_gate(
     on = "the interval's lower bound" if settings.gate_on == "lower_bound" else "the point estimate"
     checks.append(Check("agreement", agree_ok, (
         f"agreement with the model {_pct(est.estimate)} (95% interval {_pct(est.low)}-{_pct(est.high)}, "
-        f"{est.n} production rows); the gate needs {on} >= {target:.0%}" + ("" if agree_ok else more))))
+        f"{est.n} production rows); the gate needs {on} >= {target:.0%}" + ("" if agree_ok else more)),
+        value=est.estimate, threshold=target, interval=(est.low, est.high)))
 
     in_dataset = evaluation.safety_false_positives
     in_log = sum(evaluation.safety_fp_in_log.values())
@@ -171,5 +200,6 @@ def check_gate(
                   f"in the whole log window: {log_part or 'none'})"
                   + (f", e.g. {example!r}" if example else "")
                   + "; add exclude phrases for them or narrow the patterns")
-    checks.append(Check("safety", safe, detail))
+    # Seen in the dataset's strata plus in the whole log window (an error in both counts twice).
+    checks.append(Check("safety", safe, detail, value=in_dataset + in_log, threshold=0))
     return GateDecision(tuple(checks))

@@ -155,13 +155,14 @@ def check_live(evidence: LiveEvidence, settings: Settings) -> GateDecision:
         floor_check = Check("evidence_floor", False, (
             f"no live evidence yet: no labelled shadow row for version {evidence.rule_version} since "
             f"{evidence.since if evidence.since != date.min else 'it entered shadow'}; it needs {floor} "
-            f"labelled rows, and {_days_needed(floor, evidence.recent_daily_labelled)}"))
+            f"labelled rows, and {_days_needed(floor, evidence.recent_daily_labelled)}"), value=0, threshold=floor)
     else:
         enough = n >= floor
         window = f"{evidence.first_day}..{evidence.last_day}"
         floor_check = Check("evidence_floor", enough, (
             f"{n} labelled live rows in {window} (floor {floor})" + ("" if enough else
-            f": {floor - n} more needed; {_days_needed(floor - n, evidence.recent_daily_labelled)}")))
+            f": {floor - n} more needed; {_days_needed(floor - n, evidence.recent_daily_labelled)}")),
+            value=n, threshold=floor)
     low, high = wilson_interval(evidence.agree, n)
     estimate = evidence.agree / n if n else math.nan
     judged = low if settings.gate_on == "lower_bound" else estimate
@@ -171,13 +172,14 @@ def check_live(evidence: LiveEvidence, settings: Settings) -> GateDecision:
     shown = "n/a" if n == 0 else f"{estimate:.1%}"
     agreement = Check("agreement", agree_ok, (
         f"live agreement with the model {shown} (95% interval {low:.1%}-{high:.1%}, {n} labelled rows); "
-        f"the gate needs {on} >= {target:.0%}"))
+        f"the gate needs {on} >= {target:.0%}"), value=None if n == 0 else estimate, threshold=target,
+        interval=(low, high))
     safe = evidence.safety_fp == 0
     unsafe = {k: v for k, v in sorted(evidence.fp_by_class.items()) if k in settings.safety_intents}
     safety = Check("safety", safe, "no false positive on safety intents in the live evidence" if safe else (
         f"the rule would have answered {evidence.safety_fp} live quer{'y' if evidence.safety_fp == 1 else 'ies'} "
         f"the model labelled as safety intents ({', '.join(f'{k}: {v}' for k, v in unsafe.items()) or 'safety'}); "
-        "add exclude phrases for them or narrow the patterns"))
+        "add exclude phrases for them or narrow the patterns"), value=evidence.safety_fp, threshold=0)
     return GateDecision((floor_check, agreement, safety))
 
 

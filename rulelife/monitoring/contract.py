@@ -1,4 +1,4 @@
-"""The monitor contract: a pure function of the metrics history that returns findings.
+"""The monitor contract: every hook a monitor may implement, with its default.
 
 A monitor decides; the nightly job acts. A monitor never writes, so monitors
 can be run over any history (a backfill, a what-if, the quality report) with
@@ -8,9 +8,30 @@ entry-point group, so a team adds its own without editing the core::
     [project.entry-points."rulelife.monitors"]
     my_check = "my_team.monitors:MyCheck"
 
-A monitor is a class with a ``name`` attribute, built with keyword
-parameters, whose ``check(history, context)`` returns a list of
-:class:`Finding`.
+A monitor is a subclass of :class:`Monitor`. The nightly job and the report
+call these hooks and nothing else:
+
+``name``
+    Class attribute: its entry-point name, and the name of its
+    ``[monitors.<name>]`` settings table.
+``__init__(*, ...)``
+    Keyword parameters with their defaults: the one place a parameter's
+    default lives. Validate each once, here, with a message that names it.
+``from_settings(table)``
+    Build it from its ``[monitors.<name>]`` table. Default: the table's keys
+    as keyword arguments, an unknown key refused with the table's name.
+``parameters()``
+    Its keyword parameters and their defaults. Default: read from the
+    signature of ``__init__``.
+``check(history, context)``
+    Required: the findings for ``context.day``.
+``statistics(history, context)``
+    What the report may plot: a frame of :data:`STATISTIC_COLUMNS`, one row
+    per (rule, locale, day) the monitor judged, with the band it held the
+    value to and its verdict. Default: None, nothing to plot.
+``lookback_days()``
+    Days before a judged day that the monitor reads, so a report of a window
+    can load enough history. Default: None, its whole history.
 
 ``history`` is the daily metrics table as a DataFrame (see
 :data:`METRIC_COLUMNS`), one row per (date, rule_id, rule_version, locale), for
@@ -19,24 +40,32 @@ days up to and including ``context.day``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Self
 
 import pandas as pd
 
 from rulelife.config import Settings
+from rulelife.errors import ConfigError
+from rulelife.plugins import MONITORS, keyword_parameters, load_plugin
 
 __all__ = [
     "METRIC_COLUMNS",
+    "STATISTIC_COLUMNS",
     "Action",
     "Finding",
     "Monitor",
     "MonitorContext",
     "RuleInfo",
     "Severity",
+    "empty_history",
+    "load_monitor",
+    "load_monitors",
+    "require_monitors",
 ]
 
 # The daily metrics table, as monitors see it.
@@ -129,12 +158,95 @@ class MonitorContext:
     examples: Mapping[str, list[dict]] = field(default_factory=dict)  # rule id -> example disagreeing queries
 
 
-class Monitor(Protocol):
-    name: str
+# What statistics() returns: one row per (rule_id, locale, date) the monitor judged, in date order
+# within a series. A monitor may add columns of its own (and documents them).
+STATISTIC_COLUMNS = {
+    "rule_id": "string",
+    "locale": "string",
+    "date": "datetime64[ns]",
+    "value": "float64",  # the quantity judged that day (a CUSUM statistic, a fire rate)
+    "low": "float64",  # the band the monitor held value to that day (NaN: no bound, or no verdict yet) ...
+    "high": "float64",  # ... for drawing; ``alarm`` is the verdict itself, exact at the band's edges
+    "alarm": "bool",  # the monitor acts on this series on this day (what check() decides on that day)
+}
 
+
+class Monitor(ABC):
+    """The base of every monitor (see the module docstring for each hook).
+
+    Examples
+    --------
+    >>> class Quiet(Monitor):
+    ...     name = "quiet"
+    ...     def __init__(self, *, level: int = 3):
+    ...         self.level = level
+    ...     def check(self, history, context):
+    ...         return []
+    >>> Quiet.from_settings({"level": 5}).level, Quiet.parameters()
+    (5, {'level': 3})
+    >>> Quiet.from_settings({"levle": 5})
+    Traceback (most recent call last):
+    rulelife.errors.ConfigError: [monitors.quiet]: unknown key 'levle'; quiet takes level. Fix or remove it in the workspace settings
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any] | None:
+        """Its keyword parameters and their defaults, read from ``__init__``'s signature (None: ``**kwargs``)."""
+        return keyword_parameters(cls)
+
+    @classmethod
+    def from_settings(cls, table: Mapping[str, Any]) -> Self:
+        """The monitor built from its ``[monitors.<name>]`` table: each key a keyword argument."""
+        allowed = cls.parameters()
+        unknown = [] if allowed is None else sorted(set(table) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"[monitors.{cls.name}]: unknown key {', '.join(map(repr, unknown))}; {cls.name} takes "
+                f"{', '.join(allowed) or 'no parameter'}. Fix or remove it in the workspace settings"
+            )
+        return cls(**table)
+
+    @abstractmethod
     def check(self, history: pd.DataFrame, context: MonitorContext) -> list[Finding]:
         """Findings for ``context.day`` from the metrics ``history``; never writes."""
-        ...
+
+    def statistics(self, history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame | None:
+        """What the report may plot (:data:`STATISTIC_COLUMNS`) up to ``context.day``; None: nothing."""
+        return None
+
+    def lookback_days(self) -> int | None:
+        """Days before a judged day that the monitor reads (None: all of its history)."""
+        return None
+
+
+def load_monitor(name: str, settings: Settings) -> Monitor:
+    """The monitor registered as ``name``, built from its ``[monitors.<name>]`` table."""
+    cls = load_plugin(MONITORS, name)
+    if not (isinstance(cls, type) and issubclass(cls, Monitor)):
+        raise ConfigError(
+            f"monitor {name!r} ({cls!r}) is not a subclass of rulelife.monitoring.contract.Monitor; "
+            "derive it from Monitor so the nightly job and the report know which hooks it has"
+        )
+    if cls.name != name:
+        raise ConfigError(f"monitor {name!r} is registered for class {cls.__name__}, whose name is {cls.name!r}; "
+                          "make the entry point's name and the class's name attribute the same")
+    return cls.from_settings(settings.monitors.get(name, {}))
+
+
+def load_monitors(names: Sequence[str], settings: Settings) -> list[Monitor]:
+    """The named monitors (entry points of ``rulelife.monitors``), each built from its settings table."""
+    return [load_monitor(name, settings) for name in names]
+
+
+def require_monitors(monitors: Sequence[Any]) -> list[Monitor]:
+    """``monitors`` unchanged, once each is known to be a :class:`Monitor`; a clear refusal otherwise."""
+    for monitor in monitors:
+        if not isinstance(monitor, Monitor):
+            raise ConfigError(f"{monitor!r} is not a Monitor; derive its class from "
+                              "rulelife.monitoring.contract.Monitor")
+    return list(monitors)
 
 
 def empty_history() -> pd.DataFrame:

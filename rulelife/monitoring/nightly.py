@@ -38,7 +38,16 @@ from rulelife.config import Workspace
 from rulelife.errors import BundleError, ConfigError, LogError
 from rulelife.evidence.live import promote_ready
 from rulelife.monitoring import counting
-from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, RuleInfo, empty_history
+from rulelife.monitoring.contract import (
+    Action,
+    Finding,
+    Monitor,
+    MonitorContext,
+    RuleInfo,
+    empty_history,
+    load_monitors,
+    require_monitors,
+)
 from rulelife.monitoring.lexicon_review import review_lexicon
 from rulelife.monitoring.metrics import RuleVersionInfo, finalize, fp_json
 from rulelife.monitoring.tickets import (
@@ -49,7 +58,6 @@ from rulelife.monitoring.tickets import (
     record_event,
     record_finding,
 )
-from rulelife.plugins import MONITORS, load_plugin
 from rulelife.querylog import LogReport
 from rulelife.rules.lifecycle import State
 from rulelife.serving.bundle import BundleStore
@@ -89,15 +97,6 @@ class NightlyReport:
         data["deliveries"] = self.deliveries.to_dict()
         data["exit_code"] = self.exit_code
         return data
-
-
-def load_monitors(names: Sequence[str], settings) -> list[Monitor]:
-    """Instantiate the named monitors (entry points of ``rulelife.monitors``) from settings."""
-    monitors = []
-    for name in names:
-        cls = load_plugin(MONITORS, name)
-        monitors.append(cls.from_settings(settings) if hasattr(cls, "from_settings") else cls())
-    return monitors
 
 
 def sinks_for(workspace: Workspace) -> dict[str, FolderSink | WebhookSink]:
@@ -242,8 +241,9 @@ def run_nightly(
     """Run the nightly job for ``day`` (see the module docstring); raise
     :class:`~rulelife.errors.JobLocked` if another run holds the lock.
 
-    ``monitors`` overrides the configured ones (``Settings.monitors``, found
-    by entry-point name), e.g. to run a team's monitor objects directly.
+    ``monitors`` overrides the configured ones (``Settings.enabled_monitors``,
+    found by entry-point name and built from their ``[monitors.<name>]``
+    tables), e.g. to run a team's :class:`Monitor` objects directly.
     ``engine`` counts the day's log locally (``local``, ``local-pool``) or on
     Apache Spark (``spark``, with an optional session); see
     :mod:`rulelife.engines`. Everything after the counting is the same.
@@ -270,6 +270,9 @@ def run_nightly(
 
 
 def _run_locked(workspace, store, day, source, actor, report, deliver, monitors, engine, spark) -> None:
+    # Built first: a bad [monitors.<name>] table stops the run before it writes anything.
+    settings = workspace.settings
+    monitors = load_monitors(settings.enabled_monitors, settings) if monitors is None else require_monitors(monitors)
     log_report = LogReport()
     counts, numbers = _read_day(workspace, day, source, report, log_report, engine, spark)
     report.log = log_report.to_dict()
@@ -288,8 +291,6 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         report.notes.append(f"metrics mention rules the registry no longer has (ignored): {', '.join(gone)}")
     context = MonitorContext(day=day, settings=workspace.settings, rules=rules, examples=examples)
     findings: list[Finding] = []
-    if monitors is None:
-        monitors = load_monitors(workspace.settings.monitors, workspace.settings)
     for monitor in monitors:
         findings.extend(monitor.check(history, context))
     findings.extend(review_lexicon(workspace, store, day, report.notes))

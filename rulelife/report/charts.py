@@ -98,11 +98,12 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
     return ticks
 
 
-def _thin(index: np.ndarray, values: np.ndarray, how: str = "minmax") -> tuple[np.ndarray, np.ndarray]:
-    """At most about MAX_POINTS points: per bucket its min and max in time order (or its mean)."""
-    if len(index) <= MAX_POINTS:
+def _thin(index: np.ndarray, values: np.ndarray, how: str = "minmax",
+          limit: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``limit`` points: per bucket its min and max in time order (or its mean)."""
+    if len(index) <= limit:
         return index, values
-    buckets = np.array_split(np.arange(len(index)), MAX_POINTS // 2)
+    buckets = np.array_split(np.arange(len(index)), limit // 2)
     xs, ys = [], []
     for bucket in buckets:
         v = values[bucket]
@@ -149,6 +150,7 @@ class TimeChart:
     width: int = WIDTH
     height: int = HEIGHT
     attrs: dict[str, str] = field(default_factory=dict)
+    max_points: int = MAX_POINTS  # a longer series is thinned (see _thin)
     _layers: list[tuple] = field(default_factory=list, repr=False)  # (kind, data, css, extra), drawn in order
     _values: list[np.ndarray] = field(default_factory=list, repr=False)
     _legend: list[tuple[str, str]] = field(default_factory=list, repr=False)
@@ -225,7 +227,7 @@ class TimeChart:
         if kind == "line":
             parts = []
             for run in _runs(data):
-                xs, ys = _thin(run.astype(float), data[run], extra)
+                xs, ys = _thin(run.astype(float), data[run], extra, self.max_points)
                 px, py = self._x(xs), self._ys(ys, lo, hi)
                 coords = _coords(px, py)
                 parts.append(f"M{coords}" if len(px) > 1 else f"M{coords}h0.1")
@@ -234,8 +236,8 @@ class TimeChart:
             low, high = data
             parts = []
             for run in _runs(low + high):
-                xs, ls = _thin(run.astype(float), low[run], "mean")
-                _, hs = _thin(run.astype(float), high[run], "mean")
+                xs, ls = _thin(run.astype(float), low[run], "mean", self.max_points)
+                _, hs = _thin(run.astype(float), high[run], "mean", self.max_points)
                 px = self._x(xs)
                 top = _coords(px, self._ys(hs, lo, hi))
                 bottom = _coords(px[::-1], self._ys(ls, lo, hi)[::-1])
@@ -245,7 +247,7 @@ class TimeChart:
             finite = np.flatnonzero(np.isfinite(data))
             if not finite.size:
                 return ""
-            xs, vs = _thin(finite.astype(float), data[finite], "mean")
+            xs, vs = _thin(finite.astype(float), data[finite], "mean", self.max_points)
             w = max(self.xw / max(self.days, 1) * (len(finite) / len(xs)) * 0.8, 0.6)
             base = _n(self._ys([max(lo, 0.0)], lo, hi)[0])
             lefts = np.rint((self._x(xs) - w / 2) * 10).astype(np.int64).tolist()

@@ -7,14 +7,18 @@ here renders, so a test (or a notebook) can check the numbers directly.
 The report window is ``[since, until]`` (whole UTC days, both included).
 ``until`` is the newest day of the metrics table (the last nightly run), not
 the wall clock, so a report of a backfilled or simulated workspace shows its
-data. Series are read from further back than ``since`` where a statistic
-needs a past: the fire rate's rolling median its ``coverage_window_days``,
-the CUSUM the start of the rule's current version.
+data. Series are read from further back than ``since`` where a monitor needs
+a past (its ``lookback_days()``; the CUSUM, the start of the rule's current
+version).
+
+What a monitor judged is drawn from the monitor itself: the enabled
+monitors, built from their ``[monitors.<name>]`` tables as the nightly job
+builds them, and their own ``statistics()`` (the band, the threshold and the
+verdict of every day). Nothing here recomputes a decision.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,8 +33,15 @@ from rulelife.config import Workspace
 from rulelife.errors import ConfigError, RulelifeError
 from rulelife.evidence.evaluation.stats import wilson_interval
 from rulelife.evidence.live import ShadowStanding, shadow_standing
-from rulelife.monitoring.contract import METRIC_COLUMNS, MonitorContext, RuleInfo, empty_history
-from rulelife.plugins import MONITORS, load_plugin
+from rulelife.monitoring.contract import (
+    METRIC_COLUMNS,
+    STATISTIC_COLUMNS,
+    Monitor,
+    MonitorContext,
+    RuleInfo,
+    empty_history,
+    load_monitor,
+)
 from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, PromotionRow, Store, TicketRow, registry, utcnow
 
 __all__ = [
@@ -50,7 +61,11 @@ DEFAULT_DAYS = 90
 # The CUSUM needs a rule's series from the start of its current version;
 # the nightly job reads the same horizon (nightly.load_history).
 HISTORY_DAYS = 400
+# The monitors whose statistics the rule charts draw, by entry-point name.
 CUSUM_MONITOR = "agreement_cusum"
+COVERAGE_MONITOR = "coverage_drift"
+FLOOR_MONITOR = "agreement_floor"
+DRAWN = (CUSUM_MONITOR, COVERAGE_MONITOR, FLOOR_MONITOR)
 
 
 @dataclass(frozen=True)
@@ -115,11 +130,21 @@ class ReportData:
     daily
         Per (rule_id, date) of the window, pooled over locales: fires, traffic
         (the rule's locales' traffic that day), fire_rate, shadow_n, agree_n,
-        agreement and its Wilson interval (low, high), the fire rate's rolling
-        median of the preceding days and its band (band_low, band_high).
+        agreement and its Wilson interval (low, high).
     cusum
-        Per (rule_id, locale, date): the agreement CUSUM statistic ``S``
-        (empty when the monitor is not installed; see ``cusum_note``).
+        The agreement CUSUM monitor's ``statistics()`` in the window: per
+        (rule_id, locale, date) ``value`` (its S), the threshold ``high`` and ``alarm``
+        (empty when the monitor is not run; see ``cusum_note``). ``cusum_h``
+        is that threshold.
+    fire_rates
+        The coverage-drift monitor's ``statistics()`` in the window: per
+        (rule_id, locale, date) fires, traffic, the fire rate ``value``, its
+        reference ``median`` and the band (``low``, ``high``) the monitor held
+        it to, and ``alarm`` (empty when the monitor is not run; see
+        ``fire_rate_note``).
+    floors
+        Per rule, the floor the agreement floor monitor judged it against
+        (rules it judged no day of are left out).
     coverage
         Per (intent, locale) over the window: fires of the intent's rules,
         traffic of the locale, coverage = fires / traffic.
@@ -136,9 +161,7 @@ class ReportData:
     generated_at: datetime
     since: date
     until: date
-    floor: float
-    tolerance: float
-    window_days: int
+    floor: float  # the promotion gate's agreement floor
     model_call_cost: float
     revalidate_within_days: int
     states: pd.DataFrame
@@ -146,6 +169,9 @@ class ReportData:
     cusum: pd.DataFrame
     cusum_h: float | None
     cusum_note: str
+    fire_rates: pd.DataFrame
+    fire_rate_note: str
+    floors: dict[str, float]
     coverage: pd.DataFrame
     savings: pd.DataFrame
     markers: list[Marker]
@@ -232,11 +258,10 @@ def _first_metric_day(store: Store) -> date | None:
         return session.exec(select(func.min(DailyMetricRow.day))).first()
 
 
-def _daily(history: pd.DataFrame, since: date, until: date, window_days: int, min_days: int,
-           tolerance: float) -> pd.DataFrame:
+def _daily(history: pd.DataFrame, since: date) -> pd.DataFrame:
     """Per rule and day, pooled over locales (see ReportData.daily)."""
     columns = ["rule_id", "date", "intent", "fires", "traffic", "fire_rate", "shadow_n", "agree_n", "agreement",
-               "low", "high", "median", "band_low", "band_high"]
+               "low", "high"]
     if history.empty:
         return pd.DataFrame(columns=columns)
     # A locale's traffic on a day is on every row of that locale; a rule with no
@@ -256,20 +281,9 @@ def _daily(history: pd.DataFrame, since: date, until: date, window_days: int, mi
     out[["fires", "shadow_n", "agree_n"]] = out[["fires", "shadow_n", "agree_n"]].fillna(0)
     out = out.sort_values(["rule_id", "date"], ignore_index=True)
     out["fire_rate"] = out["fires"] / out["traffic"].where(out["traffic"] > 0)
-    # The reference is the median of the days before (the day itself excluded,
-    # so a change cannot pull its own reference), as the coverage monitor does.
-    rated = out.dropna(subset=["fire_rate"])
-    median = (rated.groupby("rule_id", sort=False)
-              .rolling(f"{window_days}D", on="date", closed="left", min_periods=min_days)["fire_rate"].median())
-    # ``rated`` is sorted by rule and date and its groups keep that order, so the
-    # rolling result lines up with its rows.
-    out["median"] = np.nan
-    out.loc[rated.index, "median"] = median.to_numpy()
     intents = history.drop_duplicates("rule_id", keep="last").set_index("rule_id")["intent"].astype(str)
     out["intent"] = out["rule_id"].map(intents)
     out = out[out["date"] >= pd.Timestamp(since)].reset_index(drop=True)
-    out["band_low"] = out["median"] * (1 - tolerance)
-    out["band_high"] = out["median"] * (1 + tolerance)
     sampled = out["shadow_n"] > 0
     out["agreement"] = (out["agree_n"] / out["shadow_n"]).where(sampled)
     bounds = [wilson_interval(a, n) if n > 0 else (math.nan, math.nan)
@@ -289,28 +303,44 @@ def _rule_infos(states: pd.DataFrame) -> dict[str, RuleInfo]:
             for r in states.itertuples()}
 
 
-def _cusum(workspace: Workspace, history: pd.DataFrame, states: pd.DataFrame, until: date):
-    """(statistics, h, findings, note) of the agreement CUSUM monitor, through its entry point."""
+@dataclass(frozen=True)
+class _Drawn:
+    """A monitor the rule charts draw: its statistics up to ``until`` (None: nothing, see ``note``)."""
+
+    monitor: Monitor | None
+    statistics: pd.DataFrame | None = None
+    note: str = ""
+
+
+def _enabled(workspace: Workspace, name: str) -> _Drawn:
+    """The monitor ``name`` as the nightly job builds it, or why the page cannot draw it."""
+    if name not in workspace.settings.enabled_monitors:
+        return _Drawn(None, note=f"the nightly job does not run the {name} monitor (not in enabled_monitors)")
     try:
-        monitor_class = load_plugin(MONITORS, CUSUM_MONITOR)
+        return _Drawn(load_monitor(name, workspace.settings))
     except ConfigError as exc:
-        return None, None, [], f"the {CUSUM_MONITOR} monitor is not installed ({exc})"
-    settings = workspace.settings
-    monitor = (monitor_class.from_settings(settings) if hasattr(monitor_class, "from_settings")
-               else monitor_class())
-    if not hasattr(monitor, "statistics"):
-        return None, None, [], f"the installed {CUSUM_MONITOR} monitor has no statistics(); no CUSUM to plot"
-    context = MonitorContext(day=until, settings=settings, rules=_rule_infos(states))
-    stats = monitor.statistics(history, context)
-    findings = monitor.check(history, context)
-    # h through the monitor module's public calibration, if it has one.
-    calibrate = getattr(importlib.import_module(monitor_class.__module__), "calibrated_h", None)
-    h = None
-    if calibrate is not None:
-        k = getattr(monitor, "k", None) or settings.cusum_k
-        arl0 = getattr(monitor, "arl0", None) or settings.cusum_arl0
-        h = float(calibrate(k, arl0, getattr(monitor, "baseline_days", 14)))
-    return stats, h, findings, ""
+        return _Drawn(None, note=f"the {name} monitor cannot be built ({exc})")
+
+
+def _drawn(found: _Drawn, history: pd.DataFrame, context: MonitorContext, states: pd.DataFrame) -> _Drawn:
+    """``found`` with its monitor's own statistics() over ``history``."""
+    if found.monitor is None:
+        return found
+    stats = found.monitor.statistics(history, context)
+    name = found.monitor.name
+    if stats is None:
+        return _Drawn(found.monitor, note=f"the installed {name} monitor has no statistics() to plot")
+    missing = sorted(set(STATISTIC_COLUMNS) - set(stats.columns))
+    if missing:
+        return _Drawn(found.monitor, note=f"the {name} monitor's statistics() lack {', '.join(missing)}")
+    if stats.empty:
+        return _Drawn(found.monitor, stats)
+    # The context counts every rule as active (the page also shows rules disabled since); a rule
+    # that is not active was judged up to its last day of metrics, and no further.
+    last = history.groupby("rule_id")["date"].max()
+    active = set(states.loc[states["state"] == "active", "rule_id"]) if not states.empty else set()
+    judged = stats["rule_id"].isin(active).to_numpy() | (stats["date"] <= stats["rule_id"].map(last)).to_numpy()
+    return _Drawn(found.monitor, stats[judged].reset_index(drop=True))
 
 
 def _day_of(value) -> date | None:
@@ -322,8 +352,8 @@ def _day_of(value) -> date | None:
         return None
 
 
-def _markers(store: Store, since: date, until: date, findings, stats: pd.DataFrame | None,
-             h: float | None) -> tuple[list[Marker], list[AuditRow]]:
+def _markers(store: Store, since: date, until: date, findings,
+             stats: pd.DataFrame | None) -> tuple[list[Marker], list[AuditRow]]:
     markers: list[Marker] = []
     auto_disables: list[AuditRow] = []
     with store.session() as session:
@@ -354,12 +384,13 @@ def _markers(store: Store, since: date, until: date, findings, stats: pd.DataFra
             markers.append(Marker(rule_id, day, "change_point", f"change point ({locale})",
                                   f"agreement below its usual {evidence.get('mu0', float('nan')):.1%}", locale,
                                   CUSUM_MONITOR))
-    if stats is not None and h is not None and not stats.empty:
-        above = stats[stats["S"] > h]
-        for (rule_id, locale), rows in above.groupby(["rule_id", "locale"], sort=True):
-            first = rows["date"].min().date()
-            markers.append(Marker(str(rule_id), first, "cusum_alarm", f"CUSUM alarm ({locale})",
-                                  f"S above h = {h:.2f}", str(locale), CUSUM_MONITOR))
+    if stats is not None and not stats.empty:
+        # The first day of each series the monitor itself alarmed on.
+        for (rule_id, locale), rows in stats[stats["alarm"]].groupby(["rule_id", "locale"], sort=True):
+            first = rows.iloc[0]
+            markers.append(Marker(str(rule_id), first["date"].date(), "cusum_alarm", f"CUSUM alarm ({locale})",
+                                  f"S = {first['value']:.2f} above h = {first['high']:.2f}", str(locale),
+                                  CUSUM_MONITOR))
     for t in tickets:  # the day a monitor first filed each ticket on a rule
         if t.first_day is not None and not t.subject.startswith("bundle:"):
             markers.append(Marker(t.subject, t.first_day, "ticket", f"ticket #{t.id} {t.check} ({t.status})",
@@ -457,8 +488,12 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
     since = since or until - timedelta(days=DEFAULT_DAYS - 1)
     if first is not None and first <= until:
         since = max(since, first)
-    window = settings.coverage_window_days
-    history = load_metrics(store, min(since - timedelta(days=window), until - timedelta(days=HISTORY_DAYS)), until)
+    found = {name: _enabled(workspace, name) for name in DRAWN}
+    # Each drawn monitor gets the days before ``since`` it reads, and at least the horizon the
+    # nightly job gives every monitor (a lookback of None: all of it).
+    lookbacks = [d.monitor.lookback_days() for d in found.values() if d.monitor is not None]
+    back = max([n for n in lookbacks if n is not None], default=0)
+    history = load_metrics(store, min(since - timedelta(days=back), until - timedelta(days=HISTORY_DAYS)), until)
     in_window = history[history["date"] >= pd.Timestamp(since)]
 
     statuses = registry.list_rules(store)
@@ -467,19 +502,26 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
           "latest_version": s.latest_version, "expires_at": s.expires_at} for s in statuses],
         columns=["rule_id", "intent", "state", "version", "latest_version", "expires_at"],
     )
-    stats, h, findings, cusum_note = _cusum(workspace, history, states, until)
-    if stats is not None and not stats.empty:
-        cusum = stats[stats["date"] >= pd.Timestamp(since)][["rule_id", "locale", "date", "S"]].reset_index(drop=True)
-    else:
-        cusum = pd.DataFrame(columns=["rule_id", "locale", "date", "S"])
-    markers, auto_disables = _markers(store, since, until, findings, stats, h)
+    context = MonitorContext(day=until, settings=settings, rules=_rule_infos(states))
+    drawn = {name: _drawn(d, history, context, states) for name, d in found.items()}
+    cusum = drawn[CUSUM_MONITOR]
+    # The change points the CUSUM's findings name on the last day (tickets name the earlier ones).
+    findings = cusum.monitor.check(history, context) if cusum.statistics is not None else []
+    markers, auto_disables = _markers(store, since, until, findings, cusum.statistics)
+    floor_stats = drawn[FLOOR_MONITOR].statistics
+    floors = ({} if floor_stats is None or floor_stats.empty
+              else floor_stats.groupby("rule_id")["low"].last().astype(float).to_dict())
     return ReportData(
         workspace=str(workspace.root), generated_at=now, since=since, until=until,
-        floor=settings.agreement_floor, tolerance=settings.coverage_tolerance, window_days=window,
-        model_call_cost=settings.model_call_cost, revalidate_within_days=settings.revalidate_within_days,
+        floor=settings.agreement_floor, model_call_cost=settings.model_call_cost,
+        revalidate_within_days=settings.revalidate_within_days,
         states=states,
-        daily=_daily(history, since, until, window, settings.coverage_min_days, settings.coverage_tolerance),
-        cusum=cusum, cusum_h=h, cusum_note=cusum_note,
+        daily=_daily(history, since),
+        cusum=_in_window(cusum.statistics, since, ["value", "high", "alarm"]),
+        cusum_h=_threshold(cusum.statistics), cusum_note=cusum.note,
+        fire_rates=_in_window(drawn[COVERAGE_MONITOR].statistics, since,
+                              ["fires", "traffic", "value", "median", "low", "high", "alarm"]),
+        fire_rate_note=drawn[COVERAGE_MONITOR].note, floors=floors,
         coverage=_coverage(in_window), savings=_savings(in_window, settings.model_call_cost),
         markers=markers, tickets=_tickets(store), auto_disables=auto_disables,
         near_expiry=_near_expiry(states, now, settings.revalidate_within_days),
@@ -488,3 +530,20 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
         shadow=_shadow(store, workspace, until),
         vetoes=load_vetoes(store, since, until),
     )
+
+
+def _in_window(stats: pd.DataFrame | None, since: date, columns: list[str]) -> pd.DataFrame:
+    """The statistics' rows from ``since`` on, keyed by rule, locale and date (a column a monitor
+    does not compute is NaN)."""
+    keys = ["rule_id", "locale", "date"]
+    if stats is None or stats.empty:
+        return pd.DataFrame(columns=keys + columns)
+    rows = stats[stats["date"] >= pd.Timestamp(since)]
+    return rows.reindex(columns=keys + columns).reset_index(drop=True)
+
+
+def _threshold(stats: pd.DataFrame | None) -> float | None:
+    """The CUSUM's alarm threshold as its statistics carry it (one h for every series)."""
+    if stats is None or stats.empty:
+        return None
+    return float(stats["high"].iloc[-1])

@@ -150,11 +150,11 @@ def render_evaluation_html(result, *, floor: float | None = None) -> str:
     """A standalone page of one evaluation (a :class:`rulelife.evidence.promotion.EvaluationResult`).
 
     The page is self-contained like the report: inline CSS and SVG, nothing
-    fetched. ``floor`` (default: the one the gate's agreement check states)
+    fetched. ``floor`` (default: the threshold of the gate's agreement check)
     draws the agreement floor.
     """
     evaluation, decision, snapshot = result.evaluation, result.decision, result.snapshot
-    floor = _floor_of(decision) if floor is None else floor
+    floor = decision.check("agreement").threshold if floor is None else floor
     body = evaluation_section(
         evaluation.to_dict(), passed=decision.passed, reasons=decision.reasons, floor=floor,
         checks=[c.to_dict() for c in decision.checks], evaluation_id=result.evaluation_id, heading="h2",
@@ -165,11 +165,3 @@ def render_evaluation_html(result, *, floor: float | None = None) -> str:
     return page(title, f'<header><h1>{_e(title)}</h1>{meta}</header><main>'
                        f'<section id="evaluation" data-section="evaluation">{body}</section></main>')
 
-
-def _floor_of(decision) -> float:
-    """The agreement floor the gate used (its agreement check states it), else the default 0.95."""
-    for check in decision.checks:
-        found = re.search(r">= (\d+(?:\.\d+)?)%", check.detail)
-        if check.name == "agreement" and found:
-            return float(found.group(1)) / 100
-    return 0.95

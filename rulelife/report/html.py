@@ -7,7 +7,8 @@ every chart ``id`` and ``data-chart``, so tests and scripts can find them.
 
 The numbers behind the per-rule charts are embedded once as JSON
 (``<script type="application/json" id="report-data">``): per rule and day of
-the window, the counts the store holds, pooled over locales.
+the window, the counts the store holds, pooled over locales, and per locale
+what the monitors computed (the CUSUM, the fire rate and its band).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ DETECTIONS = ("change_point", "cusum_alarm", "ticket")
 SHORT = {"auto_disable": "auto-disabled", "promote": "promoted", "revalidate": "revalidated",
          "change_point": "change", "cusum_alarm": "alarm"}
 COVERAGE_CHECK = "coverage_drift"
+# Points a per-locale fire-rate series is thinned to: about 2 px each across the plot.
+FIRE_RATE_POINTS = 240
 
 
 def _wanted(chart: str, marker) -> bool:
@@ -233,9 +236,10 @@ def _expiry(data: ReportData, known: set[str]) -> str:
 
 
 # ---------------------------------------------------------------- per rule
-def _markers_on(chart: TimeChart, markers: list[Marker]) -> None:
+def _markers_on(chart: TimeChart, markers: list[Marker], locale: str | None = None) -> None:
+    """Draw ``markers`` on ``chart``; a chart of one ``locale`` leaves out detections in other locales."""
     for m in markers:
-        if not _wanted(chart.kind, m):
+        if not _wanted(chart.kind, m) or (locale and m.kind in DETECTIONS and m.locale not in (None, locale)):
             continue
         if m.kind == "ticket":
             label = m.label.split(" (")[0]
@@ -244,15 +248,15 @@ def _markers_on(chart: TimeChart, markers: list[Marker]) -> None:
         chart.marker(m.day, m.kind, label, f"{m.label} on {m.day}: {m.detail}")
 
 
-def _rule_charts(data: ReportData, rule_id: str, rows: pd.DataFrame, cusum: pd.DataFrame,
+def _rule_charts(data: ReportData, rule_id: str, rows: pd.DataFrame, cusum: pd.DataFrame, rates: pd.DataFrame,
                  markers: list[Marker]) -> tuple[str, dict]:
     start, days, key = data.since, data.days, slug(rule_id)
-    a = _arrays(rows, start, days, ["agree_n", "shadow_n", "agreement", "low", "high", "fires", "traffic",
-                                    "fire_rate", "median", "band_low", "band_high"])
+    a = _arrays(rows, start, days, ["agree_n", "shadow_n", "agreement", "low", "high", "fires", "traffic"])
     agree, shadow, agreement, low, high = a["agree_n"], a["shadow_n"], a["agreement"], a["low"], a["high"]
     attrs = {"data-rule": rule_id}
 
-    floor = data.floor
+    # The floor the agreement floor monitor judged this rule against (the gate's, where it judged no day).
+    floor = data.floors.get(rule_id, data.floor)
     finite_low = low[np.isfinite(low)]
     bottom = min(floor - 0.03, float(finite_low.min()) if finite_low.size else floor)
     bottom = max(0.0, math.floor(bottom * 20) / 20)
@@ -264,33 +268,25 @@ def _rule_charts(data: ReportData, rule_id: str, rows: pd.DataFrame, cusum: pd.D
     _markers_on(chart, markers)
     out = [(f"Agreement with the model, daily, with its 95% Wilson interval; floor {floor:.0%}", chart.render())]
 
+    h = data.cusum_h
     chart = TimeChart(f"chart-{key}-cusum", "cusum", f"{rule_id}: agreement CUSUM statistic S per locale"
-                      + (f" (alarm above h = {data.cusum_h:.2f})" if data.cusum_h else ""), start, days, attrs=attrs,
-                      y_format="{:g}")
+                      + (f" (alarm above h = {h:.2f})" if h else ""), start, days, attrs=attrs, y_format="{:g}")
     series_by_locale = {}
     for n, (locale, frame) in enumerate(cusum.groupby("locale", sort=True)):
         # The monitor carries S over unknown days (too few shadow samples): so does the line.
-        values = pd.Series(_series(frame, "S", start, days)).ffill(limit_area="inside").to_numpy()
+        values = pd.Series(_series(frame, "value", start, days)).ffill(limit_area="inside").to_numpy()
         series_by_locale[str(locale)] = _floats(values, 2)
         chart.line(values, f"s{n % 6}", str(locale))
-    if data.cusum_h is not None:
-        chart.hline(data.cusum_h, "hline", f"h {data.cusum_h:.2f}")
+    if h is not None:
+        chart.hline(h, "hline", f"h {h:.2f}")
     _markers_on(chart, markers)
     note = "" if series_by_locale else (
         f'<p>{_e(data.cusum_note or "No CUSUM yet: the monitor needs its baseline days of known agreement.")}</p>')
-    out.append(("CUSUM of the agreement shortfall per locale" + (f"; alarm above h = {data.cusum_h:.2f}"
-                if data.cusum_h is not None else ""), chart.render() + note))
+    out.append(("CUSUM of the agreement shortfall per locale" + (f"; alarm above h = {h:.2f}" if h is not None
+                else ""), chart.render() + note))
 
-    rate, median = a["fire_rate"], a["median"]
-    chart = TimeChart(f"chart-{key}-fire-rate", "fire-rate",
-                      f"{rule_id}: fire rate with its {data.window_days}-day rolling median and ±{data.tolerance:.0%} band",
-                      start, days, y_format="{:.1%}", attrs=attrs)
-    chart.band(a["band_low"], a["band_high"], "band",
-               f"±{data.tolerance:.0%}")
-    chart.line(median, "median", "median").line(rate, "rate", "fire rate")
-    _markers_on(chart, markers)
-    out.append((f"Fire rate with its {data.window_days}-day rolling median and ±{data.tolerance:.0%} band",
-                chart.render()))
+    fire_charts, fire_rates = _fire_rate_charts(data, rule_id, a, rates, markers)
+    out += fire_charts
 
     chart = TimeChart(f"chart-{key}-shadow", "shadow", f"{rule_id}: shadow sample size per day (model labels known)",
                       start, days, y_format="{:,.0f}", attrs=attrs)
@@ -299,9 +295,46 @@ def _rule_charts(data: ReportData, rule_id: str, rows: pd.DataFrame, cusum: pd.D
     out.append(("Shadow sample per day (fires the model also labelled)", chart.render()))
 
     embedded = {"agree_n": _ints(agree), "shadow_n": _ints(shadow), "fires": _ints(a["fires"]),
-                "traffic": _ints(a["traffic"]), "median": _floats(median, 6),
-                "cusum": series_by_locale}
+                "traffic": _ints(a["traffic"]), "cusum": series_by_locale, "fire_rate": fire_rates}
     return "".join(f'<div class="figure"><p class="cap">{_e(cap)}</p>{svg}</div>' for cap, svg in out), embedded
+
+
+def _fire_rate_charts(data: ReportData, rule_id: str, pooled: dict[str, np.ndarray], rates: pd.DataFrame,
+                      markers: list[Marker]) -> tuple[list[tuple[str, str]], dict]:
+    """One fire-rate chart per locale the coverage monitor judged, with the band it held the rate to.
+
+    The monitor judges each (rule, locale) on its own; a band of the locales
+    pooled would be a band it never judged, so each locale gets its chart.
+    """
+    start, days, key = data.since, data.days, slug(rule_id)
+    if rates.empty:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = pooled["fires"] / pooled["traffic"]
+        chart = TimeChart(f"chart-{key}-fire-rate", "fire-rate", f"{rule_id}: fire rate, all its locales",
+                          start, days, y_format="{:.1%}", attrs={"data-rule": rule_id})
+        chart.line(rate, "rate", "fire rate")
+        _markers_on(chart, markers)
+        note = data.fire_rate_note or "no band yet: the coverage monitor has judged no day of this rule"
+        return [("Fire rate, all locales", chart.render() + f"<p>{_e(note)}</p>")], {}
+    out, embedded = [], {}
+    for locale, frame in rates.groupby("locale", sort=True):
+        locale = str(locale)
+        a = _arrays(frame, start, days, ["value", "fires", "low", "high"])
+        # A chart per locale triples these charts, so a long window is drawn at about 2 px a point
+        # (a one-day spike of the rate survives the thinning); the exact band is in the embedded data.
+        chart = TimeChart(f"chart-{key}-fire-rate-{slug(locale)}", "fire-rate",
+                          f"{rule_id} in {locale}: fire rate and the coverage monitor's band (its median ± the "
+                          "larger of its tolerance and its counting-noise margin)", start, days,
+                          y_format="{:.1%}", attrs={"data-rule": rule_id, "data-locale": locale},
+                          max_points=FIRE_RATE_POINTS)
+        # The band is centred on the monitor's median; leaving the median's own line out keeps a
+        # year of every rule and locale within the page's size.
+        chart.band(a["low"], a["high"], "band", "no-ticket band").line(a["value"], "rate", "fire rate")
+        _markers_on(chart, markers, locale)
+        out.append((f"Fire rate in {locale} and the coverage monitor's band (outside it: a ticket)", chart.render()))
+        # The rate is fires / the locale's traffic (embedded once for every rule).
+        embedded[locale] = {"fires": _ints(a["fires"]), "low": _floats(a["low"], 6), "high": _floats(a["high"], 6)}
+    return out, embedded
 
 
 def _needs_attention(data: ReportData) -> dict[str, list[str]]:
@@ -328,6 +361,7 @@ def _rules(data: ReportData) -> tuple[str, dict]:
     order = sorted(rule_ids, key=lambda r: (r not in why, r))
     daily = dict(tuple(data.daily.groupby("rule_id", sort=False)))
     cusum = dict(tuple(data.cusum.groupby("rule_id", sort=False))) if not data.cusum.empty else {}
+    rates = dict(tuple(data.fire_rates.groupby("rule_id", sort=False))) if not data.fire_rates.empty else {}
     markers: dict[str, list[Marker]] = {}
     for m in data.markers:
         markers.setdefault(m.rule_id, []).append(m)
@@ -340,8 +374,8 @@ def _rules(data: ReportData) -> tuple[str, dict]:
         last = rows[rows["shadow_n"].fillna(0) > 0].tail(1)
         last_text = (f"{_pct(last['agreement'].iloc[0])} ({int(last['agree_n'].iloc[0])}/{int(last['shadow_n'].iloc[0])}"
                      f" on {last['date'].iloc[0]:%m-%d})" if not last.empty else "n/a")
-        rule_cusum = cusum.get(rule_id, pd.DataFrame(columns=["locale", "date", "S"]))
-        s_last = rule_cusum.groupby("locale")["S"].last().max() if not rule_cusum.empty else float("nan")
+        rule_cusum = cusum.get(rule_id, data.cusum.iloc[0:0])
+        s_last = rule_cusum.groupby("locale")["value"].last().max() if not rule_cusum.empty else float("nan")
         link = f'<a href="#rule-{slug(rule_id)}">{_e(rule_id)}</a>'
         summary.append([link, f'<span class="badge {_e(state)}">{_e(state)}</span>',
                         f'<span data-metric="window-agreement">{_pct(a / n if n else None)}</span> ({a}/{n})',
@@ -350,7 +384,9 @@ def _rules(data: ReportData) -> tuple[str, dict]:
                         "n/a" if s_last != s_last else f"{s_last:.2f}",
                         f'<span data-metric="vetoed">{data.vetoes.get(rule_id, 0):,}</span>',
                         _e("; ".join(why.get(rule_id, [])))])
-        charts, embedded[rule_id] = _rule_charts(data, rule_id, rows, rule_cusum, markers.get(rule_id, []))
+        charts, embedded[rule_id] = _rule_charts(data, rule_id, rows, rule_cusum,
+                                                 rates.get(rule_id, data.fire_rates.iloc[0:0]),
+                                                 markers.get(rule_id, []))
         version = states.loc[rule_id, "version"] if rule_id in states.index else ""
         expires = states.loc[rule_id, "expires_at"] if rule_id in states.index else None
         head = (f'<h3>{_e(rule_id)}<small>@{_e(version)} · {_e(rows["intent"].iloc[0])}</small> '
@@ -460,9 +496,13 @@ def render_report(data: ReportData) -> str:
     body = "".join([_bundle(data), _tickets(data, known), _auto_disables(data, known), _expiry(data, known),
                     _shadow(data, known), rules_html, _evaluations(data), _residual(data)])
     savings = data.savings
+    traffic = (data.fire_rates.groupby(["locale", "date"])["traffic"].max().reset_index()
+               if not data.fire_rates.empty else data.fire_rates)
     embedded_data = {
         "start": data.since.isoformat(), "days": data.days, "floor": data.floor,
         "model_call_cost": data.model_call_cost, "rules": embedded,
+        "traffic": {str(locale): _ints(_series(frame, "traffic", data.since, data.days))
+                    for locale, frame in traffic.groupby("locale", sort=True)},
         "bundle": {name: _ints(_series(savings, name, data.since, data.days))
                    for name in ("fires", "shadow_n", "calls_saved")},
     }

@@ -102,7 +102,12 @@ SCRIPT = """
       if (s.traffic[i] !== null) {
         lines.push("fires " + s.fires[i] + " of " + s.traffic[i] + " (" + pct(s.fires[i], s.traffic[i]) + ")");
       }
-      if (s.median[i] !== null) { lines.push("90-day median " + (100 * s.median[i]).toFixed(2) + "%"); }
+      var loc = svg.getAttribute("data-locale"), r = loc ? s.fire_rate[loc] : null;
+      if (r && r.fires[i] !== null) {
+        lines.push(loc + " fires " + r.fires[i] + " of " + data.traffic[loc][i] + " (" +
+          pct(r.fires[i], data.traffic[loc][i]) + ")" + (r.low[i] === null ? "" : "; monitor's band " +
+          (100 * r.low[i]).toFixed(2) + "–" + (100 * r.high[i]).toFixed(2) + "%"));
+      }
       Object.keys(s.cusum).forEach(function (loc) {
         if (s.cusum[loc][i] !== null) { lines.push("CUSUM " + loc + " " + s.cusum[loc][i]); }
       });

@@ -42,3 +42,14 @@ def test_unknown_ticket_is_named(tmp_path):
         assert "no ticket 42" in result.output
     result = runner.invoke(app, ["--workspace", str(ws.root), "tickets", "list", "--json"])
     assert result.exit_code == 0 and result.output.strip() == "[]"
+
+
+def test_a_deprecated_setting_is_one_warning_line_naming_its_new_table(tmp_path):
+    ws = Workspace.create(tmp_path / "ws")
+    ws.config_file.write_text(ws.config_file.read_text().replace(
+        "revalidate_within_days = 14\n", "revalidate_within_days = 14\nfloor_days = 2\n"))
+    result = runner.invoke(app, ["--workspace", str(ws.root), "tickets", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (f"WARNING rulelife.warnings: {ws.config_file}: setting 'floor_days' is deprecated and read for this "
+            "release only; set 'days' in the [monitors.agreement_floor] table instead") in result.output
+    assert "FutureWarning" not in result.output

@@ -108,6 +108,14 @@ def test_a_refusal_lists_every_reason_and_changes_nothing(ws):
         assert session.exec(select(PromotionRow)).all() == []
         assert session.exec(select(EvaluationRow)).all() == []
     assert BundleStore(ws.bundle_dir).pointer() is None
+    # Beside each reason, the numbers it judged, for a program to read.
+    result = promotion.evaluate(ws, "order_tracking.my_order", record=False)
+    agreement, safety = result.decision.check("agreement"), result.decision.check("safety")
+    assert agreement.threshold == 0.95 and agreement.value == pytest.approx(0.9375)
+    assert agreement.interval[0] < agreement.value < agreement.interval[1]
+    seen = result.evaluation.safety_false_positives + result.evaluation.safety_fp_in_log["return_request"]
+    assert result.evaluation.safety_fp_in_log == {"return_request": 20}
+    assert (safety.value, safety.threshold) == (seen, 0) and safety.to_dict()["value"] == seen
 
 
 def test_no_dataset_or_a_dataset_for_another_version_is_refused(ws):

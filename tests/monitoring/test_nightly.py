@@ -18,7 +18,7 @@ from sqlmodel import func, select
 from rulelife.config import Workspace
 from rulelife.errors import JobLocked, LogError
 from rulelife.monitoring import nightly, tickets
-from rulelife.monitoring.contract import Action, Finding, Severity
+from rulelife.monitoring.contract import Action, Finding, Monitor, Severity
 from rulelife.rules.lifecycle import State
 from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
@@ -43,7 +43,7 @@ description: Opening hours.
 DAY1, DAY2 = date(2026, 2, 1), date(2026, 2, 2)
 
 
-class LowAgreement:
+class LowAgreement(Monitor):
     """A real (small) monitor: disables a rule whose day's agreement is under 0.9."""
 
     name = "low_agreement"
@@ -62,7 +62,7 @@ class LowAgreement:
         return findings
 
 
-class AlwaysTicket:
+class AlwaysTicket(Monitor):
     """A real (small) monitor: one ticket a day per active rule."""
 
     name = "always_ticket"
@@ -211,8 +211,9 @@ import os, signal, sys
 from datetime import date
 from rulelife.config import Workspace
 from rulelife.monitoring import nightly
+from rulelife.monitoring.contract import Monitor
 
-class Killed:
+class Killed(Monitor):
     name = "killed"
     def check(self, history, context):
         os.kill(os.getpid(), signal.SIGKILL)

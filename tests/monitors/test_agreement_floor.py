@@ -104,8 +104,22 @@ def test_settings_and_parameters(series, context, day):
     hist = series([54] * 5, [N] * 5)
     assert verdict_days(hist, context, day, 5, days=5) == [4]
     assert verdict_days(hist, context, day, 5, floor=0.9) == []  # 0.90 is on a 0.90 floor
-    ctx = context(day(1), floor_days=2)
-    assert AgreementFloor().check(hist, ctx) and AgreementFloor.from_settings(ctx.settings).days == 2
+    # Unset, the floor is the promotion gate's: a rule is held to the floor it was promoted at.
+    assert AgreementFloor().check(hist, context(day(2))) and not AgreementFloor().check(
+        hist, context(day(2), agreement_floor=0.9))
+    monitor = AgreementFloor.from_settings({"days": 2})
+    assert monitor.days == 2 and monitor.check(hist, context(day(1)))
+
+
+def test_statistics_are_the_verdicts_of_every_day(series, context, day):
+    # Day 2 is unknown (5 shadow rows): the run 0.90, 0.90, (unknown), 0.90 alarms on day 3, not day 2.
+    hist = series([54, 54, 4, 54, 59, 54], [N, N, 5, N, N, N])
+    monitor = AgreementFloor()
+    stats = monitor.statistics(hist, context(day(5)))
+    assert stats["date"].dt.day.tolist() == [1, 2, 4, 5, 6]  # known days only
+    assert stats["run"].tolist() == [1, 2, 3, 0, 1] and (stats["low"] == 0.95).all()
+    alarms = {d.date() for d in stats.loc[stats["alarm"], "date"]}
+    assert alarms == {day(i) for i in range(6) if monitor.check(hist, context(day(i)))} == {day(3)}
 
 
 @pytest.mark.parametrize(("param", "value", "message"), [

@@ -110,10 +110,41 @@ def test_the_window_bounds_the_median(series, context, day):
     assert CoverageDrift().check(hist, context(day(40)))  # the 90-day median is 250
 
 
-def test_from_settings(context, day):
-    s = context(day(0), coverage_window_days=30, coverage_min_days=7, coverage_tolerance=0.5).settings
-    m = CoverageDrift.from_settings(s)
-    assert (m.window_days, m.min_days, m.tolerance) == (30, 7, 0.5)
+def test_from_settings():
+    m = CoverageDrift.from_settings({"window_days": 30, "min_days": 7, "tolerance": 0.5})
+    assert (m.window_days, m.min_days, m.tolerance, m.min_z) == (30, 7, 0.5, 4.0)  # min_z: its own default
+    with pytest.raises(ConfigError, match=r"\[monitors\.coverage_drift\]: unknown key 'tolerence'; coverage_drift "
+                                          r"takes window_days, min_days, tolerance, min_z"):
+        CoverageDrift.from_settings({"tolerence": 0.5})
+
+
+def test_statistics_band_is_the_median_widened_to_min_z_noise(series, context, day):
+    # 20 fires a day in 1,000 queries: the median rate is 2%, whose counting noise
+    # sqrt(0.02 * 0.98 / 1000) = 0.443% is wider than a fifth of it, so the band is
+    # 2% ± 4 × 0.443% = [0.229%, 3.771%], not the ±20% band [1.6%, 2.4%].
+    hist = series([10] * 21, [10] * 21, fires=[20] * 20 + [30], traffic=1000)
+    stats = CoverageDrift().statistics(hist, context(day(20)))
+    today = stats.iloc[-1]
+    half = 4 * (0.02 * 0.98 / 1000) ** 0.5
+    assert (today["value"], today["median"], today["history_days"]) == (0.03, 0.02, 20)
+    assert (today["low"], today["high"]) == pytest.approx((0.02 - half, 0.02 + half))
+    assert not today["alarm"] and CoverageDrift().check(hist, context(day(20))) == []  # +50%, but 2.3 sigma
+    assert stats["low"].iloc[:14].isna().all() and stats["low"].iloc[14:].notna().all()  # min_days = 14
+
+
+def test_statistics_are_the_verdicts_of_every_day(series, context, day, history):
+    # Two locales of one rule: en-US drops on day 30; de-DE is small and noisy, and never alarms.
+    hist = history(series([40] * 40, [40] * 40, fires=dropped(days=40)),
+                   series([5] * 40, [5] * 40, fires=np.random.default_rng(3).poisson(30, 40), locale="de-DE",
+                          traffic=2_000))
+    monitor = CoverageDrift()
+    stats = monitor.statistics(hist, context(day(39)))
+    alarms = {(r.date.date(), r.locale) for r in stats[stats["alarm"]].itertuples()}
+    verdicts = {(day(i), f.locale) for i in range(40) for f in monitor.check(hist, context(day(i))) if f.rule_id}
+    assert alarms == verdicts == {(day(i), "en-US") for i in range(30, 40)}
+    # Off the band's edges, a day alarms exactly when its rate leaves the band.
+    outside = (stats["value"] < stats["low"]) | (stats["value"] > stats["high"])
+    assert (outside == stats["alarm"]).all()
 
 
 @pytest.mark.parametrize(("params", "message"), [

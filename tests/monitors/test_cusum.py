@@ -44,12 +44,12 @@ def test_calibrated_h_averages_siegmund_over_the_baseline_error():
 
 
 def test_calibrated_h_refuses_an_arl0_below_that_of_h_zero():
-    with pytest.raises(ConfigError, match=r"arl0=1\.5 .*baseline_days=14 .*raise cusum_arl0"):
+    with pytest.raises(ConfigError, match=r"arl0=1\.5 .*baseline_days=14 .*raise arl0 in the \[monitors\.agreement_cusum\] table"):
         calibrated_h(0.5, 1.5, 14)
 
 
 def test_h_refuses_an_arl0_below_that_of_h_zero():
-    with pytest.raises(ConfigError, match=r"arl0=1\.5 .*raise cusum_arl0"):
+    with pytest.raises(ConfigError, match=r"arl0=1\.5 .*raise arl0 in the \[monitors\.agreement_cusum\] table"):
         siegmund_h(0.5, 1.5)
 
 
@@ -204,7 +204,18 @@ def test_invalid_parameters_are_refused(param, value, message):
         AgreementCusum(**{param: value})
 
 
-def test_from_settings_takes_every_value(context, day):
-    s = context(day(0), cusum_k=0.25, cusum_arl0=500.0, monitor_min_shadow=10).settings
-    m = AgreementCusum.from_settings(s)
+def test_from_settings_takes_every_value():
+    m = AgreementCusum.from_settings({"k": 0.25, "arl0": 500.0, "min_shadow": 10})
     assert (m.k, m.arl0, m.min_shadow, m.baseline_days) == (0.25, 500.0, 10, 14)
+    assert m.h == calibrated_h(0.25, 500.0, 14)
+    with pytest.raises(ConfigError, match=r"arl0=1\.5 .*raise arl0 in the \[monitors\.agreement_cusum\] table"):
+        AgreementCusum.from_settings({"arl0": 1.5})  # refused when built, not on the first night
+
+
+def test_statistics_carry_the_threshold_and_every_verdict(series, context, day):
+    hist = series(degraded(), [N] * 60)
+    monitor = AgreementCusum()
+    stats = monitor.statistics(hist, context(day(59)))
+    assert (stats["high"] == calibrated_h(0.5, 2000.0, 14)).all() and (stats["value"] == stats["S"]).all()
+    alarms = {d.date() for d in stats.loc[stats["alarm"], "date"]}
+    assert alarms == {day(i) for i in range(60) if monitor.check(hist, context(day(i)))}

@@ -46,8 +46,9 @@ def test_inactive_and_never_expiring_rules_are_left_alone(context, rule):
     assert Expiry().check(None, context(date(2026, 3, 30), rules=[rule(expires_at=None)])) == []
 
 
-def test_from_settings(context):
-    assert Expiry.from_settings(context(date(2026, 1, 1), expiry_grace_days=3).settings).grace_days == 3
+def test_from_settings():
+    assert Expiry.from_settings({"grace_days": 3}).grace_days == 3
+    assert Expiry.from_settings({}).grace_days == 7  # the default in its signature
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, True])

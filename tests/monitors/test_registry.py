@@ -13,16 +13,25 @@ import monitors.cusum
 import monitors.expiry
 import monitors.safety_fp
 from rulelife.config import Settings
-from rulelife.monitoring.contract import METRIC_COLUMNS, empty_history
+from rulelife.errors import ConfigError
+from rulelife.monitoring.contract import METRIC_COLUMNS, Monitor, empty_history, load_monitor
 from rulelife.plugins import MONITORS, load_plugin
 
 
-@pytest.mark.parametrize("name", Settings().monitors)
+@pytest.mark.parametrize("name", Settings().enabled_monitors)
 def test_every_default_monitor_loads_by_name(name):
     cls = load_plugin(MONITORS, name)
-    assert cls.name == name and cls.__name__ in monitors.__all__
-    monitor = cls.from_settings(Settings())
+    assert cls.name == name and cls.__name__ in monitors.__all__ and issubclass(cls, Monitor)
+    monitor = load_monitor(name, Settings())
     assert monitor.check(empty_history(), monitors._series.demo_context(date(2026, 1, 1))) == []
+
+
+def test_a_table_sets_parameters_and_the_rest_keep_their_defaults():
+    settings = Settings(monitors={"coverage_drift": {"tolerance": 0.3}})
+    monitor = load_monitor("coverage_drift", settings)
+    assert (monitor.tolerance, monitor.window_days) == (0.3, 90)
+    with pytest.raises(ConfigError, match=r"\[monitors\.expiry\]: unknown key 'grace'; expiry takes grace_days"):
+        load_monitor("expiry", Settings(monitors={"expiry": {"grace": 3}}))
 
 
 @pytest.mark.parametrize("module", [monitors._series, monitors.agreement_floor, monitors.coverage_drift,

@@ -32,7 +32,7 @@ def test_golden_clean_series_never_disables(series, context, day):
 
 
 def test_one_error_on_a_thin_day_is_enough(series, context, day):
-    hist = series([2], [3], safety_fp=[1])  # 3 shadow rows: far below monitor_min_shadow
+    hist = series([2], [3], safety_fp=[1])  # 3 shadow rows: far below the agreement monitors' min_shadow
     assert len(SafetyFalsePositive().check(hist, context(day(0)))) == 1
 
 
@@ -51,9 +51,12 @@ def test_locales_are_judged_separately(series, context, day, history):
     assert [f.locale for f in SafetyFalsePositive().check(hist, context(day(0)))] == ["ja-JP"]
 
 
-def test_from_settings(context, day):
-    s = context(day(0), safety_intents=["escalation"]).settings
-    assert SafetyFalsePositive.from_settings(s).safety_intents == ["escalation"]
+def test_from_settings(series, context, day):
+    assert SafetyFalsePositive.from_settings({"safety_intents": ["escalation"]}).safety_intents == ["escalation"]
+    # Unset, the evidence names the deployment's safety intents (those the metric was counted with).
+    hist = series([29], [30], safety_fp=[1])
+    (f,) = SafetyFalsePositive.from_settings({}).check(hist, context(day(0), safety_intents=["return_request"]))
+    assert f.evidence["safety_intents"] == ["return_request"]
 
 
 @pytest.mark.parametrize("value", ["return_request", ["return_request", ""], [3]])

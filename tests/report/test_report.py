@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -18,6 +19,7 @@ from rulelife.config import Workspace
 from rulelife.demo.quickstart import run_quickstart
 from rulelife.errors import ConfigError
 from rulelife.evidence import promotion
+from rulelife.evidence.gate import GateDecision
 from rulelife.report import SECTIONS, render_evaluation_html, write_report
 from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, RuleStateRow, Store, TicketRow
 
@@ -137,6 +139,19 @@ def test_evaluation_page_renders(quick):
     assert_self_contained(text)
 
 
+def test_evaluation_page_reads_the_floor_from_the_check_not_its_words(quick):
+    workspace, _, _ = quick
+    result = promotion.evaluate(workspace, "order_tracking.my_order", record=False)
+    agreement = result.decision.check("agreement")
+    assert agreement.threshold == 0.95 and ">= 95%" in agreement.detail
+    # Reword the message (no number left in it) and set the structured floor to 0.9.
+    reworded = replace(agreement, detail="agreement is not high enough", threshold=0.9)
+    decision = GateDecision(tuple(reworded if c.name == "agreement" else c for c in result.decision.checks))
+    text = render_evaluation_html(replace(result, decision=decision))
+    assert "floor 90%" in text and "floor 95%" not in text
+    assert "agreement is not high enough" in text
+
+
 def test_report_command_writes_the_page(quick, tmp_path):
     workspace, _, _ = quick
     app = typer.Typer()
@@ -218,11 +233,20 @@ def test_hand_made_store_shows_hand_computed_numbers(hand_made, tmp_path):
     hours = data["rules"]["faq.hours"]
     assert (hours["agree_n"][19], hours["shadow_n"][19]) == (45 + 24, 50 + 25)  # day 20, both locales
     assert hours["fires"][0] == 150 and hours["traffic"][0] == 1500
-    # The fire rate is a constant 10%: its median needs coverage_min_days (14) days before it.
-    assert hours["median"][13] is None and hours["median"][14] == pytest.approx(0.1)
+    # The fire rate is a constant 10% in each locale: its median needs the coverage monitor's
+    # min_days (14) days before it. The band is the median ± 4 standard deviations of counting
+    # noise (wider than ±20% at these counts): 4 sqrt(0.1 × 0.9 / 1000) = 3.795% in en-US,
+    # 4 sqrt(0.1 × 0.9 / 500) = 5.367% in ja-JP.
+    for locale, fires, half in (("en-US", 100, 0.037947), ("ja-JP", 50, 0.053666)):
+        rates = hours["fire_rate"][locale]
+        assert rates["fires"][0] == fires and data["traffic"][locale][0] == 10 * fires
+        assert rates["low"][13] is None and rates["high"][13] is None
+        assert (rates["low"][14], rates["high"][14]) == pytest.approx((0.1 - half, 0.1 + half), abs=1e-6)
     returns = data["rules"]["returns.item"]
-    # After the disable the rule has no rows while its locale has traffic: it fired 0 times.
+    # After the disable the rule has no rows while its locale has traffic: it fired 0 times. The
+    # coverage monitor judged it up to its last day of metrics (day 25), no further.
     assert (returns["shadow_n"][24], returns["fires"][25], returns["shadow_n"][25]) == (20, 0, 0)
+    assert (returns["fire_rate"]["en-US"]["fires"][24], returns["fire_rate"]["en-US"]["fires"][25]) == (40, None)
     assert data["bundle"]["calls_saved"][0] == (100 + 50 + 40) - (50 + 25 + 20)
 
     page = Elements(text)
