@@ -110,6 +110,7 @@ def make_log(days: int) -> tuple[Path, Path, int]:
     from rulelife.config import Workspace
     from rulelife.rules.definition import load_rules
     from rulelife.serving.bundle import BundleStore
+    from rulelife.serving.publish import publish_rules
     from rulelife.serving.replay import replay
     from rulelife.serving.runtime import RuleClassifier
     from rulelife.simulate import simulate_traffic, write_log
@@ -121,7 +122,7 @@ def make_log(days: int) -> tuple[Path, Path, int]:
     shutil.rmtree(folder, ignore_errors=True)
     workspace = Workspace.create(folder / "ws")
     rules = [rf.rule for rf in load_rules(Path(__file__).resolve().parents[1] / "rules")]
-    BundleStore(workspace.bundle_dir).build_and_publish(rules, actor="bench")
+    publish_rules(BundleStore(workspace.bundle_dir), rules, actor="bench")
     classifier = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
     rows = 0
     for offset in range(0, days, 7):  # a week at a time keeps the generator's memory small

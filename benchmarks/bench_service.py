@@ -45,6 +45,7 @@ from benchmarks._synth import synth_queries, synth_rules, vocabulary
 from benchmarks._timing import bench_main, finish_meta, interleaved, median, paired_ratio, run_meta
 from rulelife.serving.bundle import BundleStore
 from rulelife.serving.logwriter import QueryLogWriter
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import RuleClassifier, _Serving
 
 __all__ = ["FULL", "QUICK", "Config", "format_table", "main", "run"]
@@ -73,7 +74,7 @@ def _publish_two(root: Path, patterns: int) -> BundleStore:
     """A bundle folder with two bundles of ``patterns`` patterns (one rule apart); CURRENT names the first."""
     store = BundleStore(root)
     rules, _ = synth_rules(patterns)
-    store.build_and_publish(rules)
+    publish_rules(store, rules)
     store.build(rules[:-1])
     return store
 
@@ -167,7 +168,7 @@ def bench_log(config: Config, progress) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         rules, phrases = synth_rules(10_000)
         store = BundleStore(Path(tmp) / "bundles")
-        store.build_and_publish(rules)
+        publish_rules(store, rules)
         clf = RuleClassifier.from_store(store.root)
         texts = synth_queries(config.log_queries, vocabulary(5000), phrases, seed=1)
         ids = [f"q-{i}" for i in range(len(texts))]
@@ -227,7 +228,7 @@ def bench_cold(config: Config, progress) -> list[dict]:
             progress(f"[3] cold start at {patterns:,} patterns")
             store = BundleStore(Path(tmp))
             rules, _ = synth_rules(patterns)
-            bundle, _ = store.build_and_publish(rules)
+            bundle = publish_rules(store, rules).bundle
             automaton = Path(tmp) / "automaton.pickle"
             automaton.write_bytes(pickle.dumps(bundle.matcher.automaton, protocol=5))
             cold, floor, parts = [], [], []

@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks._synth import synth_queries, synth_rules
 from benchmarks._timing import median, percentile
 from rulelife.rules.normalize import normalize
-from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import RuleClassifier
 
 __all__ = ["bench_latency"]
@@ -57,7 +57,7 @@ def _one_size(patterns: int, calls: int, reps: int) -> dict:
     texts = synth_queries(calls, vocab, phrases, seed=patterns + 1)
     ids = [f"q-{i:08d}" for i in range(calls)]
     with tempfile.TemporaryDirectory(prefix="rulelife-bench-") as tmp:
-        BundleStore(Path(tmp)).build_and_publish(rules)
+        publish_rules(Path(tmp), rules)
         clf = RuleClassifier.from_store(tmp)
     automaton_iter = clf.bundle.matcher.automaton.iter
     warm = min(calls, 20_000)

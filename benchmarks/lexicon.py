@@ -19,6 +19,7 @@ from benchmarks._timing import median, percentile
 from benchmarks.latency import _time_classify
 from rulelife.rules.lexicon import Lexicon, LexiconEntry
 from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import RuleClassifier
 
 __all__ = ["bench_lexicon"]
@@ -27,7 +28,7 @@ _SAFETY = ("escalation", "return_request")
 
 
 def _classifier(root: Path, rules, lexicon) -> RuleClassifier:
-    BundleStore(root).build_and_publish(rules, lexicon=lexicon)
+    publish_rules(BundleStore(root), rules, lexicon=lexicon)
     return RuleClassifier.from_store(root)
 
 

@@ -21,6 +21,7 @@ from benchmarks._synth import synth_rules
 from benchmarks._timing import interleaved, median, paired_ratio
 from rulelife.rules.matcher import Matcher
 from rulelife.serving.bundle import MAGIC, BundleStore, _checksum, _CompiledOnly, read_bundle
+from rulelife.serving.publish import publish_rules
 
 __all__ = ["bench_load"]
 
@@ -63,7 +64,7 @@ def _breakdown(path: Path) -> dict[str, float]:
 def _one_size(patterns: int, reps: int) -> dict:
     rules, _ = synth_rules(patterns, seed=patterns)
     with tempfile.TemporaryDirectory(prefix="rulelife-bench-") as tmp:
-        bundle, _ = BundleStore(Path(tmp)).build_and_publish(rules)
+        bundle = publish_rules(Path(tmp), rules).bundle
         path = bundle.path
         phrases = list(bundle.matcher._phrases)  # sorted normalised keys, as the bundle's automaton holds
         seconds = interleaved({"read_bundle": lambda: read_bundle(path), "bare_build": lambda: _bare_build(phrases)}, reps)

@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks._timing import interleaved, median, paired_ratio
 from rulelife.rules.definition import load_rules
 from rulelife.rules.normalize import normalize
-from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import RuleClassifier
 
 __all__ = ["RULES_DIR", "bench_throughput", "simulated_queries"]
@@ -79,7 +79,7 @@ def bench_throughput(queries: int, reps: int, progress=print) -> dict:
     first_ids = dict(zip(zip(texts, locales), ids))
     unique_ids = [first_ids[pair] for pair in pairs]
     with tempfile.TemporaryDirectory(prefix="rulelife-bench-") as tmp:
-        BundleStore(Path(tmp)).build_and_publish([rf.rule for rf in load_rules(RULES_DIR)])
+        publish_rules(Path(tmp), [rf.rule for rf in load_rules(RULES_DIR)])
         clf = RuleClassifier.from_store(tmp)
     results = clf.classify_many(texts, locales, ids)
     progress(f"[1] timing {reps} reps over {len(texts):,} simulated and {len(unique_texts):,} unique texts")

@@ -500,12 +500,6 @@ class BundleStore:
                 handle.write(json.dumps(entry) + "\n")
             return bundle
 
-    def build_and_publish(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "",
-                          lexicon=None, serving: ServingSettings | None = None) -> tuple[Bundle, bool]:
-        """Build (or reuse) a bundle for ``rules`` (and ``lexicon``) and publish it if it is not already CURRENT."""
-        result = self.build_and_point(rules, actor=actor, lexicon=lexicon, serving=serving)
-        return result.bundle, result.published
-
     def build_and_point(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "", lexicon=None,
                         serving: ServingSettings | None = None) -> PublishResult:
         """:meth:`build` then point CURRENT at the bundle unless it already does.

@@ -12,6 +12,7 @@ from benchmarks.bench_realdata import CONFIGS, SAFETY, format_report, main, run
 from rulelife.config import Workspace
 from rulelife.rules.definition import Rule
 from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 
 INTENTS = ["cancel_order", "track_order", "recover_password", "newsletter_subscription", "check_invoice",
            "contact_human_agent", "complaint", "get_refund"]
@@ -63,7 +64,7 @@ def test_heldout_flow_on_a_bitext_slice(shared_data):
 def test_measure_counts_what_the_runtime_answers(tmp_path):
     workspace = Workspace.create(tmp_path)
     refund = Rule(id="get_refund.money_back", intent="get_refund", patterns=("money back",), owner="t")
-    BundleStore(workspace.bundle_dir).build_and_publish([refund])
+    publish_rules(BundleStore(workspace.bundle_dir), [refund])
     measured = pd.DataFrame({
         "query_id": ["q1", "q2", "q3", "q4"],
         "text": ["I want my money back", "money back or a human now", "where is my order", "money back please"],

@@ -16,6 +16,7 @@ import pytest
 
 from rulelife.rules.definition import Rule
 from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 
 SERVICE = Path(__file__).resolve().parents[2] / "examples" / "service.py"
 HOURS = Rule(id="faq.hours", intent="faq", patterns=["opening hours"], owner="ds")
@@ -35,7 +36,7 @@ def call(url: str, body: dict | None = None) -> tuple[int, dict]:
 @pytest.fixture
 def service(tmp_path):
     store = BundleStore(tmp_path / "bundles")
-    store.build_and_publish([HOURS])
+    publish_rules(store, [HOURS])
     procs = []
 
     def start(*extra: str) -> tuple[str, subprocess.Popen]:
@@ -70,7 +71,7 @@ def test_classify_log_health_and_reload(service, tmp_path):
     status, health = call(f"{url}/health")
     assert status == 200 and health["ok"] and health["bundle_version"] == 1 and health["polling"]
 
-    store.build_and_publish([HOURS, SALE])
+    publish_rules(store, [HOURS, SALE])
     status, reloaded = call(f"{url}/reload", {})
     assert status == 200 and reloaded["changed"] and reloaded["bundle_version"] == 2
     status, sale = call(f"{url}/classify", {"text": "summer sale", "query_id": "q-3"})
@@ -88,7 +89,7 @@ def test_classify_log_health_and_reload(service, tmp_path):
 def test_forked_workers_each_pick_up_a_publish(service):
     store, start = service
     url, proc = start("--workers", "2", "--poll", "0.05")
-    store.build_and_publish([HOURS, SALE])
+    publish_rules(store, [HOURS, SALE])
     seen: dict[int, int] = {}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (len(seen) == 2 and set(seen.values()) == {2}):

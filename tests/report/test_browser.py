@@ -20,6 +20,7 @@ import pytest
 from benchmarks.bench_report import synthesize
 from rulelife import BundleStore, Rule, Store, Workspace
 from rulelife.report import SECTIONS, write_report
+from rulelife.serving.publish import publish_rules
 from rulelife.simulate import simulate_traffic, write_log
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -32,7 +33,7 @@ def report_file(tmp_path_factory) -> Path:
     store = Store.from_workspace(workspace)
     synth = synthesize(store, days=120, rules=8)
     last = synth.start + timedelta(days=synth.days - 1)
-    BundleStore(workspace.bundle_dir).build_and_publish([
+    publish_rules(BundleStore(workspace.bundle_dir), [
         Rule(id="order_tracking.where_is_my_order", intent="order_tracking", patterns=["where is my order"],
              owner="test"),
         Rule(id="faq.shipping_cost", intent="faq", patterns=["shipping cost"], owner="test"),

@@ -13,6 +13,7 @@ from rulelife.errors import BundleError, BundleIntegrityError
 from rulelife.rules.definition import Rule
 from rulelife.rules.normalize import NORMALIZATION_VERSION
 from rulelife.serving.bundle import BundleStore, diff_bundles, read_bundle
+from rulelife.serving.publish import publish_rules
 
 
 def rule(rule_id: str, *patterns: str, **extra) -> Rule:
@@ -63,7 +64,7 @@ def test_bundles_and_current_are_readable_by_a_runtime_under_another_user(tmp_pa
     store = BundleStore(tmp_path)
     old = os.umask(0o077)  # even the strictest umask of the publishing user
     try:
-        store.build_and_publish([WHERE])
+        publish_rules(store, [WHERE])
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (store.path_of(1), store.current_file)}
@@ -72,25 +73,26 @@ def test_bundles_and_current_are_readable_by_a_runtime_under_another_user(tmp_pa
 
 def test_a_killed_publish_changes_nothing_and_the_next_publish_removes_its_temps(tmp_path, kill_mid_write, caplog):
     store = BundleStore(tmp_path)
-    store.build_and_publish([WHERE])
+    publish_rules(store, [WHERE])
     kill_mid_write(store.path_of(2), "RULELIFE-BUNDLE 1\n{\"number\": 2")
     kill_mid_write(store.current_file, '{"number": 2, "fi')
     temps = sorted(p.name for p in tmp_path.iterdir() if is_temp(p.name))
     assert [t.split(".")[1] for t in temps] == ["CURRENT", "bundle-000002"]
     assert store.numbers() == [1] and store.current().number == 1  # the runtime still loads bundle 1
     with caplog.at_level(logging.WARNING, logger="rulelife.serving.bundle"):
-        bundle, published = store.build_and_publish([WHERE, HOURS])
+        result = publish_rules(store, [WHERE, HOURS])
+        bundle, published = result.bundle, result.published
     assert (bundle.number, published) == (2, True)
     assert f"removed 2 temporary file(s) left in {tmp_path}" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".lock", "CURRENT", "bundle-000001.rlb", "bundle-000002.rlb", "history.jsonl"]
 
 
-def test_build_and_publish_skips_when_current_already(tmp_path):
+def test_publish_rules_skips_when_current_already(tmp_path):
     store = BundleStore(tmp_path)
-    _, changed = store.build_and_publish([WHERE])
+    changed = publish_rules(store, [WHERE]).published
     assert changed
-    _, changed = store.build_and_publish([WHERE])
+    changed = publish_rules(store, [WHERE]).published
     assert not changed
     assert len(store.history()) == 1
 

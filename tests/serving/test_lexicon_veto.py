@@ -28,7 +28,7 @@ from rulelife.rules.definition import Rule
 from rulelife.rules.lexicon import Lexicon, LexiconEntry, lexicon_path
 from rulelife.rules.matcher import LexiconVeto, Matcher, compile_lexicon, compile_rule
 from rulelife.serving.bundle import MAGIC, MAGIC_LEXICON, BundleStore, read_bundle
-from rulelife.serving.publish import publish_active
+from rulelife.serving.publish import publish_active, publish_rules
 from rulelife.serving.replay import replay
 from rulelife.serving.runtime import format_lexicon_veto, parse_lexicon_veto
 from rulelife.store import registry
@@ -200,7 +200,7 @@ def test_publish_compiles_the_workspace_lexicon_and_a_lexicon_edit_publishes_a_n
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
-    BundleStore(root).build_and_publish(RULES, lexicon=LEXICON)
+    publish_rules(BundleStore(root), RULES, lexicon=LEXICON)
     return RuleClassifier.from_store(root, shadow_rate=0.5)
 
 

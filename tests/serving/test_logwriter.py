@@ -25,6 +25,7 @@ from rulelife.rules.matcher import compile_rule
 from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
 from rulelife.serving.logrow import LOG_COLUMNS
+from rulelife.serving.publish import publish_rules
 from rulelife.simulate import simulate_traffic
 from rulelife.store import Store, registry
 
@@ -42,7 +43,7 @@ def clf(tmp_path):
     store = BundleStore(tmp_path / "bundles")
     hours = Rule(id="faq.hours", intent="faq", patterns=["opening hours"], owner="ds")
     sale = compile_rule(Rule(id="promotion.sale", intent="promotion", patterns=["sale"], owner="ds"), shadow=True)
-    store.build_and_publish([hours, sale])
+    publish_rules(store, [hours, sale])
     return RuleClassifier.from_store(store.root, shadow_rate=0.0)
 
 
@@ -181,6 +182,7 @@ def test_writing_loads_no_pandas_and_survives_any_text(clf, tmp_path):
     code = f"""
 import sys
 from rulelife import QueryLogWriter, RuleClassifier
+from rulelife.serving.publish import publish_rules
 clf = RuleClassifier.from_store({str(clf.store.root)!r})
 with QueryLogWriter({str(tmp_path / 'logs')!r}, classifier=clf) as writer:
     writer.write(clf.decide("opening hours"), query_id="q-1", text="opening hours \\ud800 x")

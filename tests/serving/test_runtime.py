@@ -11,6 +11,7 @@ from rulelife import RuleClassifier
 from rulelife.errors import BundleError
 from rulelife.rules.definition import Rule
 from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import in_shadow_sample
 
 
@@ -21,7 +22,7 @@ def rule(rule_id: str, *patterns: str, **extra) -> Rule:
 @pytest.fixture
 def published(tmp_path):
     store = BundleStore(tmp_path)
-    store.build_and_publish([rule("order_tracking.where", "where is my order", exclude=["return"])])
+    publish_rules(store, [rule("order_tracking.where", "where is my order", exclude=["return"])])
     return store
 
 
@@ -61,7 +62,7 @@ def test_refresh_picks_up_a_new_bundle_without_restart(published):
     clf = RuleClassifier.from_store(published.root)
     assert clf.classify("opening hours", locale="en-US") is None
     assert not clf.refresh()
-    published.build_and_publish([rule("faq.hours", "opening hours")])
+    publish_rules(published, [rule("faq.hours", "opening hours")])
     assert clf.refresh()
     assert clf.bundle_version == 2
     assert clf.classify("opening hours", locale="en-US").rule_id == "faq.hours"
@@ -82,7 +83,7 @@ def test_background_poll_reloads(published):
     clf = RuleClassifier.from_store(published.root)
     clf.start_polling(interval=0.01)
     try:
-        published.build_and_publish([rule("faq.hours", "opening hours")])
+        publish_rules(published, [rule("faq.hours", "opening hours")])
         for _ in range(500):
             if clf.bundle_version == 2:
                 break
@@ -110,7 +111,7 @@ def test_classify_is_safe_while_bundles_swap(published):
         t.start()
     extra = [rule("faq.hours", "opening hours"), rule("promotion.sale", "summer sale")]
     for i in range(6):
-        published.build_and_publish(
+        publish_rules(published, 
             [rule("order_tracking.where", "where is my order", exclude=["return"]), *extra[: i % 3]]
         )
         clf.refresh()

@@ -23,6 +23,7 @@ from rulelife.errors import BundleError
 from rulelife.rules.definition import Rule
 from rulelife.serving import publish
 from rulelife.serving.bundle import MAGIC, BundleStore, _checksum
+from rulelife.serving.publish import publish_rules
 
 RUNTIME_LOG = "rulelife.serving.runtime"
 NOBODY = 65534
@@ -63,7 +64,7 @@ def store():
     root.chmod(0o777)
     with unprivileged():
         bundles = BundleStore(root / "bundles")
-        bundles.build_and_publish([WHERE])
+        publish_rules(bundles, [WHERE])
         yield bundles
     for path in sorted(root.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
@@ -124,7 +125,7 @@ def test_the_poller_outlives_a_fatal_publish_and_serves_the_next_good_one(store,
 
         if damage is unreadable_current:
             store.current_file.chmod(0o644)
-        bundle, _ = store.build_and_publish([WHERE, HOURS])  # a damaged CURRENT is replaced
+        bundle = publish_rules(store, [WHERE, HOURS]).bundle  # a damaged CURRENT is replaced
         assert wait_for(lambda: clf.bundle_version == bundle.number)
         assert clf.classify("opening hours", locale="en-US").rule_id == "faq.hours"
         health = clf.health()
@@ -184,7 +185,7 @@ def test_an_unchanged_damaged_bundle_is_not_verified_on_every_poll(store):
 
 def test_a_start_with_a_damaged_current_serves_the_newest_published_bundle_that_verifies(store, caplog):
     caplog.set_level(logging.WARNING, logger=RUNTIME_LOG)
-    store.build_and_publish([WHERE, HOURS])  # bundle 2
+    publish_rules(store, [WHERE, HOURS])  # bundle 2
     non_utf8_current(store)
     clf = RuleClassifier.from_store(store.root)
     assert clf.bundle_version == 2
@@ -192,19 +193,19 @@ def test_a_start_with_a_damaged_current_serves_the_newest_published_bundle_that_
     assert not health.ok and not health.serving_current and "is damaged" in health.last_error
     assert any("serving bundle 2" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     store.current_file.unlink()
-    bundle, _ = store.build_and_publish([WHERE, SALE])
+    bundle = publish_rules(store, [WHERE, SALE]).bundle
     assert clf.refresh() and clf.bundle_version == bundle.number and clf.health().serving_current
 
 
 def test_a_start_while_current_names_a_damaged_bundle_falls_back_past_it(store):
-    bundle, _ = store.build_and_publish([WHERE, HOURS])
+    bundle = publish_rules(store, [WHERE, HOURS]).bundle
     bundle.path.write_bytes(bundle.path.read_bytes()[:-5])
     clf = RuleClassifier.from_store(store.root)
     assert clf.bundle_version == 1 and "truncated" in clf.last_error
 
 
 def test_the_fallback_follows_the_publish_history_not_the_numbers(store):
-    store.build_and_publish([WHERE, HOURS])  # 2, then rolled back from
+    publish_rules(store, [WHERE, HOURS])  # 2, then rolled back from
     store.rollback(1)
     store.build([WHERE, SALE])  # 3, built and never published
     non_utf8_current(store)
@@ -300,7 +301,7 @@ def test_serving_threads_never_see_an_exception_while_polls_fail(store):
 def test_a_forked_worker_polls_on_its_own_and_picks_up_a_publish(tmp_path):
     """gunicorn --preload: the classifier is made and polling started in the master, then workers fork."""
     store = BundleStore(tmp_path / "bundles")
-    store.build_and_publish([WHERE])
+    publish_rules(store, [WHERE])
     clf = RuleClassifier.from_store(store.root)
     clf.start_polling(interval=0.01)
     ready_r, ready_w = os.pipe()
@@ -318,7 +319,7 @@ def test_a_forked_worker_polls_on_its_own_and_picks_up_a_publish(tmp_path):
     try:
         os.read(ready_r, 1)
         clf.stop_polling()  # from here on only the worker's own poller can see a publish
-        store.build_and_publish([WHERE, HOURS])
+        publish_rules(store, [WHERE, HOURS])
         got = json.loads(os.read(done_r, 1000))
     finally:
         os.waitpid(pid, 0)
@@ -328,7 +329,7 @@ def test_a_forked_worker_polls_on_its_own_and_picks_up_a_publish(tmp_path):
 
 def test_a_worker_forked_while_the_master_does_not_poll_does_not_start_one(tmp_path):
     store = BundleStore(tmp_path / "bundles")
-    store.build_and_publish([WHERE])
+    publish_rules(store, [WHERE])
     clf = RuleClassifier.from_store(store.root)
     r, w = os.pipe()
     pid = os.fork()
@@ -345,9 +346,9 @@ def test_a_loaded_bundle_is_kept_out_of_the_collectors_walks(tmp_path):
     """The collector holds the GIL while it walks objects: a big bundle it walks stalls every request thread."""
     store = BundleStore(tmp_path / "bundles")
     many = [rule(f"faq.r{i}", *(f"question number {i} part {j}" for j in range(5))) for i in range(2000)]
-    store.build_and_publish(many)
+    publish_rules(store, many)
     clf = RuleClassifier.from_store(store.root)
-    store.build_and_publish(many[:-1])
+    publish_rules(store, many[:-1])
     walked = len(gc.get_objects())
     assert clf.refresh() and clf.bundle.pattern_count == 9995
     # 10,000 patterns make tens of thousands of tracked objects (rules, key table entries); none is walked.

@@ -13,6 +13,7 @@ from rulelife.errors import BundleIntegrityError
 from rulelife.rules.definition import Rule
 from rulelife.serving import publish
 from rulelife.serving.bundle import MAGIC, BundleStore, ServingSettings, _checksum, read_bundle
+from rulelife.serving.publish import publish_rules
 from rulelife.store import registry
 
 SHIPPING = """\
@@ -81,7 +82,7 @@ def test_a_constructor_argument_overrides_and_says_so_once(workspace, caplog):
 
 def test_a_bundle_without_settings_serves_the_defaults(tmp_path):
     store = BundleStore(tmp_path)
-    store.build_and_publish([Rule(id="faq.shipping", intent="faq", patterns=["shipping cost"], owner="ds")])
+    publish_rules(store, [Rule(id="faq.shipping", intent="faq", patterns=["shipping cost"], owner="ds")])
     clf = RuleClassifier.from_store(tmp_path)
     assert clf.bundle.serving is None
     assert (clf.shadow_rate, clf.max_text_length) == (0.05, 4096)

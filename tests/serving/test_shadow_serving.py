@@ -13,6 +13,7 @@ from rulelife.querylog.schema import coerce, parse_reason
 from rulelife.rules.definition import Rule
 from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule
 from rulelife.serving.bundle import MAGIC, MAGIC_SHADOW, BundleStore, read_bundle
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.replay import replay
 from rulelife.serving.runtime import format_shadow_rules, parse_shadow_rules
 
@@ -134,7 +135,7 @@ def test_bundle_with_shadow_rules_is_rebuilt_from_json_when_the_automaton_is_unr
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
-    BundleStore(root).build_and_publish([*SERVING, *SHADOW])
+    publish_rules(BundleStore(root), [*SERVING, *SHADOW])
     return RuleClassifier.from_store(root, shadow_rate=0.5)
 
 
@@ -217,7 +218,7 @@ def test_replay_fills_shadow_rules(classifier):
 
 
 def test_replay_through_a_bundle_without_shadow_rules_leaves_the_column_empty(tmp_path):
-    BundleStore(tmp_path).build_and_publish([ORDER])
+    publish_rules(BundleStore(tmp_path), [ORDER])
     out = replay(_log(["my order"], ["en"]), RuleClassifier.from_store(tmp_path))
     assert out["shadow_rules"].isna().all()
 

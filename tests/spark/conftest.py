@@ -18,6 +18,7 @@ from rulelife.rules.definition import load_rules
 from rulelife.rules.lexicon import Lexicon, LexiconEntry
 from rulelife.rules.matcher import compile_rule
 from rulelife.serving.bundle import BundleStore
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.replay import replay
 from rulelife.serving.runtime import RuleClassifier
 from rulelife.simulate import simulate_traffic
@@ -34,7 +35,7 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
     workspace = Workspace.create(root / "ws")
     bundles = BundleStore(workspace.bundle_dir)
     rules = [rf.rule for rf in load_rules(SHIPPED_RULES)]
-    bundles.build_and_publish(rules, actor="test")
+    publish_rules(bundles, rules, actor="test")
     first = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
     # The second bundle moves two rules to shadow (matched, never answering):
     # the last day is served by it, so its log has shadow_rules to count.
@@ -42,7 +43,7 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
     # ... and holds a safety lexicon, so its log has lexicon vetoes to count.
     lexicon = Lexicon(owner="test", phrases=[LexiconEntry(phrase="status", intent="escalation"),
                                              LexiconEntry(phrase="pedido", intent="return_request", locales=("es",))])
-    bundles.build_and_publish([*ordered[2:], *(compile_rule(r, shadow=True) for r in ordered[:2])], actor="test",
+    publish_rules(bundles, [*ordered[2:], *(compile_rule(r, shadow=True) for r in ordered[:2])], actor="test",
                               lexicon=lexicon)
     second = RuleClassifier.from_store(workspace.bundle_dir, shadow_rate=SHADOW_RATE)
     log = simulate_traffic(start=START, days=days, queries_per_day=queries_per_day, seed=seed)
