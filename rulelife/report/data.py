@@ -183,6 +183,8 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     shadow: list[ShadowStanding] = field(default_factory=list)
     vetoes: dict[str, int] = field(default_factory=dict)  # rule id -> messages the safety lexicon vetoed in the window
+    # rule id -> every stored evaluation of the rule, oldest first (``evaluations`` holds the newest)
+    evaluation_history: dict[str, list[EvaluationView]] = field(default_factory=dict)
 
     @property
     def days(self) -> int:
@@ -399,20 +401,28 @@ def _markers(store: Store, since: date, until: date, findings,
     return sorted(markers, key=lambda m: (m.rule_id, m.day, m.kind)), auto_disables
 
 
+# Open tickets, most severe first, then the most recently seen: what needs someone comes first.
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
 def _tickets(store: Store) -> list[TicketView]:
     with store.session() as session:
         rows = session.exec(select(TicketRow).where(TicketRow.status == "open").order_by(TicketRow.id)).all()
+    rows = sorted(rows, key=lambda t: (SEVERITY_RANK.get(t.severity, len(SEVERITY_RANK)),
+                                       -(t.last_day or date.min).toordinal(), t.id))
     return [TicketView(t.id, t.subject, t.check, t.locale, t.severity, t.title, t.findings, t.first_day,
                        t.last_day, t.created_at, json.loads(t.evidence or "{}")) for t in rows]
 
 
-def _evaluations(store: Store) -> dict[str, EvaluationView]:
-    out: dict[str, EvaluationView] = {}
+def _evaluation_history(store: Store) -> dict[str, list[EvaluationView]]:
+    """Every stored evaluation per rule, oldest first."""
+    out: dict[str, list[EvaluationView]] = {}
     with store.session() as session:
         rows = session.exec(select(EvaluationRow).order_by(EvaluationRow.at, EvaluationRow.id)).all()
-    for row in rows:  # ascending: the newest of each rule wins
-        out[row.rule_id] = EvaluationView(row.id, row.rule_id, row.rule_version, row.at, row.actor, row.passed,
-                                          json.loads(row.reasons or "[]"), json.loads(row.metrics or "{}"))
+    for row in rows:
+        out.setdefault(row.rule_id, []).append(
+            EvaluationView(row.id, row.rule_id, row.rule_version, row.at, row.actor, row.passed,
+                           json.loads(row.reasons or "[]"), json.loads(row.metrics or "{}")))
     return dict(sorted(out.items()))
 
 
@@ -511,6 +521,7 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
     floor_stats = drawn[FLOOR_MONITOR].statistics
     floors = ({} if floor_stats is None or floor_stats.empty
               else floor_stats.groupby("rule_id")["low"].last().astype(float).to_dict())
+    evaluations = _evaluation_history(store)
     return ReportData(
         workspace=str(workspace.root), generated_at=now, since=since, until=until,
         floor=settings.agreement_floor, model_call_cost=settings.model_call_cost,
@@ -525,7 +536,8 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
         coverage=_coverage(in_window), savings=_savings(in_window, settings.model_call_cost),
         markers=markers, tickets=_tickets(store), auto_disables=auto_disables,
         near_expiry=_near_expiry(states, now, settings.revalidate_within_days),
-        evaluations=_evaluations(store),
+        evaluations={rule_id: views[-1] for rule_id, views in evaluations.items()},
+        evaluation_history=evaluations,
         residual=_residual(workspace, since, until) if residual else ResidualView("not computed (residual=False)"),
         shadow=_shadow(store, workspace, until),
         vetoes=load_vetoes(store, since, until),

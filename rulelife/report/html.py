@@ -79,10 +79,12 @@ def _pct(value, digits: int = 1) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}%}"
 
 
-def _table(headers: list[str], rows: list[list[object]], css: str = "", numeric: tuple[int, ...] = ()) -> str:
+def _table(headers: list[str], rows: list[list[object]], css: str = "", numeric: tuple[int, ...] = (),
+           row_attrs: list[str] | None = None) -> str:
     head = "".join(f'<th class="{"num" if i in numeric else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td class="{"num" if i in numeric else ""}">{c}</td>' for i, c in enumerate(row))
-                   + "</tr>" for row in rows)
+    attrs = row_attrs or [""] * len(rows)
+    body = "".join(f"<tr{attr}>" + "".join(f'<td class="{"num" if i in numeric else ""}">{c}</td>'
+                                           for i, c in enumerate(row)) + "</tr>" for row, attr in zip(rows, attrs))
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -166,8 +168,9 @@ def _rule_link(rule_id: str | None, known: set[str]) -> str:
 
 
 def _evidence(prefix: str, evidence: dict, floor: float) -> str:
-    """A finding's evidence: scalars as a list, series as sparklines, example queries as a table."""
-    scalars, charts, examples = [], [], []
+    """A finding's evidence: scalars as a list, series as sparklines, mappings and records as small
+    tables, example queries as a table (never raw JSON)."""
+    scalars, charts, examples, tables = [], [], [], []
     for key, value in evidence.items():
         if isinstance(value, list) and value and isinstance(value[0], dict) and "value" in value[0]:
             values = [p.get("value") for p in value]
@@ -182,17 +185,33 @@ def _evidence(prefix: str, evidence: dict, floor: float) -> str:
             examples = value
         elif isinstance(value, float):
             scalars.append((key, f"{value:.4g}"))
-        elif isinstance(value, dict | list):
-            scalars.append((key, json.dumps(value, default=str)[:200]))
+        elif isinstance(value, dict) and value:
+            tables.append(f"<div class='small'>{_e(key)}</div>" + _table(
+                ["", ""], [[_e(k), _e(_scalar(v))] for k, v in list(value.items())[:20]], "kv"))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = list(dict.fromkeys(k for row in value[:10] for k in row))[:8]
+            tables.append(f"<div class='small'>{_e(key)}</div>" + _table(
+                columns, [[_e(_scalar(row.get(c))) for c in columns] for row in value[:10]], "kv"))
+        elif isinstance(value, list):
+            scalars.append((key, ", ".join(_scalar(v) for v in value[:20]) + (" ..." if len(value) > 20 else "")))
         else:
             scalars.append((key, str(value)))
     out = ['<div class="evidence">' + "".join(f"<span><i>{_e(k)}</i> {_e(v)}</span>" for k, v in scalars) + "</div>"]
+    out += tables
     out += charts
     if examples:
         out.append(_table(["locale", "model said", "query"],
                           [[_e(x.get("locale")), _e(x.get("model_intent")), _e(x.get("text"))] for x in examples[:5]],
                           "examples"))
     return "".join(out)
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str, ensure_ascii=False)[:120]
+    return "" if value is None else str(value)
 
 
 def _tickets(data: ReportData, known: set[str]) -> str:
@@ -366,10 +385,16 @@ def _rules(data: ReportData) -> tuple[str, dict]:
     for m in data.markers:
         markers.setdefault(m.rule_id, []).append(m)
 
-    summary, articles, embedded = [], [], {}
+    locales = ({r: sorted(map(str, f["locale"].unique())) for r, f in data.fire_rates.groupby("rule_id")}
+               if not data.fire_rates.empty else {})
+    summary, attrs, articles, embedded = [], [], [], {}
     for rule_id in order:
         rows = daily[rule_id]
         state = str(states.loc[rule_id, "state"]) if rule_id in states.index else "unregistered"
+        intent = str(rows["intent"].iloc[0])
+        attr = (f' data-rule-row="{_e(rule_id)}" data-intent="{_e(intent)}" data-state="{_e(state)}"'
+                f' data-locales="{_e(" ".join(locales.get(rule_id, [])))}"')
+        attrs.append(attr)
         a, n = int(rows["agree_n"].sum()), int(rows["shadow_n"].sum())
         last = rows[rows["shadow_n"].fillna(0) > 0].tail(1)
         last_text = (f"{_pct(last['agreement'].iloc[0])} ({int(last['agree_n'].iloc[0])}/{int(last['shadow_n'].iloc[0])}"
@@ -401,17 +426,50 @@ def _rules(data: ReportData) -> tuple[str, dict]:
         events = (f"<details><summary class='small'>{len(rule_markers)} event{plural} on the time line</summary>"
                   + _table(["day", "event", "detail"], [[_e(m.day), _e(m.label), _e(m.detail)] for m in rule_markers])
                   + "</details>") if rule_markers else ""
+        # Charts open for the rules that need someone, folded for the rest: the page answers "what needs me".
+        opened = " open" if rule_id in why else ""
+        charts = (f'<details class="charts"{opened}><summary class="small">charts</summary>'
+                  f'<div class="grid2">{charts}</div></details>')
         articles.append(f'<article class="rule" id="rule-{slug(rule_id)}" data-section="rule" '
-                        f'data-rule="{_e(rule_id)}">{head}<div class="grid2">{charts}</div>{events}</article>')
+                        f'data-rule="{_e(rule_id)}"{attr}>{head}{charts}{events}'
+                        f'{_evaluation_history(data.evaluation_history.get(rule_id, []))}</article>')
     table = _table(["rule", "state", "agreement (window)", "agreement (last day)", "fires/day", "CUSUM S",
                     "lexicon vetoes (window)", "attention"],
-                   summary, "summary")
+                   summary, "summary", row_attrs=attrs)
     intro = ("<p class='small'>Per rule, pooled over its locales: agreement is agree_n / shadow_n of the shadow "
              "sample; the CUSUM is the agreement monitor's statistic per locale at the rule's current version; "
              "lexicon vetoes are messages a safety-lexicon phrase sent to the model where the rule would have "
              "answered. "
-             "Rules needing attention come first. Hover a chart for a day's numbers.</p>")
-    return _section("rules", f"Rules ({len(order)})", intro + table + "".join(articles)), embedded
+             "Rules needing attention come first, their charts open. Hover a chart for a day's numbers.</p>")
+    return _section("rules", f"Rules ({len(order)})",
+                    intro + _filters(data, order, locales) + table + "".join(articles)), embedded
+
+
+def _filters(data: ReportData, order: list[str], locales: dict[str, list[str]]) -> str:
+    """Filter the rules by intent, state, locale and id (the page's script hides what does not match)."""
+    states = data.states.set_index("rule_id")["state"] if not data.states.empty else pd.Series(dtype=str)
+    intents = sorted({str(data.daily.loc[data.daily["rule_id"] == r, "intent"].iloc[0]) for r in order})
+    choices = {"intent": intents, "state": sorted({str(states.get(r, "unregistered")) for r in order}),
+               "locale": sorted({loc for r in order for loc in locales.get(r, [])})}
+    selects = "".join(
+        f'<label>{name} <select data-filter="{name}"><option value="">all</option>'
+        + "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values) + "</select></label>"
+        for name, values in choices.items())
+    return (f'<div class="filters" data-filters>{selects}<label>rule <input type="search" data-filter="text" '
+            f'placeholder="id contains"></label> <span class="small" data-filter-count></span></div>')
+
+
+def _evaluation_history(views: list) -> str:
+    """Every stored evaluation of a rule, newest first."""
+    if not views:
+        return ""
+    rows = [[_e(f"{v.at:%Y-%m-%d %H:%M}"), _e(v.rule_version), '<span class="ok">passed</span>' if v.passed
+             else '<span class="bad">refused</span>', _pct((v.metrics.get("production") or {}).get("estimate")),
+             v.metrics.get("rows", ""),
+             _e(v.actor), _e("; ".join(v.reasons)[:160])] for v in reversed(views)]
+    return (f"<details><summary class='small'>{len(views)} evaluation{'s' if len(views) != 1 else ''}</summary>"
+            + _table(["at", "version", "gate", "agreement", "rows", "by", "reasons"], rows, "history", numeric=(4,))
+            + "</details>")
 
 
 # ---------------------------------------------------------------- shadow rules

@@ -8,9 +8,40 @@ from __future__ import annotations
 import json
 from html import escape
 
-__all__ = ["CSS", "SCRIPT", "e", "page"]
+__all__ = ["CSS", "FILTER_SCRIPT", "SCRIPT", "e", "page"]
+
+# Shows only the rules (summary rows and sections, marked data-rule-row) that match every filter.
+FILTER_SCRIPT = """
+(function () {
+  var bar = document.querySelector("[data-filters]");
+  if (!bar) { return; }
+  var inputs = bar.querySelectorAll("[data-filter]");
+  var rows = document.querySelectorAll("[data-rule-row]");
+  var count = bar.querySelector("[data-filter-count]");
+  function apply() {
+    var want = {};
+    inputs.forEach(function (el) { want[el.getAttribute("data-filter")] = el.value.trim().toLowerCase(); });
+    var shown = 0, total = 0;
+    rows.forEach(function (row) {
+      var ok = (!want.intent || row.getAttribute("data-intent").toLowerCase() === want.intent)
+        && (!want.state || row.getAttribute("data-state").toLowerCase() === want.state)
+        && (!want.locale || row.getAttribute("data-locales").toLowerCase().split(" ").indexOf(want.locale) >= 0)
+        && (!want.text || row.getAttribute("data-rule-row").toLowerCase().indexOf(want.text) >= 0);
+      row.hidden = !ok;
+      if (row.tagName === "TR") { total += 1; if (ok) { shown += 1; } }
+    });
+    if (count) { count.textContent = shown + " of " + total + " rules"; }
+  }
+  inputs.forEach(function (el) { el.addEventListener("input", apply); el.addEventListener("change", apply); });
+  apply();
+})();
+"""
 
 CSS = """
+.filters { display: flex; gap: 1em; flex-wrap: wrap; align-items: center; margin: .5em 0; }
+.filters select, .filters input { font: inherit; }
+table.kv td { padding: 1px 6px; }
+
 :root{--ink:#1d2330;--muted:#5b6475;--line:#d9dee7;--blue:#1f5fa8;--red:#c0392b;--orange:#d35400;--green:#1e8449}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);margin:0;background:#f6f7f9}
@@ -152,8 +183,8 @@ def _json_script(data: dict) -> str:
 
 
 def page(title: str, body: str, *, data: dict | None = None) -> str:
-    """A whole self-contained document: inline CSS, ``body``, the embedded data and the tooltip script."""
-    extra = (_json_script(data) + f"<script>{SCRIPT}</script>") if data is not None else ""
+    """A whole self-contained document: inline CSS, ``body``, the embedded data, the tooltip and filter scripts."""
+    extra = (_json_script(data) + f"<script>{SCRIPT}</script><script>{FILTER_SCRIPT}</script>") if data is not None else ""
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{e(title)}</title><style>{CSS}</style></head><body>{body}{extra}</body></html>")

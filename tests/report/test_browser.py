@@ -73,6 +73,14 @@ def test_report_renders_in_chromium(driver, report_file):
         assert section.is_displayed(), name
         assert section.size["height"] > 20, name
 
+    # Rules that need someone show their charts; the others are folded until clicked open.
+    folded = driver.find_elements(By.CSS_SELECTOR, "details.charts:not([open])")
+    assert folded and driver.find_elements(By.CSS_SELECTOR, "details.charts[open]")
+    assert not folded[0].find_element(By.CSS_SELECTOR, "svg.chart").is_displayed()
+    for details in folded:
+        summary = details.find_element(By.TAG_NAME, "summary")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", summary)
+        summary.click()
     charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert len(charts) > 20
     for chart in charts:
@@ -93,6 +101,29 @@ def test_report_renders_in_chromium(driver, report_file):
     ActionChains(driver).move_to_element(agreement).perform()
     tip = driver.find_element(By.CSS_SELECTOR, "div.tip")
     assert tip.is_displayed() and "agreement" in tip.text
+
+    # The filters: one state at a time, then a piece of a rule id; the count says how many are shown.
+    from selenium.webdriver.support.ui import Select
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-rule-row]")
+    state = Select(driver.find_element(By.CSS_SELECTOR, 'select[data-filter="state"]'))
+    value = state.options[1].get_attribute("value")
+    state.select_by_value(value)
+    shown = [r for r in rows if r.is_displayed()]
+    assert shown and all(r.get_attribute("data-state") == value for r in shown)
+    assert len(shown) == sum(r.get_attribute("data-state") == value for r in rows)
+    count = driver.find_element(By.CSS_SELECTOR, "[data-filter-count]").text
+    assert count == f"{len(shown)} of {len(rows)} rules"
+    state.select_by_value("")
+    first = rows[0].get_attribute("data-rule-row")
+    driver.find_element(By.CSS_SELECTOR, 'input[data-filter="text"]').send_keys(first)
+    assert [r.get_attribute("data-rule-row") for r in rows if r.is_displayed()] == [first]
+    article = driver.find_element(By.CSS_SELECTOR, f'article[data-rule-row="{first}"]')
+    assert article.is_displayed()
+    driver.find_element(By.CSS_SELECTOR, 'input[data-filter="text"]').clear()
+    driver.execute_script("document.querySelector('input[data-filter=\\'text\\']')"
+                          ".dispatchEvent(new Event('input'))")
+    assert all(r.is_displayed() for r in rows)
 
     severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert severe == [], severe
