@@ -24,19 +24,23 @@ STATEMENTS = {
     "from rulelife import RuleClassifier": "from rulelife import RuleClassifier",
     "from rulelife import Store": "from rulelife import Store",
     "import rulelife.cli": "import rulelife.cli",
+    "rulelife --help": "import sys; sys.argv = ['rulelife', '--help']; from rulelife.cli import main; main()",
 }
 HEAVY = ("sqlalchemy", "pandas", "great_expectations", "pydantic_settings")
 
 
 def _time(code: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
 def _loaded(code: str) -> dict:
-    probe = f"import sys; {code}; import json; print(json.dumps([len(sys.modules), [m for m in {HEAVY!r} if m in sys.modules]]))"
+    report = f"import json, sys; print(json.dumps([len(sys.modules), [m for m in {HEAVY!r} if m in sys.modules]]))"
+    # The report runs at exit, so a statement that exits (--help) is measured too; it is the last line printed.
+    probe = f"import atexit\natexit.register(lambda: exec({report!r}, {{}}))\n{code}"
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    out = out.strip().splitlines()[-1]
     modules, heavy = json.loads(out)
     return {"modules": modules, "heavy": heavy}
 
