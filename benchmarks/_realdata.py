@@ -20,6 +20,7 @@ from sklearn.pipeline import make_pipeline, make_union
 
 from rulelife.config import Workspace
 from rulelife.evidence import promotion
+from rulelife.model.residual import accuracy
 from rulelife.serving.runtime import RuleClassifier
 from rulelife.simulate import write_log
 
@@ -183,6 +184,9 @@ def measure(workspace: Workspace, measured: pd.DataFrame, safety: Sequence[str])
                        "safety_fp_examples": []} for r in classifier.bundle.rules}
     shadow_sampled = 0
     safety = set(safety)
+    # The model's accuracy before the bundle (it serves every row) and after it (only what no rule answered).
+    left = np.array([m is None for m in matches], dtype=bool)
+    right = (measured["model_intent"] == measured["true_intent"]).to_numpy(dtype=bool)
     for match, text, model, truth in zip(matches, measured["text"], measured["model_intent"],
                                          measured["true_intent"]):
         if match is None:
@@ -211,5 +215,7 @@ def measure(workspace: Workspace, measured: pd.DataFrame, safety: Sequence[str])
         "agreement_true": _share(sum(r["agree_true"] for r in rules), fires),
         "safety_fp_model": sum(r["safety_fp_model"] for r in rules),
         "safety_fp_true": sum(r["safety_fp_true"] for r in rules),
+        "model_accuracy_all": accuracy(int(right.sum()), len(right)),
+        "model_accuracy_residual": accuracy(int(right[left].sum()), int(left.sum())),
         "rules": rules,
     }

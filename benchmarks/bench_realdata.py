@@ -324,6 +324,11 @@ def format_report(report: dict) -> str:
         promoted = f"{row['promoted']}/{row['candidates']}"
         cells = [promoted if key == "promoted" else _fmt(row[key]) for key in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("\nThe model's accuracy before the bundle (all measured traffic) and after it (the residual), 95% Wilson:")
+    for row in report["results"]:
+        a, r = row["model_accuracy_all"], row["model_accuracy_residual"]
+        lines.append(f"- {row['flow']} {row['config']}: all {a['accuracy']:.1%} ({a['low']:.1%}-{a['high']:.1%}, "
+                     f"n={a['n']}) -> residual {r['accuracy']:.1%} ({r['low']:.1%}-{r['high']:.1%}, n={r['n']})")
     lines += [f"\n{flow}: skipped ({why})" for flow, why in report["skipped"].items()]
     return "\n".join(lines)
 

@@ -129,6 +129,14 @@ class Settings(BaseSettings):
                                                          "clears the gate (audited, actor nightly); off: a person "
                                                          "promotes with `rulelife promote`")
 
+    # The model's side: residual accuracy against the baseline frozen at each bundle change.
+    residual_check: bool = Field(False, description="the nightly measures the model's accuracy on the residual (needs "
+                                                    "a true_intent column in the log) and files a ticket on a drop")
+    residual_margin: float = Field(0.05, ge=0.0, le=1.0, description="residual accuracy this far below its bundle's "
+                                                                     "baseline files a ticket")
+    residual_min_labels: int = Field(100, ge=1, description="labelled residual queries a day (or a baseline) needs "
+                                                            "before it is judged")
+
     @field_validator("monitors")
     @classmethod
     def _tables_name_monitors(cls, tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

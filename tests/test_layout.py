@@ -2,7 +2,7 @@
 
 Layers, bottom to top (see the README's architecture section): the kernel
 modules, then ``rules``, ``store``, ``serving``, ``querylog``, ``engines``,
-``evidence``, ``mining``, ``monitoring``, ``report``, ``demo``, ``cli``. A
+``evidence``, ``mining``, ``model``, ``monitoring``, ``report``, ``demo``, ``cli``. A
 module may import its own package and any layer below it. ``simulate`` uses
 the kernel and ``querylog`` only, and only ``demo`` and ``cli`` use it. Nothing
 inside rulelife imports the façade (``rulelife`` itself) or a plug-in
@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = {"errors", "config", "plugins", "progress", "_files", "_compat", "_version"}
-LAYERS = ["kernel", "rules", "store", "serving", "querylog", "engines", "evidence", "mining", "monitoring",
+LAYERS = ["kernel", "rules", "store", "serving", "querylog", "engines", "evidence", "mining", "model", "monitoring",
           "report", "demo", "cli"]
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 PROJECT = ("rulelife", "miners", "monitors")

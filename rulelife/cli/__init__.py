@@ -15,6 +15,7 @@ from rulelife._version import __version__
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
 from rulelife.cli import mine as mine_commands
+from rulelife.cli import model as model_commands
 from rulelife.cli import monitor as monitor_commands
 from rulelife.cli import rules as rules_commands
 from rulelife.cli import safety as safety_commands
@@ -46,12 +47,15 @@ app.add_typer(gate_commands.dataset_app, name="dataset")
 app.add_typer(monitor_commands.monitor_app, name="monitor")
 app.add_typer(monitor_commands.tickets_app, name="tickets")
 app.add_typer(safety_commands.app, name="safety")
+app.add_typer(model_commands.export_app, name="export")
 app.command("evaluate")(gate_commands.evaluate)
 app.command("promote")(gate_commands.promote)
 app.command("revalidate")(gate_commands.revalidate)
 app.command("analyze")(gate_commands.analyze)
 app.command("mine")(mine_commands.mine)
 app.command("report")(report_command)
+app.command("residual")(model_commands.residual)
+app.command("compare-models")(model_commands.compare_models)
 
 
 def _version(value: bool) -> None:

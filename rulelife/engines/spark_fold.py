@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from rulelife._compat import quiet_pyspark_import
 from rulelife.querylog import LogReport
-from rulelife.querylog.schema import REQUIRED_COLUMNS, coerce
+from rulelife.querylog.schema import CONTRACT_DTYPES, coerce
 from rulelife.querylog.sources import describe
 
 __all__ = ["fold_partition", "fold_spark"]
@@ -119,7 +119,10 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            parts = frame.select(*[F.col(c) for c in REQUIRED_COLUMNS], bad.alias("bad")
+            # Every contract column the log holds (coerce adds the absent ones as NA), so a step sees what
+            # it would see locally: the runtime's columns and the optional labels too.
+            columns = [F.col(c) for c in CONTRACT_DTYPES if c in frame.columns]
+            parts = frame.select(*columns, bad.alias("bad")
                                  ).mapInArrow(partial, _DDL)
             rdd = parts.rdd.map(_unpack)
             empty = (0, 0, Counter(), None)

@@ -14,6 +14,9 @@ Unattended and idempotent. For one UTC day, under a job lock:
    with ``shadow_auto_promote`` on, promote the shadow rules whose live
    evidence clears the gate (:func:`rulelife.evidence.live.promote_ready`;
    a rule disabled in this step is no longer in shadow);
+   with ``residual_check`` on, freeze the residual baseline of a bundle seen
+   for the first time and ticket a residual-accuracy drop below it
+   (:mod:`rulelife.monitoring.residual_check`);
 4. republish the bundle if what is active changed (a no-op otherwise);
 5. deliver the outbox; a failed delivery stays for the next run.
 
@@ -49,6 +52,7 @@ from rulelife.monitoring.contract import (
     require_monitors,
 )
 from rulelife.monitoring.lexicon_review import review_lexicon
+from rulelife.monitoring.residual_check import residual_findings
 from rulelife.monitoring.metrics import RuleVersionInfo, finalize, fp_json
 from rulelife.monitoring.tickets import (
     DeliveryReport,
@@ -294,6 +298,8 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
     for monitor in monitors:
         findings.extend(monitor.check(history, context))
     findings.extend(review_lexicon(workspace, store, day, report.notes))
+    if settings.residual_check and counts is not None:
+        findings.extend(residual_findings(workspace, store, day, source, engine, spark, report.notes))
     report.findings = [f.to_dict() for f in findings]
     _apply(workspace, store, findings, actor, report)
     if workspace.settings.shadow_auto_promote:

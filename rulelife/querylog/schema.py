@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from rulelife.errors import LogError
 from rulelife.serving.logrow import (
+    LABEL_COLUMNS,
     LEXICON_VETO_KEY_PATTERN,
     LOG_COLUMNS,
     OPTIONAL_RUNTIME_COLUMNS,
@@ -32,6 +33,7 @@ from rulelife.serving.logrow import (
 
 __all__ = [
     "CONTRACT_DTYPES",
+    "LABEL_COLUMNS",
     "LEXICON_VETO_KEY_PATTERN",
     "OPTIONAL_RUNTIME_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -45,9 +47,10 @@ __all__ = [
 # Kind of a contract column (serving.logrow) -> the pandas dtype iter_log gives it.
 _DTYPE_OF_KIND = {"string": "string", "timestamp": "datetime64[us, UTC]", "float": "Float64", "int": "Int64",
                   "bool": "boolean"}
-# Column -> pandas dtype of every chunk iter_log yields, in this order; extra
-# columns (e.g. the simulator's true_intent) follow in file order, unchanged.
-CONTRACT_DTYPES: dict[str, str] = {name: _DTYPE_OF_KIND[kind] for name, kind in LOG_COLUMNS.items()}
+# Column -> pandas dtype of every chunk iter_log yields, in this order (the
+# runtime's columns, then the optional labels); extra columns follow in file order, unchanged.
+CONTRACT_DTYPES: dict[str, str] = {name: _DTYPE_OF_KIND[kind]
+                                   for name, kind in (LOG_COLUMNS | LABEL_COLUMNS).items()}
 
 _STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string" and c not in OPTIONAL_RUNTIME_COLUMNS)
 _TRUE = {"true", "t", "1", "yes", "y"}

@@ -117,6 +117,8 @@ class ResidualView:
     note: str
     bundle: int | None = None
     analysis: object | None = None  # rulelife.evidence.analysis.BundleAnalysis
+    model: dict | None = None  # rulelife.model.residual.ResidualReport.summary() of the window
+    fallback: str | None = None  # rulelife.model.fallback.FallbackReadiness.line()
 
 
 @dataclass
@@ -476,8 +478,12 @@ def _residual(workspace: Workspace, since: date, until: date) -> ResidualView:
         return ResidualView(f"the residual view could not be computed: {exc}")
     if not analysis.labelled:
         return ResidualView(f"the query log of {since}..{until} has no model-labelled rows", bundle.number)
+    from rulelife.model.fallback import fallback_readiness
+    from rulelife.model.run import measure_residual
+
+    model = measure_residual(workspace, since=since, until=until)
     return ResidualView(f"bundle {bundle.number} (the current one) over the query log of {since}..{until}",
-                        bundle.number, analysis)
+                        bundle.number, analysis, model.summary(), fallback_readiness(model).line())
 
 
 def gather(workspace: Workspace, store: Store, *, since: date | None = None, until: date | None = None,

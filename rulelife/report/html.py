@@ -539,7 +539,23 @@ def _residual(data: ReportData) -> str:
     chart = histogram_pair("chart-residual", "Model confidence: all labelled traffic against the residual no rule answers",
                            edges, summary["labelled_share"].fillna(0).tolist(),
                            summary["residual_share"].fillna(0).tolist(), ("all labelled traffic", "residual"))
-    return _section("residual", "Residual traffic (left to the model)", text + f'<div class="figure">{chart}</div>')
+    return _section("residual", "Residual traffic (left to the model)",
+                    text + _model_on_residual(view) + f'<div class="figure">{chart}</div>')
+
+
+def _model_on_residual(view) -> str:
+    """The model's accuracy on the residual against all traffic, and fallback readiness."""
+    if view.model is None:
+        return ""
+    a, r = view.model["all_accuracy"], view.model["residual_accuracy"]
+    if a["n"]:
+        accuracy = (f"Model accuracy on the residual <b>{r['accuracy']:.3f}</b> (95% {r['low']:.3f}-{r['high']:.3f}, "
+                    f"n={r['n']:,}) against {a['accuracy']:.3f} (95% {a['low']:.3f}-{a['high']:.3f}, n={a['n']:,}) on "
+                    "all labelled traffic: a model that did not change serves a harder residual.")
+    else:
+        accuracy = "Model accuracy: unknown (the log has no true_intent labels)."
+    return f'<p data-model="residual">{accuracy}</p><p data-model="fallback">{_e(view.fallback)}.</p>'
+
 
 
 def render_report(data: ReportData) -> str:

@@ -8,7 +8,7 @@ parses it.
 
 from __future__ import annotations
 
-__all__ = ["LEXICON_VETO_KEY_PATTERN", "LOG_COLUMNS", "OPTIONAL_RUNTIME_COLUMNS", "REQUIRED_COLUMNS",
+__all__ = ["LABEL_COLUMNS", "LEXICON_VETO_KEY_PATTERN", "LOG_COLUMNS", "OPTIONAL_RUNTIME_COLUMNS", "REQUIRED_COLUMNS",
            "RUNTIME_COLUMNS", "SHADOW_RULES_PATTERN"]
 
 # Column -> kind (string, timestamp: UTC, float, int, bool), in file order.
@@ -41,3 +41,7 @@ RUNTIME_COLUMNS = ("rule_id", "rule_version", "bundle_version", "shadow")
 OPTIONAL_RUNTIME_COLUMNS = ("shadow_rules", "lexicon_veto")
 SHADOW_RULES_PATTERN = r"^[^;@\s]+@[0-9a-f]+(;[^;@\s]+@[0-9a-f]+)*$"
 LEXICON_VETO_KEY_PATTERN = r"^[^;@\s]+@[0-9a-f]+$"
+# Written by whoever labels traffic (an annotation job, a replay of a labelled
+# set), never by the runtime: the intent the query truly had. Optional: a log
+# without it reads as "unlabelled", and the model's accuracy is then unknown.
+LABEL_COLUMNS: dict[str, str] = {"true_intent": "string"}

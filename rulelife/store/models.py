@@ -16,6 +16,7 @@ __all__ = [
     "EvaluationRow",
     "NightlyRunRow",
     "PromotionRow",
+    "ResidualBaselineRow",
     "RuleStateRow",
     "RuleVersionRow",
     "SelectionRow",
@@ -255,3 +256,26 @@ class NightlyRunRow(SQLModel, table=True):
     status: str = Field(default="running", max_length=20)  # running | ok | no_traffic | failed | crashed
     actor: str = Field(default="nightly", max_length=200)
     summary: str = Field(default="{}", sa_type=Text)
+
+
+class ResidualBaselineRow(SQLModel, table=True):
+    """The model on the residual of one bundle, frozen when the bundle first served labelled traffic.
+
+    A later drop below it happened under the same rules, so it is the model's
+    (or the traffic's), not the rules' shift. Frozen once; a person may refreeze.
+    """
+
+    __tablename__ = "residual_baselines"
+
+    bundle_version: int = Field(primary_key=True)  # -1: traffic no bundle stamped
+    first_day: date
+    last_day: date
+    frozen_at: datetime
+    frozen_by: str = Field(default="", max_length=200)
+    queries: int
+    residual: int
+    labelled: int
+    correct: int
+    residual_labelled: int
+    residual_correct: int
+    summary: str = Field(default="{}", sa_type=Text)  # residual share, accuracies with intervals, confidences

@@ -26,9 +26,9 @@ def clean_log(days=3, per_day=4, start="2024-05-01") -> pd.DataFrame:
 
 
 def test_runtime_columns_are_added_as_na_and_extras_kept(tmp_path):
-    clean_log().to_parquet(tmp_path / "log.parquet", index=False)
+    clean_log().assign(channel="web").to_parquet(tmp_path / "log.parquet", index=False)
     frame = read_log(tmp_path / "log.parquet", quarantine_dir=tmp_path / "q")
-    assert list(frame.columns) == [*CONTRACT_DTYPES, "true_intent"]
+    assert list(frame.columns) == [*CONTRACT_DTYPES, "channel"]  # true_intent is the contract's optional label
     assert {c: str(frame[c].dtype) for c in CONTRACT_DTYPES} == CONTRACT_DTYPES
     for column in ("rule_id", "rule_version", "bundle_version", "shadow"):
         assert frame[column].isna().all()
