@@ -6,8 +6,6 @@ bounded preview of the value it refuses.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from rulelife.errors import RuleFileError
@@ -50,9 +48,7 @@ def test_a_phrase_at_the_limit_is_fine(tmp_path):
 def test_too_many_patterns_are_refused_without_checking_every_pair(tmp_path):
     phrases = ", ".join(f"'word{i} hours'" for i in range(10_000))
     write(tmp_path, HEAD + f"patterns: [{phrases}]\nexclude: [{phrases}]\n")
-    start = time.perf_counter()
-    found = problems(tmp_path)
-    assert time.perf_counter() - start < 20  # the pairwise checks would be 10^8 comparisons
+    found = problems(tmp_path)  # the pairwise checks alone would be 10^8 comparisons
     assert [m.split(": ", 2)[1] for m in found] == ["patterns", "exclude"]
     assert f"lists 10,000 entries; a rule holds at most {MAX_PHRASES:,}: split it into several rules" in found[0]
 
@@ -108,9 +104,7 @@ patterns: *h
 
 def test_an_anchor_bomb_is_refused_at_its_first_anchor_without_expanding(tmp_path):
     path = write(tmp_path, ANCHOR_BOMB)  # 9^8 = 43 million strings once expanded
-    start = time.perf_counter()
     message = only_problem(tmp_path)
-    assert time.perf_counter() - start < 5
     assert message == (f"{path}:4:4: <file>: a uses the YAML anchor &a; anchors and aliases are not allowed "
                        "(an alias lets a small file stand for a huge value): write the value out; fix the file so "
                        "it parses")
