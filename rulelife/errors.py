@@ -118,3 +118,17 @@ def preview(value: object, limit: int = 80) -> str:
     if isinstance(value, (list, tuple, dict, set)) and len(value) > _PREVIEW.maxlist:
         return f"{text} ({len(value):,} items)"
     return text
+
+
+def clip(text: str, limit: int = 200) -> str:
+    r"""``text`` as one line of at most about ``limit`` characters, for passing on another library's message.
+
+    >>> clip("CSV parse error: Expected 6 columns, got 2: q1,hi")
+    'CSV parse error: Expected 6 columns, got 2: q1,hi'
+    >>> clip("found duplicate key with value [" + "'lol', " * 10_000 + "]", limit=40)
+    "found duplicate key with value ['lol', '… (70,033 characters)"
+    >>> clip("two\nlines")
+    'two\\nlines'
+    """
+    line = text.replace("\r", "\\r").replace("\n", "\\n")
+    return line if len(line) <= limit else f"{line[:limit]}… ({len(text):,} characters)"

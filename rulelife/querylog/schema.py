@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rulelife.errors import LogError, preview
+from rulelife.errors import LogError, clip
 
 __all__ = [
     "CONTRACT_DTYPES",
@@ -291,7 +291,7 @@ def coerce(table: pa.Table, path: Path) -> tuple[pd.DataFrame, dict[str, np.ndar
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise LogError(
                 f"{path}: column {name!r} has type {arr.type}, which cannot be read as {dtype} "
-                f"({preview(str(exc), 200)[1:-1]}); rewrite the column as {dtype} or as text"
+                f"({clip(str(exc))}); rewrite the column as {dtype} or as text"
             ) from None
     for name in table.column_names:
         if name not in CONTRACT_DTYPES:

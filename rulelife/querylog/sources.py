@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -22,12 +23,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from rulelife.errors import LogError, preview
+from rulelife.errors import LogError, clip, preview
+from rulelife.querylog.csv_rest import read_rest
 
 __all__ = ["UNSPLIT_REASON", "LogSource", "RawFile", "day_of", "files_in_window", "resolve"]
 
 LogSource = str | Path | Sequence[str | Path]
 SUFFIXES = (".parquet", ".csv")
+log = logging.getLogger(__name__)
 _DAY_FILE = re.compile(r"^queries-(\d{4}-\d{2}-\d{2})$")
 _DAY_DIR = re.compile(r"^(?:date|day|dt)=(\d{4}-\d{2}-\d{2})$")
 _CSV_BLOCK = 4 << 20  # bytes pyarrow parses at a time; chunks are re-cut to chunk_rows
@@ -141,6 +144,7 @@ class RawFile:
         self.complete = True
         self.is_parquet = path.suffix.lower() == ".parquet"
         self.unsplit: list[str] = []
+        self._unsplit_seen = 0  # records handed to _unsplit by Arrow, drained or not
 
     @property
     def empty(self) -> bool:
@@ -185,7 +189,7 @@ class RawFile:
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as exc:
-                raise LogError(f"{self.path}: cannot read the file ({preview(str(exc), 300)[1:-1]}); "
+                raise LogError(f"{self.path}: cannot read the file ({clip(str(exc), 300)}); "
                                "fix or remove the file") from None
 
     def _parquet(self) -> Iterator[tuple[int, pa.Table]]:
@@ -229,20 +233,34 @@ class RawFile:
             header = fh.readline(_MAX_HEADER + 1)
             if not header.endswith(b"\n") and not fh.read(1):
                 return  # the header alone, without a line break: no rows (Arrow would refuse it)
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
-            # Quoted fields may hold newlines (chat text does).
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._unsplit),
-            # Bytes, decoded value by value in schema.coerce: one byte that is not
-            # UTF-8 makes one bad row, not an unreadable file. Only an empty field
-            # is missing: "NA" or "null" may be what a customer typed.
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.binary() for n in names}, null_values=[""], strings_can_be_null=True
-            ),
-        )
-        yield from _rebatch(reader, 0, self.chunk_rows)
+        produced = 0
+        try:  # opening reads the first block already
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
+                # Quoted fields may hold newlines (chat text does).
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._unsplit),
+                # Bytes, decoded value by value in schema.coerce: one byte that is not
+                # UTF-8 makes one bad row, not an unreadable file. Only an empty field
+                # is missing: "NA" or "null" may be what a customer typed.
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.binary() for n in names}, null_values=[""], strings_can_be_null=True
+                ),
+            )
+            for start, table in _rebatch(reader, 0, self.chunk_rows):
+                produced = start + table.num_rows
+                yield start, table
+        except pa.ArrowInvalid as exc:
+            # _unsplit skips every record that does not split; Arrow reports one
+            # only when it could not decode it for _unsplit: read the rest in Python.
+            if "columns, got" not in str(exc):
+                raise
+            log.warning("%s: a record that does not split holds bytes that are not UTF-8; reading the rest of "
+                        "the file without Arrow (slower)", self.path)
+            yield from read_rest(self.path, names, chunk_rows=self.chunk_rows, rows_done=produced,
+                                 unsplit_done=self._unsplit_seen, unsplit=self.unsplit)
 
     def _unsplit(self, row: pacsv.InvalidRow) -> str:
         self.unsplit.append(row.text)
+        self._unsplit_seen += 1
         return "skip"

@@ -23,8 +23,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.tokens import AliasToken, AnchorToken
 
-from rulelife.errors import RuleFileError, preview
+from rulelife.errors import RuleFileError, clip, preview
 
 # The safety lexicon sits beside the intent folders and is not a rule (see rules.lexicon).
 LEXICON_FILE = "safety_lexicon.yaml"
@@ -286,7 +287,9 @@ def parse_rule(data: object, source: str) -> Rule:
 def _field_name(loc: tuple) -> str:
     name = ""
     for part in loc:
-        text = str(part) if isinstance(part, int) or len(str(part)) <= 60 else preview(str(part), 60)
+        text = str(part)
+        if not (isinstance(part, int) or (len(text) <= 60 and text.isprintable())):
+            text = preview(text, 60)  # a key with a line break or a megabyte of text stays one short line
         name += f"[{text}]" if name and isinstance(part, int) else (f".{text}" if name else text)
     return name or "<file>"
 
@@ -352,34 +355,15 @@ def _yaml_parser() -> YAML:
 _LONG_NUMBER = re.compile(r"(?<![\w.])\d{4301,}")  # past sys.get_int_max_str_digits()
 
 
-class _AnchorFound(Exception):
-    """A node of the document carries a YAML anchor; ``field`` is where (as in the file)."""
-
-    def __init__(self, field: str, name: str):
-        super().__init__(field, name)
-        self.field, self.name = field, name
-
-
-def _refuse_anchor(node: object, path: tuple) -> None:
-    anchor = getattr(node, "anchor", None)
-    if anchor is not None and getattr(anchor, "value", None):
-        raise _AnchorFound(_field_name(path), anchor.value)
-
-
 def _plain(node: object, path: tuple, positions: dict[str, tuple[int, int]]) -> object:
-    """The round-trip tree as plain dicts, lists and scalars, recording each value's position.
-
-    Anchors are refused here, before any alias is walked: walking one copies
-    it, and nine aliases of nine aliases, six levels deep, are half a million
-    values from a 300-byte file.
-    """
-    _refuse_anchor(node, path)
+    """The round-trip tree as plain dicts, lists and scalars, recording each value's position."""
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():
-            line, column = node.lc.value(key)
-            positions[_field_name((*path, key))] = (line + 1, column + 1)
-            out[_plain(key, (*path, key), {})] = _plain(value, (*path, key), positions)
+            position = node.lc.value(key)  # None for a key merged in with <<
+            if position is not None:
+                positions[_field_name((*path, key))] = (position[0] + 1, position[1] + 1)
+            out[_plain(key, (), {})] = _plain(value, (*path, key), positions)
         return out
     if isinstance(node, CommentedSeq):
         out = []
@@ -392,6 +376,42 @@ def _plain(node: object, path: tuple, positions: dict[str, tuple[int, int]]) -> 
         if isinstance(node, kind) and type(node) is not kind:
             return kind(node)
     return node
+
+
+_BRACKET = re.compile(r"[\[\]{}]")
+_MAX_DEPTH = 32  # a rule nests two levels; the YAML scanner slows with the square of the depth
+
+
+def _refuse_deep_nesting(path: Path, text: str) -> None:
+    """Raise where brackets nest deeper than any rule file needs (quotes are ignored: a bound, not a parse)."""
+    depth = 0
+    for bracket in _BRACKET.finditer(text):
+        depth = depth + 1 if bracket.group() in "[{" else max(0, depth - 1)
+        if depth > _MAX_DEPTH:
+            line = text.count("\n", 0, bracket.start()) + 1
+            column = bracket.start() - text.rfind("\n", 0, bracket.start())
+            problem = f"values nested more than {_MAX_DEPTH} levels deep; a rule file is a flat mapping of fields"
+            raise RuleFileError(f"{path}:{line}:{column}: {problem}", problem=problem, line=line, column=column)
+
+
+def _refuse_anchors(path: Path, text: str) -> None:
+    """Raise at the first anchor or alias, found by the scanner alone.
+
+    Before anything is built from the file: nine aliases of nine aliases,
+    eight levels deep, are 43 million values from a 400-byte file, and the
+    YAML reader's own errors (a duplicate key's) print the expanded value.
+    """
+    try:
+        for token in YAML(typ="rt", pure=True).scan(text):
+            if isinstance(token, AnchorToken | AliasToken):
+                line, column = token.start_mark.line + 1, token.start_mark.column + 1
+                sign = "&" if isinstance(token, AnchorToken) else "*"
+                problem = (f"the YAML {'anchor' if sign == '&' else 'alias'} {sign}{clip(str(token.value), 40)} is "
+                           "not allowed: anchors and aliases let a small file stand for a huge value; write the "
+                           "value out")
+                raise RuleFileError(f"{path}:{line}:{column}: {problem}", problem=problem, line=line, column=column)
+    except MarkedYAMLError:
+        return  # a syntax error: the parser reports it with its place
 
 
 def read_yaml_document(path: Path, *, max_bytes: int | None = None) -> YamlDocument:
@@ -417,6 +437,9 @@ def read_yaml_document(path: Path, *, max_bytes: int | None = None) -> YamlDocum
         raise RuleFileError(f"{path}:{line}:{column}: {problem}", problem=problem, line=line, column=column) from None
     except OSError as exc:
         raise RuleFileError(f"{path}: cannot read the file ({exc})", problem=f"cannot read the file ({exc})") from None
+    _refuse_deep_nesting(path, text)
+    if "&" in text or "*" in text:  # only then can the file hold an anchor or an alias
+        _refuse_anchors(path, text)
     too_long = _LONG_NUMBER.search(text)
     if too_long:  # the YAML reader would stop at Python's 4,300-digit limit without saying where
         line = text.count("\n", 0, too_long.start()) + 1
@@ -428,11 +451,12 @@ def read_yaml_document(path: Path, *, max_bytes: int | None = None) -> YamlDocum
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-        problem = f"invalid YAML: {exc.problem or exc.context or 'cannot parse'}"
+        # The message may quote a value (a duplicate key's): clipped, it stays one line.
+        problem = f"invalid YAML: {clip(exc.problem or exc.context or 'cannot parse')}"
         where = f":{line}:{column}" if line is not None else ""
         raise RuleFileError(f"{path}{where}: {problem}", problem=problem, line=line, column=column) from None
     except (YAMLError, ValueError) as exc:  # ValueError: e.g. an integer of more than 4,300 digits
-        problem = f"invalid YAML: {preview(str(exc), 200)[1:-1]}"
+        problem = f"invalid YAML: {clip(str(exc))}"
         raise RuleFileError(f"{path}: {problem}", problem=problem) from None
     except RecursionError:
         problem = "invalid YAML: values nested too deeply; a rule file is a flat mapping of fields"
@@ -440,12 +464,6 @@ def read_yaml_document(path: Path, *, max_bytes: int | None = None) -> YamlDocum
     positions: dict[str, tuple[int, int]] = {}
     try:
         data = _plain(tree, (), positions)
-    except _AnchorFound as found:
-        line, column = positions.get(found.field, (None, None))
-        problem = (f"{found.field} uses the YAML anchor &{preview(found.name, 40)[1:-1]}; anchors and aliases are "
-                   "not allowed (an alias lets a small file stand for a huge value): write the value out")
-        where = f":{line}:{column}" if line is not None else ""
-        raise RuleFileError(f"{path}{where}: {problem}", problem=problem, line=line, column=column) from None
     except RecursionError:
         problem = "values nested too deeply; a rule file is a flat mapping of fields"
         raise RuleFileError(f"{path}: {problem}", problem=problem) from None
@@ -462,10 +480,14 @@ def load_rule(path: Path) -> Rule:
     document = read_yaml_document(path, max_bytes=MAX_RULE_FILE_BYTES)
     rule, problems = check_rule(document.data)
     if rule is None:
-        raise RuleFileError("; ".join(f"{path}{document.where(field)}: "
-                                      + (message if field == "<file>" else f"{field} {message}")
-                                      for field, message in problems))
+        shown = "; ".join(f"{path}{document.where(field)}: " + (message if field == "<file>" else f"{field} {message}")
+                          for field, message in problems[:_PROBLEMS_SHOWN])
+        more = len(problems) - _PROBLEMS_SHOWN
+        raise RuleFileError(shown + (f"; and {more} more (`rulelife rules lint` lists them all)" if more > 0 else ""))
     return rule
+
+
+_PROBLEMS_SHOWN = 3  # an error stays a readable line; lint lists every problem
 
 
 def load_rules(rules_dir: Path) -> list[RuleFile]:

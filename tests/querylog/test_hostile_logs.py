@@ -186,3 +186,21 @@ def test_an_unreadable_column_type_names_the_file_and_column_in_one_line(tmp_pat
     with pytest.raises(LogError, match=r"log.parquet: column 'text' has type list<") as caught:
         read_log(path)
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 600
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 100])
+def test_a_line_cut_inside_a_multibyte_character_costs_only_that_line(tmp_path, chunk_rows):
+    # A crashed writer cut a line in the middle of "文" (three bytes in UTF-8): the
+    # record is short and not UTF-8, which the CSV parser cannot hand over; the rest is read in Python.
+    path = tmp_path / "log.csv"
+    cut = "q3,2024-05-01T08:00:00Z,注文".encode()[:-2]
+    path.write_bytes(HEADER + row(0) + b'q1,2024-05-01T08:00:00Z,"a\nb",en-US,x,0.5\n' + row(2) + cut + b"\n"
+                     + row(4, text=b"\xe6\xb3") + row(5))
+    frame, report, quarantine = read(path, tmp_path, chunk_rows=chunk_rows)
+    assert frame["query_id"].tolist() == ["q0", "q1", "q2", "q5"]
+    assert frame["text"].tolist()[1] == "a\nb"
+    assert dict(zip(quarantine["_reason"], quarantine["_raw"].fillna(quarantine["query_id"]))) == {
+        "expect_row_fields_to_match_the_header(row)": "q3,2024-05-01T08:00:00Z,注\\xe6",
+        "expect_column_values_to_be_utf8(text)": "q4",
+    }
+    assert_every_row_accounted(report, frame, quarantine, 6)

@@ -105,20 +105,25 @@ patterns: *h
 def test_an_anchor_bomb_is_refused_at_its_first_anchor_without_expanding(tmp_path):
     path = write(tmp_path, ANCHOR_BOMB)  # 9^8 = 43 million strings once expanded
     message = only_problem(tmp_path)
-    assert message == (f"{path}:4:4: <file>: a uses the YAML anchor &a; anchors and aliases are not allowed "
-                       "(an alias lets a small file stand for a huge value): write the value out; fix the file so "
-                       "it parses")
-    with pytest.raises(RuleFileError, match="anchors and aliases are not allowed"):
+    assert message == (f"{path}:4:4: <file>: the YAML anchor &a is not allowed: anchors and aliases let a small "
+                       "file stand for a huge value; write the value out; fix the file so it parses")
+    with pytest.raises(RuleFileError, match="anchors and aliases let a small file stand for a huge value"):
         load_rule(path)
 
 
 def test_an_alias_of_a_scalar_is_refused_too(tmp_path):
     write(tmp_path, HEAD.replace("owner: ds", "owner: &who ds") + "patterns: [*who]\n")
-    assert "uses the YAML anchor &who" in only_problem(tmp_path)
+    assert "the YAML anchor &who is not allowed" in only_problem(tmp_path)
 
 
-def test_deep_nesting_is_a_clear_error(tmp_path):
-    write(tmp_path, HEAD + "patterns: " + "[" * 5000 + "]" * 5000 + "\n")
+def test_deep_nesting_is_refused_before_the_yaml_reader_slows_down(tmp_path):
+    # The YAML scanner takes seconds on a few thousand nested brackets (quadratic in the depth).
+    path = write(tmp_path, HEAD + "patterns: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert only_problem(tmp_path).startswith(f"{path}:4:43: <file>: values nested more than 32 levels deep")
+
+
+def test_deep_block_nesting_is_a_clear_error(tmp_path):
+    write(tmp_path, "- " * 3000 + "x\n")
     assert "nested too deeply" in only_problem(tmp_path)
 
 
@@ -144,3 +149,17 @@ def test_a_huge_wrong_type_value_is_quoted_by_a_preview(tmp_path):
     write(tmp_path, HEAD + f"patterns: [opening hours]\nmatch: '{'w' * 100_000}'\n")
     message = only_problem(tmp_path)
     assert "match must be one of 'word' or 'substring'" in message and "(100,000 characters)" in message
+
+
+def test_a_duplicate_key_holding_an_alias_bomb_is_refused_before_it_expands(tmp_path):
+    # The YAML reader's duplicate-key error prints the value: expanded, 282 billion strings.
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 12)]
+    path = write(tmp_path, HEAD + "patterns: [opening hours]\n" + "\n".join(lines) + "\npatterns: *l11\n")
+    assert only_problem(tmp_path).startswith(f"{path}:5:5: <file>: the YAML anchor &l0 is not allowed")
+
+
+def test_a_duplicate_key_error_quotes_a_bounded_value(tmp_path):
+    write(tmp_path, HEAD + "patterns: [opening hours]\npatterns: [" + ", ".join(["hours"] * 50_000) + "]\n")
+    message = only_problem(tmp_path)
+    assert "found duplicate key" in message and "characters)" in message
