@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.tokens import AliasToken, AnchorToken
+from ruamel.yaml.tokens import AliasToken, AnchorToken, ScalarToken
 
 from rulelife.errors import RuleFileError, clip, preview
 
@@ -394,6 +394,17 @@ def _refuse_deep_nesting(path: Path, text: str) -> None:
             raise RuleFileError(f"{path}:{line}:{column}: {problem}", problem=problem, line=line, column=column)
 
 
+_DIGITLESS_NUMBER = re.compile(r"[-+]?[._]*(?:[eE][-+]?[._]*)?")
+
+
+def _number_that_is_not(text: str) -> tuple[int | None, int | None]:
+    """Line and column of the first plain value made of number signs without a digit, if any."""
+    for token in YAML(typ="rt", pure=True).scan(text):
+        if isinstance(token, ScalarToken) and token.plain and _DIGITLESS_NUMBER.fullmatch(token.value):
+            return token.start_mark.line + 1, token.start_mark.column + 1
+    return None, None
+
+
 def _refuse_anchors(path: Path, text: str) -> None:
     """Raise at the first anchor or alias, found by the scanner alone.
 
@@ -455,9 +466,15 @@ def read_yaml_document(path: Path, *, max_bytes: int | None = None) -> YamlDocum
         problem = f"invalid YAML: {clip(exc.problem or exc.context or 'cannot parse')}"
         where = f":{line}:{column}" if line is not None else ""
         raise RuleFileError(f"{path}{where}: {problem}", problem=problem, line=line, column=column) from None
-    except (YAMLError, ValueError) as exc:  # ValueError: e.g. an integer of more than 4,300 digits
+    except YAMLError as exc:
         problem = f"invalid YAML: {clip(str(exc))}"
         raise RuleFileError(f"{path}: {problem}", problem=problem) from None
+    except (ValueError, IndexError) as exc:  # the YAML reader takes `-_` or `._` for a number, then fails on it
+        line, column = _number_that_is_not(text)
+        problem = (f"invalid YAML: a value the YAML reader takes for a number cannot be read as one "
+                   f"({clip(f'{type(exc).__name__}: {exc}', 80)}); quote it")
+        where = f":{line}:{column}" if line is not None else ""
+        raise RuleFileError(f"{path}{where}: {problem}", problem=problem, line=line, column=column) from None
     except RecursionError:
         problem = "invalid YAML: values nested too deeply; a rule file is a flat mapping of fields"
         raise RuleFileError(f"{path}: {problem}", problem=problem) from None

@@ -22,10 +22,11 @@ TALLY: dict[str, Counter] = defaultdict(Counter)
 MAX_MESSAGE = 1_500
 
 
-def fuzz(default: int):
-    """Hypothesis settings: ``default`` fixed cases, or RULELIFE_FUZZ_EXAMPLES random ones."""
+def fuzz(default: int, *, most: int | None = None):
+    """Hypothesis settings: ``default`` fixed cases, or RULELIFE_FUZZ_EXAMPLES random ones (at most ``most``:
+    a case of the largest inputs takes about a second)."""
     return settings(
-        max_examples=EXAMPLES or default,
+        max_examples=min(EXAMPLES, most or EXAMPLES) if EXAMPLES else default,
         derandomize=not EXAMPLES,
         database=None,
         deadline=None,  # timing is the benchmarks' business; a hang still fails the run

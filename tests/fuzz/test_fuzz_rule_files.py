@@ -57,6 +57,7 @@ def check_file(kind: str, content: bytes, name: str = "hours.yaml") -> None:
 @given(st.binary(max_size=2_000))
 @example(b"\xff\xfe" + "id: faq.hours".encode("utf-16-le"))
 @example(b"id: faq.hours\x00\nintent: faq\n")
+@example(b"id: -_\nintent: ._\n")
 @example(b"\xef\xbb\xbf" + b"id: faq.hours\nintent: faq\npatterns: [opening hours]\nowner: ds\n")
 def test_random_bytes(content):
     check_file("random bytes", content)
@@ -105,7 +106,7 @@ def test_a_document_that_is_not_a_mapping_or_is_nested(value):
 # ------------------------------------------------------------------ huge lists and values
 
 
-@fuzz(3)
+@fuzz(3, most=25)
 @given(st.sampled_from(["patterns", "exclude", "locales"]), st.integers(MAX_PHRASES - 2, 10_000),
        st.sampled_from(["word{i}", "opening hours", "x" * 300 + "{i}", "{i}"]))
 def test_ten_thousand_element_lists(field, size, template):
@@ -113,7 +114,7 @@ def test_ten_thousand_element_lists(field, size, template):
     check_file("huge lists", _dump({**GOOD, field: values}))
 
 
-@fuzz(6)
+@fuzz(6, most=25)
 @given(st.sampled_from(["patterns", "intent", "owner", "description", "id"]), st.integers(10**4, 10**6))
 def test_huge_values(field, size):
     value = "h" * size
@@ -135,9 +136,10 @@ def test_ids_that_look_like_paths(rule_id):
         path.parent.mkdir()
         path.write_bytes(_dump({**GOOD, "id": rule_id}))
         report = lint_rules(Path(root))
-        ids = [p for p in report.problems if p.field == "id"]
+        # Refused by name: the id field, or the file at the id's line (a value YAML cannot read).
+        ids = [p for p in report.problems if p.field == "id" or (p.field == "<file>" and p.line == 1)]
         if rule_id != "faq.hours":
-            assert ids, (rule_id, [str(p) for p in report.problems])  # refused by name: the id field
+            assert ids, (rule_id, [str(p) for p in report.problems])
             for problem in ids:
                 assert_one_clear_line(str(problem), str(path))
         assert sorted(Path(root).rglob("*")) == sorted([*before, path.parent, path])  # nothing written

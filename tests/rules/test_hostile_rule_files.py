@@ -163,3 +163,11 @@ def test_a_duplicate_key_error_quotes_a_bounded_value(tmp_path):
     write(tmp_path, HEAD + "patterns: [opening hours]\npatterns: [" + ", ".join(["hours"] * 50_000) + "]\n")
     message = only_problem(tmp_path)
     assert "found duplicate key" in message and "characters)" in message
+
+
+@pytest.mark.parametrize("value", ["-_", "._", "+_.", "_"])
+def test_a_value_the_yaml_reader_takes_for_a_number_but_cannot_read_is_named_by_its_place(tmp_path, value):
+    path = write(tmp_path, HEAD + f"patterns: [opening hours]\npriority: {value}\n")
+    message = only_problem(tmp_path)
+    assert message.startswith(f"{path}:5:11: <file>: invalid YAML: a value the YAML reader takes for a number") \
+        or message.startswith(f"{path}:5:11: priority: priority must be a whole number"), message
