@@ -8,6 +8,9 @@ everything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import math
+import reprlib
+
 
 class RulelifeError(Exception):
     """Base of every error rulelife raises on purpose."""
@@ -83,3 +86,49 @@ class UnknownTicket(RulelifeError):
 
 class NoDataset(RulelifeError):
     """No dataset has been built for this rule version."""
+
+
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxlist, _PREVIEW.maxtuple, _PREVIEW.maxdict, _PREVIEW.maxset = 2, 3, 3, 3, 3
+
+
+def preview(value: object, limit: int = 80) -> str:
+    """``repr(value)`` bounded to about ``limit`` characters, for quoting input in a message.
+
+    A message quotes the value it refuses, but that value may be a megabyte
+    (a pasted log line, a YAML alias expanded many times over): past the limit
+    the middle is cut and the full length is said, so every message stays
+    one readable line. Nested containers are cut too, without walking them.
+
+    >>> preview("where is my order")
+    "'where is my order'"
+    >>> preview("a" * 1_000_000, limit=20)
+    "'aaaaaaa...aaaaaaaa' (1,000,000 characters)"
+    >>> preview([["lol"] * 9] * 9)
+    "[['lol', 'lol', 'lol', ...], ['lol', 'lol', 'lol', ...], ['lol', 'lol', 'lol', ...], ...] (9 items)"
+    >>> preview(10**26), preview(10**5000)
+    ('100000000000000000000000000', 'a whole number of about 5,001 digits')
+    """
+    if isinstance(value, int) and value.bit_length() > 3.33 * limit:  # str() of a huge int is slow, then refused
+        return f"a whole number of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+    _PREVIEW.maxstring = _PREVIEW.maxother = _PREVIEW.maxlong = limit
+    text = _PREVIEW.repr(value)
+    if isinstance(value, str) and len(value) > limit:
+        return f"{text} ({len(value):,} characters)"
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > _PREVIEW.maxlist:
+        return f"{text} ({len(value):,} items)"
+    return text
+
+
+def clip(text: str, limit: int = 200) -> str:
+    r"""``text`` as one line of at most about ``limit`` characters, for passing on another library's message.
+
+    >>> clip("CSV parse error: Expected 6 columns, got 2: q1,hi")
+    'CSV parse error: Expected 6 columns, got 2: q1,hi'
+    >>> clip("found duplicate key with value [" + "'lol', " * 10_000 + "]", limit=40)
+    "found duplicate key with value ['lol', '… (70,033 characters)"
+    >>> clip("two\nlines")
+    'two\\nlines'
+    """
+    line = text.replace("\r", "\\r").replace("\n", "\\n")
+    return line if len(line) <= limit else f"{line[:limit]}… ({len(text):,} characters)"

@@ -115,3 +115,20 @@ def test_bench_service_reports_every_figure():
         assert _positive(c[key]), (key, c[key])
     table = bench_service.format_table(report)
     assert "[1]" in table and "[2]" in table and "[3]" in table
+
+
+def test_bench_normalize_reports_every_figure():
+    from benchmarks import bench_normalize
+    from rulelife.rules.normalize import normalize
+
+    report = bench_normalize.run(queries=2_000, reps=1, against="HEAD", progress=lambda msg: None)
+    json.loads(json.dumps(report))
+    assert set(report["figures"]) == {"simulated", "hostile"}
+    for figure in report["figures"].values():
+        assert figure["texts"] == 2_000 and 0 < figure["not_ascii_share"] < 1
+        for key in ("normalize_s", "against_s", "floor_s", "ratio_against", "ratio_floor"):
+            assert _positive(figure[key]), (key, figure[key])
+    # Every third text is disguised (look-alike, joiner, full width in turn), and each still normalises alike.
+    hostile = bench_normalize.hostile_texts(["where is my order"] * 9)
+    assert [i for i, text in enumerate(hostile) if text != "where is my order"] == [0, 3, 6]
+    assert {normalize(text) for text in hostile} == {"where is my order"}

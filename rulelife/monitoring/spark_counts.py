@@ -129,7 +129,7 @@ def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], 
         weights = table.column("n").to_numpy()
         frame, failures = coerce(table.drop_columns(["bad", "n"]), Path("<spark partition>"))
         rows += int(weights.sum())
-        veto_bad = failures.get("lexicon_veto")
+        veto_bad = failures.get(parse_reason("lexicon_veto"))
         if veto_bad is not None:  # a malformed lexicon_veto cell, as the local reader quarantines it
             reasons[parse_reason("lexicon_veto")] += int(weights[veto_bad].sum())
             bad = np.where(veto_bad & (bad == 0), 1 << len(ROW_CHECKS), bad)

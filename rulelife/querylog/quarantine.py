@@ -3,8 +3,12 @@
 Quarantine: one Parquet file per source file per run,
 ``<quarantine_dir>/<source-stem>-<run-id>.parquet``, holding the bad rows'
 original columns as strings plus ``_source_file``, ``_row`` (0-based
-position among the source file's data rows; in a CSV that is line
-``_row + 2``) and ``_reason``. It is written atomically
+position among the source file's data rows; in a CSV without line breaks
+inside quoted values that is line ``_row + 2``), ``_raw`` and ``_reason``.
+A cell whose bytes are not UTF-8 is kept with each such byte written as
+``\\xNN``. A CSV record that does not split into the header's fields has no
+row number and no columns: its text is in ``_raw`` (null on every other
+row). It is written atomically
 (:func:`rulelife._files.atomic_path`): to a temporary name, renamed when the
 file is done, so a reader never sees half a Parquet file.
 
@@ -40,7 +44,8 @@ MARKER_DIR = ".validated"
 class QuarantineWriter:
     """Appends the bad rows of one source file to its quarantine Parquet file (opened on first use)."""
 
-    def __init__(self, *, directory: Path, source: Path, run_id: str, taken: set[str]):
+    def __init__(self, *, directory: Path, source: Path, run_id: str, taken: set[str],
+                 columns: list[str] | None = None):
         name = f"{source.stem}-{run_id}.parquet"
         if name in taken:  # two sources with the same stem in one run
             digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
@@ -48,6 +53,7 @@ class QuarantineWriter:
         taken.add(name)
         self.path = directory / name
         self.source = source
+        self.columns = columns  # the source's columns; else those of the first table written
         self._writer: pq.ParquetWriter | None = None
         self._pending = ExitStack()  # holds the open atomic_path from the first write to close()
 
@@ -55,9 +61,24 @@ class QuarantineWriter:
         """Append ``table``'s rows (its original columns) with their row numbers and reasons."""
         if table.num_rows == 0:
             return
-        columns = {name: pc.cast(table.column(name), pa.string()) for name in table.column_names}
-        columns["_source_file"] = pa.array([str(self.source)] * table.num_rows, pa.string())
-        columns["_row"] = pa.array(rows, pa.int64())
+        columns = {name: _as_text(table.column(name)) for name in table.column_names}
+        self._append(columns, table.num_rows, pa.array(rows, pa.int64()), pa.nulls(table.num_rows, pa.string()),
+                     reasons)
+
+    def write_unsplit(self, records: list[str], reason: str) -> None:
+        """Append CSV records that did not split into the header's fields, as their raw text."""
+        if not records:
+            return
+        n = len(records)
+        columns = {name: pa.nulls(n, pa.string()) for name in self.columns or []}
+        self._append(columns, n, pa.nulls(n, pa.int64()), pa.array(records, pa.string()), [reason] * n)
+
+    def _append(self, columns: dict, n: int, rows: pa.Array, raw: pa.Array, reasons) -> None:
+        if self.columns is None:
+            self.columns = list(columns)
+        columns["_source_file"] = pa.array([str(self.source)] * n, pa.string())
+        columns["_row"] = rows
+        columns["_raw"] = raw
         columns["_reason"] = pa.array(list(reasons), pa.string())
         out = pa.table(columns)
         if self._writer is None:
@@ -75,6 +96,17 @@ class QuarantineWriter:
             writer, self._writer = self._writer, None
             with self._pending:  # a failure to finish the file removes its temporary file
                 writer.close()
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text for a person to read: bytes that are not UTF-8 as ``\\xNN``."""
+    try:
+        return pc.cast(column, pa.string())
+    except pa.ArrowInvalid:
+        if not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+            raise
+        return pa.chunked_array([pa.array([None if v is None else v.decode("utf-8", "backslashreplace")
+                                           for v in column.to_pylist()], pa.string())])
 
 
 @dataclass

@@ -17,7 +17,7 @@ from rulelife.errors import LogError
 from rulelife.querylog.quarantine import QuarantineWriter, Verdict, load_verdict, save_verdict, verdict_key
 from rulelife.querylog.report import LogReport
 from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, missing_columns
-from rulelife.querylog.sources import LogSource, RawFile, describe, files_in_window
+from rulelife.querylog.sources import UNSPLIT_REASON, LogSource, RawFile, describe, files_in_window
 from rulelife.querylog.validate import SUITE_VERSION, FileValidator, known_intents_key
 
 __all__ = ["coalesce", "iter_log", "read_log"]
@@ -94,6 +94,9 @@ def iter_log(
     files = []
     for path in files_in_window(source, since, until, exclude=quarantine_dir, skipped=report.files_skipped):
         raw = RawFile(path, chunk_rows=chunk_rows, since=since, until=until)
+        if raw.empty:  # no header to check: a file with no rows
+            files.append(raw)
+            continue
         missing = missing_columns(raw.columns())
         if missing:
             raise LogError(
@@ -193,6 +196,9 @@ class _Reader:
 
     def _file(self, raw: RawFile) -> Iterator[pd.DataFrame]:
         self.report.files_read.append(str(raw.path))
+        if raw.empty:
+            self.report.files_empty.append(str(raw.path))
+            return
         key = None
         if self.validate and self.quarantine_dir is not None:
             key = verdict_key(raw.path, suite_version=SUITE_VERSION, known_intents=self.known_intents)
@@ -209,11 +215,13 @@ class _Reader:
         validator = FileValidator(known_intents=self.known_intents) if self.validate else None
         writer = None
         if self.validate and self.quarantine_dir is not None:
-            writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self.run_id, taken=self._names)
+            writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self.run_id,
+                                      taken=self._names, columns=raw.columns())
         bad: dict[str, list[int]] = defaultdict(list)
-        rows, whole, finished = 0, True, False
+        rows, unsplit, whole, finished = 0, 0, True, False
         try:
             for start, table in raw:
+                unsplit += self._unsplit(raw, writer)
                 frame, failures = coerce(table, raw.path)
                 numbers = np.arange(start, start + len(frame))
                 rows = start + len(frame)
@@ -240,23 +248,39 @@ class _Reader:
                 self.report.rows_valid += len(frame)
                 if len(frame):
                     yield frame
+            unsplit += self._unsplit(raw, writer)
             finished = True
         finally:
             if writer is not None and writer.opened:
                 writer.close()
                 self.report.quarantine_files.append(str(writer.path))
                 self._quarantines.append(str(writer.path))
-        if bad and writer is None:
-            log.warning("%s: %d bad rows removed and not written (no quarantine_dir)", raw.path, sum(map(len, bad.values())))
+        if (bad or unsplit) and writer is None:
+            log.warning("%s: %d bad rows removed and not written (no quarantine_dir)", raw.path,
+                        sum(map(len, bad.values())) + unsplit)
         if key is not None and finished and whole and raw.complete:
-            quarantine = str(writer.path) if bad else None
+            quarantine = str(writer.path) if bad or unsplit else None
             save_verdict(self.quarantine_dir, key, raw.path, Verdict(rows=rows, bad=dict(bad), quarantine_file=quarantine))
 
+    def _unsplit(self, raw: RawFile, writer: QuarantineWriter | None) -> int:
+        """Quarantine (or count) the CSV records the parser set aside since the last call."""
+        records, raw.unsplit[:] = list(raw.unsplit), []
+        if records:
+            self.report.rows_read += len(records)
+            self._count(np.full(len(records), UNSPLIT_REASON, dtype=object))
+            if writer is not None:
+                writer.write_unsplit(records, UNSPLIT_REASON)
+        return len(records)
+
     def _cached(self, raw: RawFile, verdict: Verdict) -> Iterator[pd.DataFrame]:
-        """Read a file validated before: drop its recorded bad rows, run no expectation."""
+        """Read a file validated before: drop its recorded bad rows, run no expectation.
+
+        Records that do not split are met again by the parser and counted, not written again.
+        """
         bad_rows, codes, reasons = verdict.bad_rows()
         reasons_arr = np.asarray(reasons, dtype=object)
         for start, table in raw:
+            self._unsplit(raw, None)
             frame, _ = coerce(table, raw.path)
             n = len(frame)
             lo, hi = np.searchsorted(bad_rows, [start, start + n])
@@ -273,6 +297,7 @@ class _Reader:
             self.report.rows_valid += len(frame)
             if len(frame):
                 yield frame
+        self._unsplit(raw, None)
 
 
 def coalesce(chunks, min_rows: int) -> Iterator[pd.DataFrame]:

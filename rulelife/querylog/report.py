@@ -17,8 +17,12 @@ class LogReport:
 
     Invariant: ``rows_read == rows_valid + rows_quarantined``. ``rows_read``
     counts the rows inside the ``since``/``until`` window (and rows whose ts
-    is unparseable, which belong to no window and are quarantined);
-    ``rows_outside_window`` counts rows read from disk and left out.
+    is unparseable and CSV records that do not split into the header's
+    fields, which belong to no window and are quarantined);
+    ``rows_outside_window`` counts rows read from disk and left out. Every
+    row of every file read is in exactly one of ``rows_valid``,
+    ``rows_quarantined`` and ``rows_outside_window``. A 0-byte file holds
+    no rows: it is in ``files_read`` and ``files_empty``.
     ``reasons`` counts each failed expectation once a row, so a row with two
     reasons counts in both and ``sum(reasons.values()) >= rows_quarantined``.
     """
@@ -26,6 +30,7 @@ class LogReport:
     files_read: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)  # outside the window by name or statistics
     files_cached: list[str] = field(default_factory=list)  # validated by an earlier read; GE not run
+    files_empty: list[str] = field(default_factory=list)  # 0 bytes: no rows
     rows_read: int = 0
     rows_valid: int = 0
     rows_quarantined: int = 0
@@ -43,7 +48,7 @@ class LogReport:
 
 def merge_reports(into: LogReport, part: LogReport) -> None:
     """Add ``part``'s counts and file lists to ``into``."""
-    for name in ("files_read", "files_skipped", "files_cached", "quarantine_files"):
+    for name in ("files_read", "files_skipped", "files_cached", "files_empty", "quarantine_files"):
         getattr(into, name).extend(getattr(part, name))
     for name in ("rows_read", "rows_valid", "rows_quarantined", "rows_outside_window", "ge_batches"):
         setattr(into, name, getattr(into, name) + getattr(part, name))

@@ -2,14 +2,19 @@
 
 Only one chunk is in memory at a time: Parquet through
 ``ParquetFile.iter_batches``, CSV through ``pyarrow.csv.open_csv`` with every
-column read as text (types are the job of :mod:`rulelife.querylog.schema`,
-where a bad value becomes a quarantine reason instead of a failed read).
+column read as bytes. Decoding and types are the job of
+:mod:`rulelife.querylog.schema`, where a bad value (bytes that are not
+UTF-8 included) becomes a quarantine reason instead of a failed read. A CSV
+record that does not split into the header's fields (a line cut short by a
+crashed writer, a stray delimiter) is set aside in ``RawFile.unsplit`` for
+the quarantine, and the rest of the file is read. A 0-byte file holds no rows.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -18,15 +23,20 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from rulelife.errors import LogError
+from rulelife.errors import LogError, clip, preview
+from rulelife.querylog.csv_rest import read_rest
 
-__all__ = ["LogSource", "RawFile", "day_of", "files_in_window", "resolve"]
+__all__ = ["UNSPLIT_REASON", "LogSource", "RawFile", "day_of", "files_in_window", "resolve"]
 
 LogSource = str | Path | Sequence[str | Path]
 SUFFIXES = (".parquet", ".csv")
+log = logging.getLogger(__name__)
 _DAY_FILE = re.compile(r"^queries-(\d{4}-\d{2}-\d{2})$")
 _DAY_DIR = re.compile(r"^(?:date|day|dt)=(\d{4}-\d{2}-\d{2})$")
 _CSV_BLOCK = 4 << 20  # bytes pyarrow parses at a time; chunks are re-cut to chunk_rows
+# The quarantine reason of a CSV record that does not split into the header's fields.
+UNSPLIT_REASON = "expect_row_fields_to_match_the_header(row)"
+_MAX_HEADER = 1 << 16  # bytes of a CSV header line; a longer first line is not a query-log header
 
 
 def describe(source: LogSource) -> str:
@@ -120,7 +130,10 @@ class RawFile:
     """One log file read as ``(first_row_number, pyarrow.Table)`` chunks.
 
     ``complete`` turns False when Parquet statistics let whole row groups be
-    skipped (they lie outside the ``since``/``until`` window).
+    skipped (they lie outside the ``since``/``until`` window). ``unsplit``
+    collects, as they are met, the CSV records whose field count is not the
+    header's (their raw text); whoever reads the chunks empties it. Row
+    numbers count the records that split, so they are the same on every read.
     """
 
     def __init__(self, path: Path, *, chunk_rows: int, since: dt.date | None = None, until: dt.date | None = None):
@@ -130,16 +143,43 @@ class RawFile:
         self.until = until
         self.complete = True
         self.is_parquet = path.suffix.lower() == ".parquet"
+        self.unsplit: list[str] = []
+        self._unsplit_seen = 0  # records handed to _unsplit by Arrow, drained or not
+
+    @property
+    def empty(self) -> bool:
+        """A 0-byte file: no header, no rows (a writer that opened the file and wrote nothing)."""
+        try:
+            return self.path.stat().st_size == 0
+        except OSError as exc:
+            raise LogError(f"{self.path}: cannot read the file ({exc})") from None
 
     def columns(self) -> list[str]:
         """Column names, from the Parquet footer or the CSV header line."""
         try:
             if self.is_parquet:
                 return list(pq.read_schema(self.path).names)
-            with open(self.path, newline="", encoding="utf-8-sig") as fh:
-                return next(csv.reader(fh), [])
-        except (OSError, pa.ArrowException, UnicodeDecodeError, csv.Error) as exc:
+            with open(self.path, "rb") as fh:
+                line = fh.readline(_MAX_HEADER + 1)
+        except (OSError, pa.ArrowException) as exc:
             raise LogError(f"{self.path}: cannot read the file's columns ({exc}); is it a valid {self.path.suffix[1:]} file?") from None
+        if len(line) > _MAX_HEADER:
+            raise LogError(f"{self.path}: line 1 is over {_MAX_HEADER:,} bytes, which is no query-log header; "
+                           "the first line must name the columns (query_id,ts,text,...)")
+        try:
+            header = line.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise LogError(f"{self.path}: line 1 (the header) holds bytes that are not UTF-8 "
+                           f"({preview(line[max(0, exc.start - 20):exc.end + 20])}); write the header in UTF-8") from None
+        try:
+            names = next(csv.reader([header]), [])
+        except csv.Error as exc:
+            raise LogError(f"{self.path}: cannot read the header line ({exc}); fix line 1") from None
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise LogError(f"{self.path}: the header names column(s) {', '.join(map(preview, repeated))} more than "
+                           "once; each column must appear once in line 1")
+        return names
 
     def __iter__(self) -> Iterator[tuple[int, pa.Table]]:
         chunks = self._parquet() if self.is_parquet else self._csv()
@@ -149,7 +189,8 @@ class RawFile:
             except StopIteration:
                 return
             except (pa.ArrowException, OSError) as exc:
-                raise LogError(f"{self.path}: cannot read the file ({exc}); fix or remove the file") from None
+                raise LogError(f"{self.path}: cannot read the file ({clip(str(exc), 300)}); "
+                               "fix or remove the file") from None
 
     def _parquet(self) -> Iterator[tuple[int, pa.Table]]:
         pf = pq.ParquetFile(self.path)
@@ -188,14 +229,38 @@ class RawFile:
 
     def _csv(self) -> Iterator[tuple[int, pa.Table]]:
         names = self.columns()
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
-            # Quoted fields may hold newlines (chat text does).
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            # Only an empty field is missing: "NA" or "null" may be what a customer typed.
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True
-            ),
-        )
-        yield from _rebatch(reader, 0, self.chunk_rows)
+        with open(self.path, "rb") as fh:
+            header = fh.readline(_MAX_HEADER + 1)
+            if not header.endswith(b"\n") and not fh.read(1):
+                return  # the header alone, without a line break: no rows (Arrow would refuse it)
+        produced = 0
+        try:  # opening reads the first block already
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
+                # Quoted fields may hold newlines (chat text does).
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._unsplit),
+                # Bytes, decoded value by value in schema.coerce: one byte that is not
+                # UTF-8 makes one bad row, not an unreadable file. Only an empty field
+                # is missing: "NA" or "null" may be what a customer typed.
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.binary() for n in names}, null_values=[""], strings_can_be_null=True
+                ),
+            )
+            for start, table in _rebatch(reader, 0, self.chunk_rows):
+                produced = start + table.num_rows
+                yield start, table
+        except pa.ArrowInvalid as exc:
+            # _unsplit skips every record that does not split; Arrow reports one
+            # only when it could not decode it for _unsplit: read the rest in Python.
+            if "columns, got" not in str(exc):
+                raise
+            log.warning("%s: a record that does not split holds bytes that are not UTF-8; reading the rest of "
+                        "the file without Arrow (slower)", self.path)
+            yield from read_rest(self.path, names, chunk_rows=self.chunk_rows, rows_done=produced,
+                                 unsplit_done=self._unsplit_seen, unsplit=self.unsplit)
+
+    def _unsplit(self, row: pacsv.InvalidRow) -> str:
+        self.unsplit.append(row.text)
+        self._unsplit_seen += 1
+        return "skip"

@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rulelife._compat import quiet_pyspark_import
-from rulelife.querylog.schema import parse_reason
+from rulelife.querylog.schema import parse_reason, utf8_reason
 
 __all__ = ["FileValidator", "SUITE_VERSION", "ge_batches_run"]
 
 # Bump when the expectations change: it is part of the validation-cache key,
 # so files validated under an older suite are validated again.
-SUITE_VERSION = 1
+SUITE_VERSION = 2
 UNIQUE = "expect_column_values_to_be_unique(query_id)"
 
 _lock = threading.Lock()  # a GE context is not safe to share between threads
@@ -157,22 +157,25 @@ class FileValidator:
         out[present[repeated]] = True
         return out
 
-    def reasons(self, frame: pd.DataFrame, parse_failures: dict[str, np.ndarray], duplicates: np.ndarray) -> np.ndarray:
+    def reasons(self, frame: pd.DataFrame, row_failures: dict[str, np.ndarray], duplicates: np.ndarray) -> np.ndarray:
         """Object array, one entry a row of ``frame``: '' for a valid row, else its reasons.
 
-        ``duplicates`` is :meth:`duplicates` of the chunk, cut like ``frame``.
+        ``row_failures`` is :func:`~rulelife.querylog.schema.coerce`'s reason ->
+        mask, and ``duplicates`` :meth:`duplicates` of the chunk, both cut like ``frame``.
         """
         n = len(frame)
         out = np.full(n, "", dtype=object)
-        failures = {parse_reason(c): np.flatnonzero(m) for c, m in parse_failures.items()}
+        failures = {reason: np.flatnonzero(m) for reason, m in row_failures.items()}
+        # A null that a failed decode or parse made is reported as that failure, not as a null.
+        made_null = {column: _made_null(row_failures, column) for column in ("query_id", "ts", "text")}
         for reason, pos in _ge_failures(frame, self.known_intents).items():
             if reason == UNIQUE:
                 # GE flags every occurrence of an id repeated in the chunk;
                 # the file keeps the first one, so only later ones are bad.
                 pos = pos[frame["query_id"].iloc[pos].duplicated(keep="first").to_numpy()]
                 pos = np.union1d(pos, np.flatnonzero(duplicates))
-            elif reason == "expect_column_values_to_not_be_null(ts)" and "ts" in parse_failures:
-                pos = pos[~parse_failures["ts"][pos]]  # already reported as unparseable
+            elif reason.startswith("expect_column_values_to_not_be_null(") and made_null.get(_column(reason)) is not None:
+                pos = pos[~made_null[_column(reason)][pos]]
             failures[reason] = pos
         if UNIQUE not in failures and duplicates.any():  # repeats of ids from earlier chunks only
             failures[UNIQUE] = np.flatnonzero(duplicates)
@@ -186,6 +189,15 @@ class FileValidator:
 
 def _reason_order(reason: str) -> str:
     return reason.split("(", 1)[1] + reason
+
+
+def _column(reason: str) -> str:
+    return reason.split("(", 1)[1].rstrip(")")
+
+
+def _made_null(row_failures: dict[str, np.ndarray], column: str) -> np.ndarray | None:
+    masks = [row_failures[r] for r in (parse_reason(column), utf8_reason(column)) if r in row_failures]
+    return np.logical_or.reduce(masks) if masks else None
 
 
 def known_intents_key(known_intents: Collection[str] | None) -> frozenset[str] | None:

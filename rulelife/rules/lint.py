@@ -23,8 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rulelife.errors import RuleFileError
+from rulelife.errors import RuleFileError, preview
 from rulelife.rules.definition import (
+    MAX_PHRASE_LENGTH,
+    MAX_PHRASES,
+    MAX_RULE_FILE_BYTES,
     RuleFile,
     YamlDocument,
     check_rule,
@@ -113,7 +116,7 @@ def _lint_file(
     path: Path, rules_dir: Path, first_with_id: dict[str, Path]
 ) -> tuple[list[LintProblem], RuleFile | None]:
     try:
-        document = read_yaml_document(path)
+        document = read_yaml_document(path, max_bytes=MAX_RULE_FILE_BYTES)
     except RuleFileError as exc:
         return [LintProblem(path, "<file>", f"{exc.problem}; fix the file so it parses", exc.line, exc.column)], None
     data = document.data
@@ -150,11 +153,11 @@ def _place_problems(path: Path, rules_dir: Path, data: dict) -> list[LintProblem
     expected_id = ".".join((slug or parts[0], *parts[1:]))
     if isinstance(rule_id, str) and rule_id != expected_id:
         place = "/".join(parts) + path.suffix
-        whose = f"a rule of intent {intent!r} at {place}" if slug else f"a file at {place}"
-        message = f"id {rule_id!r} does not match the file's place; {whose} must have id {expected_id!r}"
+        whose = f"a rule of intent {preview(intent)} at {place}" if slug else f"a file at {place}"
+        message = f"id {preview(rule_id)} does not match the file's place; {whose} must have id {preview(expected_id)}"
         found.append(LintProblem(path, "id", f"{message}: change the id or move the file"))
     if slug is not None and slug != parts[0]:
-        message = f"intent {intent!r} does not match the folder {parts[0]!r} the file is in"
+        message = f"intent {preview(intent)} does not match the folder {parts[0]!r} the file is in"
         target = Path(rules_dir, slug, *parts[1:]).with_suffix(path.suffix)
         move = f"its folder is {slug!r}: move the file to {target} or change the intent"
         found.append(LintProblem(path, "intent", f"{message}; {move}"))
@@ -167,24 +170,28 @@ def _id_clash(path: Path, rule_id: object, first_with_id: dict[str, Path]) -> li
     first = first_with_id.setdefault(rule_id, path)
     if first == path:
         return []
-    message = f"id {rule_id!r} is already used by {first}; ids must be unique, rename one of them"
+    message = f"id {preview(rule_id)} is already used by {first}; ids must be unique, rename one of them"
     return [LintProblem(path, "id", message)]
 
 
 def _phrase_list(data: dict, name: str) -> list[tuple[int, str, str]]:
     """(index, phrase, normalised) for the usable phrases of ``data[name]``.
 
-    Non-text and blank entries are skipped: field validation already reports them.
+    Non-text, blank and over-long entries, and lists over the limit, are
+    skipped: field validation already reports them (and the pairwise checks
+    below would cost the square of a huge list).
     """
     phrases = data.get(name)
-    if not isinstance(phrases, list):
+    if not isinstance(phrases, list) or len(phrases) > MAX_PHRASES:
         return []
-    return [(i, p, normalize(p)) for i, p in enumerate(phrases) if isinstance(p, str) and p.strip()]
+    return [(i, p, normalize(p)) for i, p in enumerate(phrases)
+            if isinstance(p, str) and p.strip() and len(p) <= MAX_PHRASE_LENGTH]
 
 
 def _phrase_problems(path: Path, data: dict) -> list[LintProblem]:
     locales = data.get("locales", ["*"])
-    if not isinstance(locales, list) or not all(isinstance(loc, str) for loc in locales) or not locales:
+    if (not isinstance(locales, list) or not locales or len(locales) > 100
+            or not all(isinstance(loc, str) and len(loc) <= 64 for loc in locales)):
         locales = ["*"]  # the field check reports bad locales; judge stop words by every language
     stop_words = stop_words_for(locales)
     patterns, excludes = _phrase_list(data, "patterns"), _phrase_list(data, "exclude")

@@ -12,9 +12,16 @@ Steps, in order:
 3. zero-width, format (Unicode category Cf) and control (Cc) characters are
    removed, so ``or\u200dder`` is ``order``; whitespace controls become spaces;
 4. diacritics on Latin letters are dropped (``devolución`` → ``devolucion``,
-   Turkish ``İ`` → ``i``), because users type accents inconsistently; marks on
-   other scripts are kept, since Japanese dakuten change the word (``が`` ≠ ``か``);
-5. runs of whitespace collapse to one space, and the ends are stripped.
+   Turkish ``İ`` → ``i``, and the dotless ``ı`` → ``i``), because users type
+   accents inconsistently; marks on other scripts are kept, since Japanese
+   dakuten change the word (``が`` ≠ ``か``);
+5. inside a word that mixes Latin letters with Cyrillic or Greek ones, the
+   Cyrillic and Greek look-alikes of Latin letters become those letters
+   (``оrder`` with a Cyrillic ``о`` → ``order``): the Unicode confusables
+   skeleton (UTS #39) restricted to mixed-script words. A word wholly in one
+   script is never touched, so ``заказ`` stays Russian; a whole word spelled
+   in look-alikes (``рау``) stays what it is;
+6. runs of whitespace collapse to one space, and the ends are stripped.
 """
 
 from __future__ import annotations
@@ -25,9 +32,51 @@ from collections.abc import Iterable
 
 __all__ = ["NORMALIZATION_VERSION", "normalize", "normalize_many"]
 
-NORMALIZATION_VERSION = 1
+NORMALIZATION_VERSION = 2
 
 _WHITESPACE_CONTROLS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85"
+# Latin letters that carry their mark in their shape, so NFD cannot drop it.
+_LATIN_LETTER_FOLDS = {"ı": "i"}
+
+# Cyrillic and Greek letters and the ASCII letter each looks like, from
+# Unicode's confusables.txt 14.0.0 (UTS #39): entries whose source is a
+# Cyrillic or Greek letter that NFKC leaves alone and whose prototype is one
+# ASCII letter, lower-cased. Matching ignores case, so the table is closed
+# under case folding: a capital's look-alike (В → B) also holds for its
+# lower case (в → b) unless that letter has a look-alike of its own (ι → i
+# although Ι looks like l). tests/rules/test_normalize.py checks the table.
+_LOOKALIKE_LETTERS = "αβγεζηικμνορστυχϝϳϻавгекмнорстухьѕіјѡѵүһҽӏԁԍԛԝᴦꙇ"
+_LATIN_PROTOTYPES = "abyezhikmvopotuxfjmabrekmhopctyxbsijwvyheidgqwri"
+_LOOKALIKES = str.maketrans(_LOOKALIKE_LETTERS, _LATIN_PROTOTYPES)
+# The Greek and Cyrillic blocks, and the two look-alikes outside them: a
+# range test is the cheapest scan for "could hold a look-alike".
+_GREEK_OR_CYRILLIC = re.compile("[\u0370-\u052f\u1d26\ua647]")
+# Latin letters as they are after steps 1-4 (lower case, most marks gone).
+_LATIN_LETTERS = "a-z\u00df-\u00f6\u00f8-\u024f\u1e00-\u1eff"
+_LATIN = re.compile(f"[{_LATIN_LETTERS}]")
+# Combining marks count as part of a word: after step 3 a mark on a Cyrillic
+# letter (о́ has no precomposed form) is all that could split one.
+_MARKS = "\u0300-\u036f\u0483-\u0489\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+
+
+def _mixed_word() -> re.Pattern:
+    """A word holding both a look-alike and a Latin letter, matched in linear time.
+
+    It starts only at a word's first character, and every repetition is
+    possessive: a word is scanned once, whatever its length (a plain
+    ``\\w*[look-alike]\\w*`` rescans a long word from each of its characters).
+    """
+    word, lookalike, latin = f"[\\w{_MARKS}]", f"[{_LOOKALIKE_LETTERS}]", f"[{_LATIN_LETTERS}]"
+
+    def word_char_but(excluded: str) -> str:
+        return f"(?:[^\\W{excluded}]|[{_MARKS}])"
+
+    return re.compile(f"(?<!{word}){word_char_but(_LOOKALIKE_LETTERS + _LATIN_LETTERS)}*+"
+                      f"(?:{lookalike}{word_char_but(_LATIN_LETTERS)}*+{latin}"
+                      f"|{latin}{word_char_but(_LOOKALIKE_LETTERS)}*+{lookalike}){word}*+")
+
+
+_MIXED_WORD = _mixed_word()
 
 
 class _TranslationTable(dict):
@@ -46,6 +95,8 @@ class _TranslationTable(dict):
             value: str | int | None = " "
         elif unicodedata.category(char) in ("Cc", "Cf"):
             value = None
+        elif char in _LATIN_LETTER_FOLDS:
+            value = _LATIN_LETTER_FOLDS[char]
         else:
             folded = _strip_latin_marks(char) if code > 127 else char
             value = code if folded == char else folded
@@ -106,7 +157,16 @@ def normalize(text: str) -> str:
         text = unicodedata.normalize("NFKC", text).casefold().translate(_TABLE)
         if _LATIN_COMBINING.search(text):
             text = _strip_latin_marks(text)
+    # Cheapest first: isascii is a flag on the string, the range scans run in C.
+    if not text.isascii() and _GREEK_OR_CYRILLIC.search(text) and _LATIN.search(text):
+        text = _MIXED_WORD.sub(_fold_lookalikes, text)
+        if _LATIN_COMBINING.search(text):  # a mark on a look-alike is now on a Latin letter
+            text = _strip_latin_marks(text)
     return " ".join(text.split())
+
+
+def _fold_lookalikes(word: re.Match) -> str:
+    return word.group().translate(_LOOKALIKES)
 
 
 def normalize_many(texts: Iterable) -> list[str | None]:

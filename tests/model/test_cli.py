@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 from typer.testing import CliRunner
 
 from rulelife.cli import app

@@ -326,3 +326,30 @@ def test_a_day_with_no_traffic_still_runs_the_monitors(ws):
     report = nightly.run_nightly(ws, DAY2, monitors=[AlwaysTicket()])
     assert report.status == "no_traffic" and report.metric_rows == 0
     assert report.tickets_opened == 2
+
+
+def test_a_day_of_zero_byte_files_is_a_day_without_traffic(ws):
+    (ws.log_dir / f"queries-{DAY2}.parquet").write_bytes(b"")
+    (ws.log_dir / f"queries-{DAY2}.csv").write_bytes(b"")
+    report = nightly.run_nightly(ws, DAY2, monitors=[])
+    assert report.status == "no_traffic" and report.metric_rows == 0
+    assert len(report.log["files_empty"]) == 2
+
+
+def test_a_bad_byte_costs_its_row_and_an_empty_file_costs_nothing(ws):
+    frame = runtime_log(ws, DAY2, where_agree=20, where_disagree=0, write=False)
+    frame.to_csv(ws.log_dir / f"queries-{DAY2}.csv", index=False)
+    raw = (ws.log_dir / f"queries-{DAY2}.csv").read_bytes()
+    # The first agreeing shadow row of order_tracking.where loses its text to a byte that is not UTF-8.
+    (ws.log_dir / f"queries-{DAY2}.csv").write_bytes(raw.replace(b"where is my order", b"where is my \xffrder", 1))
+    (ws.log_dir / f"queries-{DAY2}.parquet").write_bytes(b"")
+
+    report = nightly.run_nightly(ws, DAY2, monitors=[])
+
+    assert report.status == "ok"
+    assert (report.log["rows_read"], report.log["rows_valid"], report.log["rows_quarantined"]) == (len(frame),
+                                                                                                 len(frame) - 1, 1)
+    assert report.log["reasons"] == {"expect_column_values_to_be_utf8(text)": 1}
+    with Store.from_workspace(ws).session() as session:
+        where = session.exec(select(DailyMetricRow).where(DailyMetricRow.rule_id == "order_tracking.where")).one()
+    assert where.shadow_n == 19  # 20 labelled shadow rows, one quarantined

@@ -290,7 +290,7 @@ def test_the_lexicon_veto_cell_round_trips_any_phrase(phrase):
     cell = format_lexicon_veto(LexiconVeto("pin_blocked.blocked", "0a1b", phrase, "card_stolen"))
     assert parse_lexicon_veto(cell) == [("pin_blocked.blocked", "0a1b", phrase)]
     frame, failures = coerce(pa.table({"lexicon_veto": [cell]}), "log.csv")
-    assert frame["lexicon_veto"].tolist() == [cell] and "lexicon_veto" not in failures
+    assert frame["lexicon_veto"].tolist() == [cell] and parse_reason("lexicon_veto") not in failures
     assert format_lexicon_veto(None) is None
 
 
@@ -300,7 +300,7 @@ def test_a_malformed_lexicon_veto_cell_is_quarantined_with_its_reason(tmp_path):
              '{"pin_blocked.blocked@0a1b": 3}', '["x"]']
     frame, failures = coerce(pa.table({"lexicon_veto": cells}), tmp_path / "log.csv")
     assert frame["lexicon_veto"].tolist()[:3] == [good, pd.NA, pd.NA]
-    assert failures["lexicon_veto"].tolist() == [False, False, False, True, True, True, True, True]
+    assert failures[parse_reason("lexicon_veto")].tolist() == [False, False, False, True, True, True, True, True]
     frame, failures = coerce(pa.table({"query_id": ["a"]}), tmp_path / "log.csv")
     assert frame["lexicon_veto"].isna().all() and not failures  # optional: absent reads as "no veto"
     log = _log(["a", "b"], ["en", "en"]).assign(lexicon_veto=[good, "not json"])

@@ -226,10 +226,10 @@ def test_replay_through_a_bundle_without_shadow_rules_leaves_the_column_empty(tm
 def test_a_log_without_shadow_rules_reads_as_none_and_a_bad_cell_does_not_parse(tmp_path):
     table = pa.table({"query_id": ["a"], "text": ["x"]})
     frame, failures = coerce(table, tmp_path / "log.csv")
-    assert frame["shadow_rules"].isna().all() and "shadow_rules" not in failures
+    assert frame["shadow_rules"].isna().all() and parse_reason("shadow_rules") not in failures
     cells = pa.table({"shadow_rules": ["faq.hours@0a1b;promotion.sale@ff", "", None, "faq.hours", "a@b c",
                                        "faq.hours@0A1B"]})
     frame, failures = coerce(cells, tmp_path / "log.csv")
     assert frame["shadow_rules"].tolist()[:3] == ["faq.hours@0a1b;promotion.sale@ff", pd.NA, pd.NA]
-    assert failures["shadow_rules"].tolist() == [False, False, False, True, True, True]
+    assert failures[parse_reason("shadow_rules")].tolist() == [False, False, False, True, True, True]
     assert parse_reason("shadow_rules") == "expect_column_values_to_be_parseable(shadow_rules)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -78,3 +79,32 @@ def test_bad_rows_grouped_in_the_jvm_are_counted_one_by_one(spark, tmp_path):
     assert remote[3].rows_quarantined == local[3].rows_quarantined == 20
     assert remote[3].reasons == local[3].reasons == {"expect_column_values_to_be_between(model_confidence)": 20}
     assert remote[3].rows_read == local[3].rows_read == len(frame)
+
+
+def test_hostile_rows_are_quarantined_alike_and_empty_files_hold_no_rows(spark, tmp_path):
+    # NaN confidence with and without a model intent, control characters in
+    # the identifiers: both engines keep and drop the same rows for the same reasons.
+    workspace, log = make_runtime_log(tmp_path, days=1, queries_per_day=400, bad_rows=False, files_per_day=1)
+    path = next(log.rglob("*.parquet"))
+    frame = pq.read_table(path).to_pandas()
+    labelled = frame.index[frame["model_intent"].notna()]
+    unlabelled = frame.index[frame["model_intent"].isna()]
+    frame.loc[labelled[:3], "model_confidence"] = float("nan")  # quarantined
+    frame.loc[unlabelled[:2], "model_confidence"] = float("nan")  # a missing confidence: kept
+    frame.loc[labelled[3], "query_id"] = "q\x00nul"
+    frame.loc[labelled[4], "locale"] = "en-US\u202e"
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(table.column_names.index("model_confidence"), "model_confidence",
+                             pa.array(frame["model_confidence"].to_numpy(), pa.float64(), from_pandas=False))
+    pq.write_table(table, path, coerce_timestamps="us")
+    (path.parent / "empty.parquet").write_bytes(b"")
+    local = metrics(workspace, START, log, "local")
+    remote = metrics(workspace, START, log, "spark", spark)
+    pd.testing.assert_frame_equal(remote[0], local[0])
+    assert remote[3].reasons == local[3].reasons == {
+        "expect_column_values_to_be_a_number_where_model_intent_is_set(model_confidence)": 3,
+        "expect_column_values_to_have_no_control_characters(query_id)": 1,
+        "expect_column_values_to_have_no_control_characters(locale)": 1,
+    }
+    assert remote[3].rows_read == local[3].rows_read == len(frame)
+    assert remote[3].files_empty == local[3].files_empty == [str(path.parent / "empty.parquet")]
