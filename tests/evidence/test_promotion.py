@@ -103,10 +103,16 @@ def test_a_refusal_lists_every_reason_and_changes_nothing(ws):
     assert any(r.startswith("agreement with the model 93.8%") for r in reasons)
     assert any("safety intents" in r and "return_request: 20" in r for r in reasons)
     assert registry.get_status(store, "order_tracking.my_order").state == State.CANDIDATE
-    assert len(registry.audit_log(store)) == audit_before
+    # The refusal is on the record (audit and evaluation), and nothing else moved.
+    audit = registry.audit_log(store)
+    assert len(audit) == audit_before + 1
+    assert (audit[-1].action, audit[-1].from_state, audit[-1].to_state) == ("promote_refused", "candidate", "candidate")
+    assert audit[-1].reason == "promotion gate refused: " + "; ".join(reasons)
     with store.session() as session:
         assert session.exec(select(PromotionRow)).all() == []
-        assert session.exec(select(EvaluationRow)).all() == []
+        evaluation = session.exec(select(EvaluationRow)).one()
+    assert (evaluation.passed, json.loads(evaluation.reasons)) == (False, reasons)
+    assert json.loads(audit[-1].evidence)["evaluation_id"] == evaluation.id
     assert BundleStore(ws.bundle_dir).pointer() is None
 
 
@@ -239,10 +245,12 @@ def test_promote_many_keeps_going_past_a_refusal_and_publishes_once(ws):
     assert list(refused.reasons) == single.decision.reasons and len(refused.reasons) == 3
     assert (promoted.agreement, promoted.reasons) == (1.0, ())
 
-    # The refused rule is untouched: no evaluation, promotion or audit row of its own.
-    assert len(registry.audit_log(store, "order_tracking.my_order")) == audit_before
+    # The refused rule stays where it was; its refusal is recorded (evaluation and audit), not a promotion.
+    refusals = registry.audit_log(store, "order_tracking.my_order")[audit_before:]
+    assert [(a.action, a.to_state) for a in refusals] == [("promote_refused", "candidate")]
     with store.session() as session:
-        assert [e.rule_id for e in session.exec(select(EvaluationRow)).all()] == ["faq.opening_hours"]
+        assert sorted((e.rule_id, e.passed) for e in session.exec(select(EvaluationRow)).all()) == [
+            ("faq.opening_hours", True), ("order_tracking.my_order", False)]
         assert [p.rule_id for p in session.exec(select(PromotionRow)).all()] == ["faq.opening_hours"]
     assert result.published.bundle.number == 1 and BundleStore(ws.bundle_dir).numbers() == [1]
 
