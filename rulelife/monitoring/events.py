@@ -119,10 +119,10 @@ def list_undelivered(store: Store) -> list[dict]:
         ticket_rows = session.exec(
             select(DeliveryRow, TicketEventRow, TicketRow).join(TicketEventRow, TicketEventRow.id == DeliveryRow.event_id)
             .join(TicketRow, TicketRow.id == TicketEventRow.ticket_id).where(DeliveryRow.status != "delivered")).all()
-    out = [_undelivered(d, e.uid, e.type, e.at, e.subject) for d, e in registry_rows]
-    out += [_undelivered(d, ticket_event_uid(e), f"ticket.{e.kind}", e.at, f"ticket {t.id}: {t.subject}")
-            for d, e, t in ticket_rows]
-    return sorted(out, key=lambda row: (row["at"], row["id"]))
+    keyed = [((e.at, 0, e.id, d.id), _undelivered(d, e.uid, e.type, e.at, e.subject)) for d, e in registry_rows]
+    keyed += [((e.at, 1, e.id, d.id), _undelivered(d, ticket_event_uid(e), f"ticket.{e.kind}", e.at,
+                                                    f"ticket {t.id}: {t.subject}")) for d, e, t in ticket_rows]
+    return [row for _, row in sorted(keyed, key=lambda pair: pair[0])]
 
 
 def _undelivered(delivery, uid: str, kind: str, at, subject: str) -> dict:

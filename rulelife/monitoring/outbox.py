@@ -113,7 +113,7 @@ def _pending(store: Store) -> list[_Pending]:
         rows += [_Pending(EventDeliveryRow, d.id, d.event_id, d.sink, at, d.next_attempt_at) for d, at in session.exec(
             select(EventDeliveryRow, EventRow.at).join(EventRow, EventRow.id == EventDeliveryRow.event_id)
             .where(EventDeliveryRow.status == "pending")).all()]
-    return sorted(rows, key=lambda p: (p.at, p.model is EventDeliveryRow, p.event_id, p.id))
+    return sorted(rows, key=lambda p: (p.at, p.model is DeliveryRow, p.event_id, p.id))
 
 
 def deliver_pending(store: Store, sinks: dict[str, Sink]) -> DeliveryReport:
@@ -128,12 +128,14 @@ def deliver_pending(store: Store, sinks: dict[str, Sink]) -> DeliveryReport:
         if sink is None:
             report.failed.append(f"{row.label}: sink {row.sink!r} is not configured")
             continue
-        if row.next_attempt_at is not None and row.next_attempt_at > now:
-            report.failed.append(f"{row.label}: waiting until {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC, "
-                                 "as the receiver asked")
-            continue
         if row.sink in broken:
             report.failed.append(f"{row.label}: not tried, {broken[row.sink]}")
+            continue
+        if row.next_attempt_at is not None and row.next_attempt_at > now:
+            # A Retry-After speaks for the receiver, not one event: nothing more goes to it this run.
+            broken[row.sink] = f"{row.sink} asked not to be called before {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
+            report.failed.append(f"{row.label}: waiting until {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC, "
+                                 "as the receiver asked")
             continue
         error = None
         try:

@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import socket
 import ssl
 import threading
@@ -132,7 +133,9 @@ class WebhookSink:
                 break  # the receiver asked for longer than a run waits: keep it until then
             if attempt + 1 < self.attempts:
                 time.sleep(wait)
-        retry_at = datetime.now(UTC) + timedelta(seconds=wait) if wait > self.max_wait else None
+        # To the second, as the store keeps times, rounded up: never sooner than the receiver asked.
+        retry_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=math.ceil(wait) + 1) \
+            if wait > self.max_wait else None
         tried = f"after {attempt + 1} attempt{'s' if attempt else ''}"
         later = f"; the receiver asked not to be called before {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
         raise DeliveryError(f"webhook {self.url} failed {tried}: {last}{later}", retry_at=retry_at)

@@ -248,15 +248,16 @@ def record_bundle_events(store: Store, bundles: BundleStore) -> int:
 
 
 def _bundle_event_data(bundles: BundleStore, entry: dict) -> dict:
-    """A history line, plus the rules added, removed and changed against the bundle it replaced."""
+    """A history line, plus the rules added, removed and changed (version, or shadow to serving and back)
+    against the bundle it replaced."""
     data = {key: value for key, value in entry.items() if key != "at"}
     data["history_at"] = entry.get("at")
     if entry.get("action") == "unpin":
         return data
     try:
-        new = {r.id: r.version for r in bundles.load(int(entry["number"])).rules}
+        new = {r.id: (r.version, r.shadow) for r in bundles.load(int(entry["number"])).rules}
         previous = entry.get("previous")
-        old = {r.id: r.version for r in bundles.load(int(previous)).rules} if previous is not None else {}
+        old = {r.id: (r.version, r.shadow) for r in bundles.load(int(previous)).rules} if previous is not None else {}
     except (BundleError, KeyError, TypeError, ValueError):
         return data  # a bundle gone or damaged since: the line alone
     data |= {"rules": len(new), "added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()),

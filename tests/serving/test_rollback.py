@@ -7,6 +7,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from monitors.safety_fp import SafetyFalsePositive
@@ -17,7 +18,7 @@ from rulelife.rules.lifecycle import State
 from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
 from rulelife.serving.rollback import explain_diff, rollback, unpin
-from rulelife.store import Store, registry
+from rulelife.store import EventRow, Store, registry
 
 WHERE = """\
 id: order_tracking.where
@@ -207,6 +208,12 @@ def test_rollback_then_nightly_then_rollback(ws):
     assert report.bundle_pinned["waiting"] == {"added": [], "removed": [], "changed": ["order_tracking.where"]}
     assert served(ws) == (4, ["order_tracking.where"])
     assert bundles.current().rules[0].version == bundles.load(2).rules[1].version  # v1, as rolled back
+    with store.session() as session:  # the nightly's disable and the narrowed pinned bundle are events
+        events = session.exec(select(EventRow).order_by(EventRow.id)).all()
+    disabled = json.loads(events[-2].data)
+    assert (events[-2].type, events[-2].actor, disabled["automatic"], disabled["evidence"]["check"]) == (
+        "rule.disabled", "nightly", True, "safety_fp")
+    assert (events[-1].type, json.loads(events[-1].data)["narrowed"]) == ("bundle.published", ["faq.refund"])
 
     serve_day(ws, DAY2, refund_said="faq")
     report = nightly.run_nightly(ws, DAY2, monitors=[SafetyFalsePositive()])
