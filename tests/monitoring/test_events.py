@@ -17,33 +17,12 @@ from rulelife.serving.bundle import BundleStore
 from rulelife.serving.rollback import rollback, unpin
 from rulelife.store import EventDeliveryRow, EventRow, Store, registry
 
-WHERE = """\
-id: order_tracking.where
-intent: order_tracking
-patterns: ["where is my order"]
-locales: ["en-US"]
-owner: ds
-description: Where is my order.
-"""
-HOURS = """\
-id: faq.hours
-intent: faq
-patterns: ["opening hours"]
-locales: ["*"]
-owner: ds
-description: Opening hours.
-"""
 runner = CliRunner()
 
 
 @pytest.fixture
-def ws(new_workspace):
-    workspace = new_workspace()
-    for name, text in (("order_tracking/where.yaml", WHERE), ("faq/hours.yaml", HOURS)):
-        (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (workspace.rules_dir / name).write_text(text)
-    registry.sync_workspace(workspace, actor="ana")
-    return workspace
+def ws(rules_workspace):
+    return rules_workspace()
 
 
 def recorded(ws) -> list[EventRow]:

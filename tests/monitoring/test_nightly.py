@@ -24,22 +24,6 @@ from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
 from rulelife.store import DailyMetricRow, DeliveryRow, NightlyRunRow, Store, TicketEventRow, registry, utcnow
 
-WHERE = """\
-id: order_tracking.where
-intent: order_tracking
-patterns: ["where is my order"]
-locales: ["en-US"]
-owner: ds
-description: Where is my order.
-"""
-HOURS = """\
-id: faq.hours
-intent: faq
-patterns: ["opening hours"]
-locales: ["*"]
-owner: ds
-description: Opening hours.
-"""
 DAY1, DAY2 = date(2026, 2, 1), date(2026, 2, 2)
 
 
@@ -73,18 +57,8 @@ class AlwaysTicket:
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, monkeypatch):
-    url, schema = db_url
-    if schema:
-        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
-    workspace = Workspace.create(tmp_path / "ws", db_url=url)
-    for name, text in (("order_tracking/where.yaml", WHERE), ("faq/hours.yaml", HOURS)):
-        (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (workspace.rules_dir / name).write_text(text)
-    registry.sync_workspace(workspace, actor="ana")
-    for rule_id in ("order_tracking.where", "faq.hours"):
-        publish.set_state(workspace, rule_id, "active", actor="ana", reason="test setup")
-    return workspace
+def ws(live_workspace):
+    return live_workspace
 
 
 def runtime_log(ws: Workspace, day: date, where_agree: int, where_disagree: int, *, write: bool = True) -> pd.DataFrame:

@@ -20,16 +20,8 @@ from rulelife.cli import app
 from rulelife.monitoring import outbox, tickets
 from rulelife.monitoring.contract import Action, Finding, Severity
 from rulelife.serving import publish
-from rulelife.store import EventDeliveryRow, EventRow, Store, registry, utcnow
+from rulelife.store import EventDeliveryRow, EventRow, Store, utcnow
 
-HOURS = """\
-id: faq.hours
-intent: faq
-patterns: ["opening hours"]
-locales: ["*"]
-owner: ds
-description: Opening hours.
-"""
 SECRET = "s3cret"
 runner = CliRunner()
 
@@ -100,15 +92,12 @@ def receiver():
 
 
 @pytest.fixture
-def make_ws(new_workspace, receiver):
-    """A workspace with one rule, sending to ``receiver`` (settings as RULELIFE_* keywords)."""
+def make_ws(rules_workspace, rule_texts, receiver):
+    """A workspace with one rule (faq.hours), sending to ``receiver`` (settings as RULELIFE_* keywords)."""
 
     def make(**settings: str):
-        ws = new_workspace(webhook_url=receiver.url, **settings)
-        (ws.rules_dir / "faq").mkdir(parents=True, exist_ok=True)
-        (ws.rules_dir / "faq" / "hours.yaml").write_text(HOURS)
-        registry.sync_workspace(ws, actor="ana")
-        return ws
+        return rules_workspace({"faq/hours.yaml": rule_texts["faq/hours.yaml"]}, webhook_url=receiver.url,
+                               **settings)
 
     return make
 

@@ -15,35 +15,12 @@ from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
 from rulelife.store import Store, registry
 
-WHERE = """\
-id: order_tracking.where
-intent: order_tracking
-patterns: ["where is my order"]
-locales: ["en-US"]
-owner: ds
-description: Where is my order.
-"""
-HOURS = """\
-id: faq.hours
-intent: faq
-patterns: ["opening hours"]
-locales: ["*"]
-owner: ds
-description: Opening hours.
-"""
 runner = CliRunner()
 
 
 @pytest.fixture
-def ws(new_workspace):
-    workspace = new_workspace()
-    for name, text in (("order_tracking/where.yaml", WHERE), ("faq/hours.yaml", HOURS)):
-        (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (workspace.rules_dir / name).write_text(text)
-    registry.sync_workspace(workspace, actor="ana")
-    for rule_id in ("order_tracking.where", "faq.hours"):
-        publish.set_state(workspace, rule_id, "active", actor="ana", reason="setup")
-    return workspace
+def ws(live_workspace):
+    return live_workspace
 
 
 def served(ws) -> list[str]:

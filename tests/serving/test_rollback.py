@@ -20,14 +20,6 @@ from rulelife.serving.bundle import BundleStore
 from rulelife.serving.rollback import explain_diff, rollback, unpin
 from rulelife.store import EventRow, Store, registry
 
-WHERE = """\
-id: order_tracking.where
-intent: order_tracking
-patterns: ["where is my order"]
-locales: ["en-US"]
-owner: ds
-description: Where is my order.
-"""
 REFUND = """\
 id: faq.refund
 intent: faq
@@ -51,16 +43,18 @@ def activate(ws, rule_id: str, reason: str = "setup"):
 
 
 @pytest.fixture
-def ws(new_workspace):
+def where_text(rule_texts) -> str:
+    return rule_texts["order_tracking/where.yaml"]
+
+
+@pytest.fixture
+def ws(rules_workspace, where_text):
     """Bundle 1 serves order_tracking.where (v1); 2 adds faq.refund; 3 serves where's edit (v2) and refund."""
-    workspace = new_workspace()
-    write_rule(workspace, "order_tracking/where.yaml", WHERE)
-    write_rule(workspace, "faq/refund.yaml", REFUND)
-    registry.sync_workspace(workspace, actor="ana")
+    workspace = rules_workspace({"order_tracking/where.yaml": where_text, "faq/refund.yaml": REFUND})
     activate(workspace, "order_tracking.where")
     activate(workspace, "faq.refund")
-    write_rule(workspace, "order_tracking/where.yaml", WHERE.replace('["where is my order"]',
-                                                                   '["where is my order", "my order status"]'))
+    write_rule(workspace, "order_tracking/where.yaml", where_text.replace('["where is my order"]',
+                                                                        '["where is my order", "my order status"]'))
     registry.sync_workspace(workspace, actor="ana")
     activate(workspace, "order_tracking.where", "v2 adds a pattern")
     return workspace
@@ -121,10 +115,10 @@ def test_a_forced_rollback_needs_a_reason_and_is_audited_on_each_rule(ws):
     assert served(ws)[0] == 2
 
 
-def test_publishing_leaves_a_pin_in_place_and_says_what_waits(ws):
+def test_publishing_leaves_a_pin_in_place_and_says_what_waits(ws, where_text):
     rollback(ws, actor="oncall", reason="v2 misroutes")  # default: the bundle published before CURRENT
     assert served(ws)[0] == 2
-    write_rule(ws, "order_tracking/more.yaml", WHERE.replace("order_tracking.where", "order_tracking.more")
+    write_rule(ws, "order_tracking/more.yaml", where_text.replace("order_tracking.where", "order_tracking.more")
                .replace("where is my order", "has my order shipped"))
     registry.sync_workspace(ws, actor="ana")
     result = activate(ws, "order_tracking.more")
