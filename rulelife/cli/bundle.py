@@ -82,8 +82,9 @@ def show(
     store = _store(ctx)
     bundle = store.current() if number is None else store.load(number)
     pointer = store.pointer()
+    pin = store.pinned()
     summary = {**bundle.summary(), "current": bool(pointer and pointer["number"] == bundle.number),
-               "shadow_rules": sum(r.shadow for r in bundle.rules)}
+               "pinned": bool(pin and pin.number == bundle.number), "shadow_rules": sum(r.shadow for r in bundle.rules)}
     if as_json:
         print_json({**summary, "rule_versions": [{"id": r.id, "version": r.version, "shadow": r.shadow}
                                                  for r in bundle.rules]})
@@ -138,7 +139,8 @@ def diff(
         by = {kind: [e for e in entries if e.change == kind] for kind in ("added", "removed", "changed")}
         print_json({"a": a, "b": b, "added": [e.rule_id for e in by["added"]],
                     "removed": [e.rule_id for e in by["removed"]],
-                    "changed": [{"rule_id": e.rule_id, "from": e.versions[0], "to": e.versions[1]} for e in by["changed"]],
+                    "changed": [{"rule_id": e.rule_id, "from": e.versions[0], "to": e.versions[1]}
+                                for e in by["changed"]],
                     "rules": [e.to_dict() for e in entries]})
         return
     if not entries:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rulelife.cli._common import JsonOption, RulelifeGroup, console, deliver_events, exit_with, print_json, table, workspace
+from rulelife.cli._common import JsonOption, RulelifeGroup, console, deliver_events, exit_with, print_json, table
+from rulelife.cli._common import workspace
 
 evaluations_app = typer.Typer(cls=RulelifeGroup, help="A rule's stored evaluations: list, show, compare.",
                               no_args_is_help=True)

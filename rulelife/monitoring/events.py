@@ -50,7 +50,8 @@ def ticket_message(ticket: dict, event: TicketEventRow) -> Message:
     event_data = {"id": event.id, "kind": event.kind, "at": event.at.isoformat(),
                   "day": event.day.isoformat() if event.day else None, "body": body}
     what = body.get("summary") or body.get("action") or body.get("reason") or ticket["title"]
-    summary = f"[{ticket['severity']}] ticket {ticket['id']} {event.kind} ({ticket['subject']}, {ticket['check']}): {what}"
+    summary = (f"[{ticket['severity']}] ticket {ticket['id']} {event.kind} ({ticket['subject']}, {ticket['check']}): "
+               f"{what}")
     uid = ticket_event_uid(event)
     payload = {"id": uid, "type": f"ticket.{event.kind}", "at": event_data["at"], "summary": summary,
                "ticket": ticket, "event": event_data}
@@ -81,7 +82,8 @@ def _summary(kind: str, actor: str, data: dict) -> str:
                 f"by {actor}: {data.get('reason')}")
     number = data.get("number")
     if kind == "bundle.unpinned":
-        return f"the pin on bundle {number} was lifted by {actor}" + (f": {data['reason']}" if data.get("reason") else "")
+        reason = f": {data['reason']}" if data.get("reason") else ""
+        return f"the pin on bundle {number} was lifted by {actor}{reason}"
     changes = ", ".join(f"{sign}{len(data[key])}" for sign, key in (("+", "added"), ("-", "removed"), ("~", "changed"))
                         if data.get(key))
     what = f" ({changes} rules)" if changes else ""
@@ -103,7 +105,8 @@ def list_events(store: Store, *, subject: str | None = None, kind: str | None = 
             query = query.where(EventRow.type == kind)
         rows = session.exec(query).all()
         ids = [r.id for r in rows]
-        deliveries = session.exec(select(EventDeliveryRow).where(EventDeliveryRow.event_id.in_(ids))).all() if ids else []
+        deliveries = session.exec(select(EventDeliveryRow).where(EventDeliveryRow.event_id.in_(ids))).all() \
+            if ids else []
     by_event: dict[int, list[EventDeliveryRow]] = {}
     for d in deliveries:
         by_event.setdefault(d.event_id, []).append(d)
@@ -117,7 +120,8 @@ def list_undelivered(store: Store) -> list[dict]:
             select(EventDeliveryRow, EventRow).join(EventRow, EventRow.id == EventDeliveryRow.event_id)
             .where(EventDeliveryRow.status != "delivered")).all()
         ticket_rows = session.exec(
-            select(DeliveryRow, TicketEventRow, TicketRow).join(TicketEventRow, TicketEventRow.id == DeliveryRow.event_id)
+            select(DeliveryRow, TicketEventRow, TicketRow)
+            .join(TicketEventRow, TicketEventRow.id == DeliveryRow.event_id)
             .join(TicketRow, TicketRow.id == TicketEventRow.ticket_id).where(DeliveryRow.status != "delivered")).all()
     keyed = [((e.at, 0, e.id, d.id), _undelivered(d, e.uid, e.type, e.at, e.subject)) for d, e in registry_rows]
     keyed += [((e.at, 1, e.id, d.id), _undelivered(d, ticket_event_uid(e), f"ticket.{e.kind}", e.at,

@@ -320,9 +320,10 @@ def _report_pin(workspace: Workspace, store: Store, day: date, published: Publis
                       summary=summary, evidence=report.bundle_pinned)
     with store.session() as session:
         ticket = record_finding(session, finding, list(sinks_for(workspace)))
-    if ticket is not None:
-        report.tickets_opened += ticket.findings == 1
-        report.tickets_appended += ticket.findings > 1
+    if ticket is not None and ticket.findings == 1:
+        report.tickets_opened += 1
+    elif ticket is not None:
+        report.tickets_appended += 1
 
 
 def close_pin_ticket(store: Store, actor: str, sinks: list[str]) -> bool:

@@ -78,11 +78,11 @@ def _queue_new_events(store: Store, sinks: list[str]) -> None:
     queue it once (the second's update matches no row).
     """
     with store.session() as session:
-        ids = session.exec(select(EventRow.id).where(EventRow.queued == False).order_by(EventRow.id)).all()  # noqa: E712
+        ids = session.exec(select(EventRow.id).where(EventRow.queued.is_(False)).order_by(EventRow.id)).all()
     now = utcnow()
     for event_id in ids:
         with store.session() as session:
-            claimed = session.exec(update(EventRow).where(EventRow.id == event_id, EventRow.queued == False)  # noqa: E712
+            claimed = session.exec(update(EventRow).where(EventRow.id == event_id, EventRow.queued.is_(False))
                                    .values(queued=True))
             if claimed.rowcount == 1:
                 for sink in sinks:

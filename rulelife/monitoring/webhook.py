@@ -26,7 +26,8 @@ What an answer means:
 Redirects: 307 and 308 (which keep the method and body) to the same scheme,
 host and port are followed, three at most; any other redirect, and any
 redirect to another host, is not (the event and its signature go only where
-``webhook_url`` says).
+``webhook_url`` says). A proxy set in the environment is used as urllib
+would use it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -175,11 +177,7 @@ class WebhookSink:
         """POST once within ``timeout`` seconds in all: a watchdog shuts the socket of a receiver that
         hangs or trickles its answer (a socket timeout alone bounds each read, not their sum)."""
         parts = urlsplit(url)
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+        conn, target = self._connection(parts)
         expired = threading.Event()
 
         def stop() -> None:
@@ -197,8 +195,7 @@ class WebhookSink:
             conn.connect()
             if expired.is_set():
                 raise TimeoutError
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request("POST", target, body=body, headers=headers)
             response = conn.getresponse()
             answer = {k.lower(): v for k, v in response.getheaders()}
             snippet = "" if 200 <= response.status < 300 else response.read(_ERROR_SNIPPET).decode("utf-8", "replace")
@@ -212,6 +209,26 @@ class WebhookSink:
         finally:
             watchdog.cancel()
             conn.close()
+
+
+    def _connection(self, parts) -> tuple[http.client.HTTPConnection, str]:
+        """A connection for ``parts`` and the request target, through the environment's proxy
+        (``https_proxy`` / ``http_proxy``, unless ``no_proxy`` names the host), as urllib would."""
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}") \
+            if proxy and not urllib.request.proxy_bypass(parts.hostname) else None
+        if parts.scheme == "https":
+            context = ssl.create_default_context()
+            if via is None:
+                return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
+                                                   context=context), path
+            conn = http.client.HTTPSConnection(via.hostname, via.port or 80, timeout=self.timeout, context=context)
+            conn.set_tunnel(parts.hostname, parts.port or 443)  # CONNECT: the proxy sees no body or header
+            return conn, path
+        if via is None:
+            return http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout), path
+        return http.client.HTTPConnection(via.hostname, via.port or 80, timeout=self.timeout), parts.geturl()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -123,7 +123,11 @@ def publish_active(workspace: Workspace, *, actor: str, store: Store | None = No
 def _hold_pin(bundles: BundleStore, store: Store, pin: Pin, rules: list[Rule | CompiledRule], lexicon,
               serving: ServingSettings, actor: str) -> PublishResult:
     """Keep CURRENT on the pinned bundle, less any rule the registry has since taken out of traffic."""
-    pinned = bundles.load(pin.number)
+    try:
+        pinned = bundles.load(pin.number)
+    except BundleError as exc:
+        raise BundleError(f"bundle {pin.number}, pinned by {pin.actor} ({pin.reason}), cannot be served: {exc}. "
+                          "Roll back to another bundle, or lift the pin with `rulelife bundle unpin`") from None
     blocked = blocked_rules(store, pinned.rules, forced=pin.forced)
     if blocked:
         kept = [rule for rule in pinned.rules if rule.id not in blocked]

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from rulelife._version import __version__
 from rulelife.cli import app
+from rulelife.config import Workspace
 from rulelife.monitoring import outbox, tickets
 from rulelife.monitoring.contract import Action, Finding, Severity
 from rulelife.serving import publish
@@ -92,8 +93,10 @@ def receiver():
 
 
 @pytest.fixture
-def make_ws(rules_workspace, rule_texts, receiver):
+def make_ws(rules_workspace, rule_texts, receiver, monkeypatch):
     """A workspace with one rule (faq.hours), sending to ``receiver`` (settings as RULELIFE_* keywords)."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):  # straight to the loopback server
+        monkeypatch.delenv(name, raising=False)
 
     def make(**settings: str):
         return rules_workspace({"faq/hours.yaml": rule_texts["faq/hours.yaml"]}, webhook_url=receiver.url,
@@ -259,3 +262,16 @@ def test_tickets_close_says_when_its_delivery_is_pending(make_ws, receiver):
     result = runner.invoke(app, ["--workspace", str(ws.root), "tickets", "close", str(ticket.id), "--reason", "ok"])
     assert result.exit_code == 4, result.output
     assert f"closed ticket {ticket.id}" in result.output and "delivery pending" in result.output
+
+
+def test_a_proxy_from_the_environment_is_used(make_ws, receiver, monkeypatch):
+    ws = make_ws()
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{receiver.server.server_port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("RULELIFE_WEBHOOK_URL", "http://hooks.example.invalid/rulelife")
+    activate(ws)
+    report = outbox.deliver_workspace(Workspace.load(ws.root))
+    # The proxy (our receiver) got the absolute URL, as an HTTP proxy expects.
+    assert report.delivered == 4
+    assert [r["path"] for r in receiver.requests] == ["http://hooks.example.invalid/rulelife"] * 2
