@@ -116,7 +116,7 @@ def publish_active(workspace: Workspace, *, actor: str, store: Store | None = No
             result = bundles.build_and_point(rules, lexicon=lexicon, serving=serving, actor=actor, reason=reason)
         else:
             result = _hold_pin(bundles, store, pin, rules, lexicon, serving, actor)
-        record_bundle_events(store, bundles)
+        record_bundle_events(store, bundles, known=[result.bundle])
     return result
 
 
@@ -217,13 +217,13 @@ def _line_uid(line: str) -> str:
     return "evt_" + hashlib.sha256(line.encode()).hexdigest()[:32]
 
 
-def record_bundle_events(store: Store, bundles: BundleStore) -> int:
+def record_bundle_events(store: Store, bundles: BundleStore, *, known: Sequence[Bundle] = ()) -> int:
     """Record the events of the newest history lines not recorded yet; return how many.
 
     Called by every writer of the history while it holds the bundle lock. A
     store that has recorded no bundle event yet (a new one, or one that
     predates events) takes only the newest line, so an upgrade does not
-    replay the past.
+    replay the past. ``known`` bundles are not read again.
     """
     try:
         lines = [line for line in bundles.history_file.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -234,6 +234,7 @@ def record_bundle_events(store: Store, bundles: BundleStore) -> int:
         window = lines[-_RECONCILE_LINES:] if any_recorded is not None else lines[-1:]
         seen = set(session.exec(select(EventRow.uid).where(EventRow.uid.in_([_line_uid(x) for x in window]))).all())
         todo = []
+        loaded = {bundle.number: bundle for bundle in known}
         for line in reversed(window):  # back to the newest line recorded
             if _line_uid(line) in seen:
                 break
@@ -246,22 +247,27 @@ def record_bundle_events(store: Store, bundles: BundleStore) -> int:
             if not isinstance(entry, dict) or entry.get("action") not in _BUNDLE_EVENTS:
                 continue
             events.record(session, _BUNDLE_EVENTS[entry["action"]], subject=f"bundle:{entry.get('number')}",
-                          actor=str(entry.get("actor", "")), data=_bundle_event_data(bundles, entry),
+                          actor=str(entry.get("actor", "")), data=_bundle_event_data(bundles, entry, loaded),
                           uid=_line_uid(line))
     return len(todo)
 
 
-def _bundle_event_data(bundles: BundleStore, entry: dict) -> dict:
+def _bundle_event_data(bundles: BundleStore, entry: dict, loaded: dict[int, Bundle]) -> dict:
     """A history line, plus the rules added, removed and changed (version, or shadow to serving and back)
     against the bundle it replaced."""
     data = {key: value for key, value in entry.items() if key != "at"}
     data["history_at"] = entry.get("at")
     if entry.get("action") == "unpin":
         return data
+    def rules(number) -> dict[str, tuple[str, bool]]:
+        number = int(number)
+        if number not in loaded:
+            loaded[number] = bundles.load(number)
+        return {r.id: (r.version, r.shadow) for r in loaded[number].rules}
+
     try:
-        new = {r.id: (r.version, r.shadow) for r in bundles.load(int(entry["number"])).rules}
-        previous = entry.get("previous")
-        old = {r.id: (r.version, r.shadow) for r in bundles.load(int(previous)).rules} if previous is not None else {}
+        new = rules(entry["number"])
+        old = rules(entry["previous"]) if entry.get("previous") is not None else {}
     except (BundleError, KeyError, TypeError, ValueError):
         return data  # a bundle gone or damaged since: the line alone
     data |= {"rules": len(new), "added": sorted(new.keys() - old.keys()), "removed": sorted(old.keys() - new.keys()),
