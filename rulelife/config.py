@@ -122,8 +122,16 @@ class Settings(BaseSettings):
                         "(a key left out keeps the monitor's own default)",
     )
     ticket_dir: Path = Field(Path("tickets"), description="folder sink: one JSON and Markdown file per ticket")
-    webhook_url: str | None = Field(None, description="generic JSON webhook for ticket events (none: off)")
+    webhook_url: str | None = Field(None, description="JSON webhook for ticket and registry events (none: off)")
     webhook_attempts: int = Field(3, ge=1, description="delivery attempts per webhook event per run")
+    webhook_timeout: float = Field(10.0, gt=0, le=300, description="seconds one webhook request may take in all")
+    webhook_max_wait: float = Field(30.0, ge=0, description="longest Retry-After (seconds) a run waits for; a "
+                                                          "longer one is kept and tried after it, by a later run")
+    webhook_secret: str | None = Field(None, description="HMAC-SHA256 key signing each webhook request "
+                                                         "(X-Rulelife-Signature); better set as "
+                                                         "RULELIFE_WEBHOOK_SECRET than in this file")
+    webhook_format: Literal["json", "slack"] = Field("json", description="json: the event; slack: {\"text\": "
+                                                                         "one line}, for a chat incoming webhook")
     report_after_nightly: bool = Field(False, description="write the rule health page beside the tickets each night")
     shadow_auto_promote: bool = Field(False, description="the nightly promotes each shadow rule whose live evidence "
                                                          "clears the gate (audited, actor nightly); off: a person "
@@ -397,8 +405,8 @@ class Workspace:
             values = dict(settings or {})
             if db_url:
                 values["db_url"] = db_url
-            # A database or webhook URL may carry a password: only the owner reads such a file.
-            private = any(values.get(key) for key in ("db_url", "webhook_url"))
+            # A database or webhook URL may carry a password, a webhook secret is one: only the owner reads such a file.
+            private = any(values.get(key) for key in ("db_url", "webhook_url", "webhook_secret"))
             atomic_write(config, _default_toml(values), mode=0o600 if private else 0o644)
         workspace = cls.load(root)
         for folder in (workspace.rules_dir, workspace.bundle_dir, workspace.log_dir):

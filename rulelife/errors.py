@@ -62,6 +62,19 @@ class BundleIntegrityError(BundleError):
     """A bundle file is truncated or was modified after it was written."""
 
 
+class RollbackRefused(BundleError):
+    """A rollback would serve rules the registry took out of traffic; ``blocked`` names each and why."""
+
+    def __init__(self, number: int, blocked: list[str]):
+        self.number = number
+        self.blocked = list(blocked)
+        lines = "\n".join(f"  - {line}" for line in self.blocked)
+        super().__init__(
+            f"rollback to bundle {number} refused; CURRENT was not moved. It would serve "
+            f"{len(self.blocked)} rule(s) the registry took out of traffic:\n{lines}\n"
+            f"Roll back to another bundle, or serve them anyway with --force --reason \"why\" (audited)")
+
+
 class LogError(RulelifeError, ValueError):
     """A query log cannot be read or has no usable rows."""
 
@@ -132,3 +145,13 @@ def clip(text: str, limit: int = 200) -> str:
     """
     line = text.replace("\r", "\\r").replace("\n", "\\n")
     return line if len(line) <= limit else f"{line[:limit]}… ({len(text):,} characters)"
+
+
+class DeliveryError(RulelifeError):
+    """A sink did not take an event. ``permanent``: it never will (e.g. HTTP 400), so the event is
+    dead-lettered; otherwise it stays pending, not retried before ``retry_at`` when the receiver said so."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_at=None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_at = retry_at

@@ -86,6 +86,62 @@ def new_workspace(tmp_path, db_url, monkeypatch):
     return make
 
 
+# Two small rules many tests share: a narrow order-tracking rule and a faq rule for every locale.
+RULE_TEXTS = {
+    "order_tracking/where.yaml": """\
+id: order_tracking.where
+intent: order_tracking
+patterns: ["where is my order"]
+locales: ["en-US"]
+owner: ds
+description: Where is my order.
+""",
+    "faq/hours.yaml": """\
+id: faq.hours
+intent: faq
+patterns: ["opening hours"]
+locales: ["*"]
+owner: ds
+description: Opening hours.
+""",
+}
+
+
+@pytest.fixture
+def rule_texts() -> dict[str, str]:
+    """The YAML of the shared rules, by path under ``rules/`` (order_tracking.where, faq.hours)."""
+    return dict(RULE_TEXTS)
+
+
+@pytest.fixture
+def rules_workspace(new_workspace):
+    """Make a fresh workspace holding rules and sync them (as candidates, actor ana):
+    ``rules_workspace({"faq/x.yaml": text}, webhook_url=...)``; no rules given: the shared two."""
+    from rulelife.store import registry
+
+    def make(rules: dict[str, str] | None = None, **settings: str):
+        workspace = new_workspace(**settings)
+        for name, text in (RULE_TEXTS if rules is None else rules).items():
+            path = workspace.rules_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        registry.sync_workspace(workspace, actor="ana")
+        return workspace
+
+    return make
+
+
+@pytest.fixture
+def live_workspace(rules_workspace):
+    """The shared two rules, both made active without the gate and published (bundles 1 and 2)."""
+    from rulelife.serving import publish
+
+    workspace = rules_workspace()
+    for rule_id in ("order_tracking.where", "faq.hours"):
+        publish.set_state(workspace, rule_id, "active", actor="ana", reason="test setup")
+    return workspace
+
+
 @pytest.fixture
 def store(db_url):
     url, schema = db_url

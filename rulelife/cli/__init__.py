@@ -14,6 +14,7 @@ from rulelife import progress
 from rulelife._version import __version__
 from rulelife.cli import bundle as bundle_commands
 from rulelife.cli import gate as gate_commands
+from rulelife.cli import history as history_commands
 from rulelife.cli import mine as mine_commands
 from rulelife.cli import model as model_commands
 from rulelife.cli import monitor as monitor_commands
@@ -26,9 +27,13 @@ from rulelife.cli._common import (
     RulelifeGroup,
     configure_logging,
     console,
+    deliver_events,
     err_console,
+    exit_with,
     parse_day,
     print_json,
+    print_publish,
+    publish_summary,
     table,
     workspace,
 )
@@ -48,6 +53,8 @@ app.add_typer(monitor_commands.monitor_app, name="monitor")
 app.add_typer(monitor_commands.tickets_app, name="tickets")
 app.add_typer(safety_commands.app, name="safety")
 app.add_typer(model_commands.export_app, name="export")
+app.add_typer(history_commands.evaluations_app, name="evaluations")
+app.add_typer(history_commands.events_app, name="events")
 app.command("evaluate")(gate_commands.evaluate)
 app.command("promote")(gate_commands.promote)
 app.command("revalidate")(gate_commands.revalidate)
@@ -127,17 +134,20 @@ def sync(ctx: typer.Context, actor: ActorOption = "cli", as_json: JsonOption = F
 
 def _move(ctx: typer.Context, rule_id: str, state: State, actor: str, reason: str, as_json: bool) -> None:
     from rulelife.serving import publish
+    from rulelife.store import Store, registry
 
-    status, published = publish.set_state(workspace(ctx), rule_id, state, actor=actor, reason=reason)
-    result = {**status.to_dict(), "bundle": published.bundle.number if published else None,
-              "bundle_published": bool(published and published.published),
-              "current_repaired": published.repaired if published else None}
+    ws = workspace(ctx)
+    store = Store.from_workspace(ws)
+    already = publish.already_in(registry.get_status(store, rule_id), state)
+    status, published = publish.set_state(ws, rule_id, state, actor=actor, reason=reason, store=store)
+    result = {**status.to_dict(), "unchanged": already, **publish_summary(published)}
     if as_json:
         print_json(result)
-        return
-    console.print(f"{rule_id} is now {status.state.value} at {status.version}", highlight=False)
-    if published and published.published:
-        console.print(f"published bundle {published.bundle.number}")
+    else:
+        console.print(f"{rule_id} was already {status.state.value} at {status.version}: nothing to change"
+                      if already else f"{rule_id} is now {status.state.value} at {status.version}", highlight=False)
+        print_publish(published)
+    exit_with(deliver_events(ws))
 
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]

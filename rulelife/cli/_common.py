@@ -24,6 +24,7 @@ from rulelife.errors import RulelifeError
 
 if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
     from rulelife.config import Workspace
+    from rulelife.serving.bundle import PublishResult
 
 # Piped output (CI logs, `| less`) gets a wide console instead of rich's 80
 # columns, so tables of dotted rule ids are not folded into unreadable cells.
@@ -114,6 +115,52 @@ def workspace(ctx: typer.Context) -> Workspace:
     root = ctx.find_root()
     explicit: Path | None = (root.obj or {}).get("workspace")
     return Workspace.find(explicit)
+
+
+EXIT_DELIVERY_PENDING = 4  # done, but some deliveries wait for a later run (as the nightly's exit 4)
+
+
+def deliver_events(ws: Workspace, *, attempts: int | None = 1) -> int:
+    """Send what the command recorded (registry and ticket events) to the sinks now, and say on stderr
+    what stays pending or was refused for good; return 4 then, else 0. One webhook attempt by default:
+    the nightly retries what is left, so a receiver that is down does not hold a person's command."""
+    from rulelife.monitoring.outbox import deliver_workspace
+
+    report = deliver_workspace(ws, attempts=attempts)
+    for line in report.failed:
+        err_console.print(f"delivery pending (kept for the next run): {line}", highlight=False, soft_wrap=True)
+    for line in report.dead:
+        err_console.print(f"delivery refused for good (dead-lettered): {line}", highlight=False, soft_wrap=True)
+    return EXIT_DELIVERY_PENDING if report.pending else 0
+
+
+def publish_summary(published: PublishResult | None) -> dict:
+    """What a publish did, for --json: the bundle, whether CURRENT moved, and the pin that held it."""
+    if published is None:
+        return {"bundle": None, "bundle_published": False, "current_repaired": None, "pinned": None}
+    return {"bundle": published.bundle.number, "bundle_published": published.published,
+            "current_repaired": published.repaired, "pinned": published.pin.to_dict() if published.pin else None,
+            "narrowed": list(published.narrowed), "waiting": published.waiting}
+
+
+def print_publish(published: PublishResult | None) -> None:
+    """What a publish did, for a person: a pin that kept the registry's change from serving is said."""
+    if published is None:
+        return
+    if published.narrowed:
+        console.print(f"took {', '.join(published.narrowed)} out of the pinned bundle (the registry took them out "
+                      f"of traffic): now serving bundle {published.bundle.number}", highlight=False)
+    elif published.published:
+        console.print(f"published bundle {published.bundle.number}")
+    pin = published.pin
+    if pin is not None:
+        console.print(f"CURRENT is pinned to bundle {pin.number} (rolled back by {pin.actor}: {pin.reason}); "
+                      "the registry's rules are served after `rulelife bundle unpin`", highlight=False)
+
+
+def exit_with(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
 
 
 def print_json(data: Any) -> None:

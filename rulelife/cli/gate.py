@@ -16,9 +16,12 @@ from rulelife.cli._common import (
     JsonOption,
     RulelifeGroup,
     console,
+    deliver_events,
     err_console,
+    exit_with,
     parse_day,
     print_json,
+    print_publish,
     table,
     workspace,
 )
@@ -73,8 +76,9 @@ def _nothing_selected(state: State | None) -> None:
     console.print(f"no rule is {state.value if state else 'selected'}: nothing to do", highlight=False)
 
 
-def print_verdicts(result: batch.BatchResult, state: State | None, as_json: bool) -> None:
-    """One table of verdicts with every reason and a totals line; exit 1 unless every rule passed."""
+def print_verdicts(result: batch.BatchResult, state: State | None, as_json: bool, delivered: int = 0) -> None:
+    """One table of verdicts with every reason and a totals line; exit 1 unless every rule passed,
+    else ``delivered`` (the exit code of the events' delivery)."""
     if as_json:
         print_json(result.to_dict())
     elif not result.verdicts:
@@ -89,10 +93,10 @@ def print_verdicts(result: batch.BatchResult, state: State | None, as_json: bool
                             ["rule", "intent", "verdict", "agreement [95%]", "rows", "reasons"], rows))
         console.print(", ".join(f"{n} {name}{'s' if name == 'error' and n != 1 else ''}"
                                 for name, n in result.counts().items()), highlight=False)
-        if result.published and result.published.published:
-            console.print(f"published bundle {result.published.bundle.number}")
+        print_publish(result.published)
     if not result.passed:
         raise typer.Exit(1)
+    exit_with(delivered)
 
 
 def print_datasets(result: batch.DatasetBatch, state: State | None, as_json: bool, quarantine_dir: Path) -> None:
@@ -228,25 +232,32 @@ def promote(
     verdicts (exit 1 when any was refused or failed)."""
     from rulelife.evidence import batch, promotion
 
+    ws = workspace(ctx)
     single, store, ids = select_rules(ctx, rule_ids, state)
     if single is None:
-        print_verdicts(batch.promote_many(workspace(ctx), ids, actor=actor, to=to, store=store), state, as_json)
+        result = batch.promote_many(ws, ids, actor=actor, to=to, store=store)
+        print_verdicts(result, state, as_json, deliver_events(ws))
         return
     rule_id = single
     try:
-        result = promotion.promote(workspace(ctx), rule_id, actor=actor, to=to)
+        result = promotion.promote(ws, rule_id, actor=actor, to=to)
     except GateRefused as refused:
+        deliver_events(ws)  # the refusal is an event too
         if as_json:
             print_json({"promoted": False, "rule_id": rule_id, "reasons": refused.reasons})
             raise typer.Exit(1) from None
         raise
     if as_json:
         print_json({"promoted": True, **result.to_dict()})
-        return
-    s = result.status
-    console.print(f"{rule_id}@{s.version} is now {s.state.value}; expires {s.expires_at}", highlight=False)
-    if result.published and result.published.published:
-        console.print(f"published bundle {result.published.bundle.number}")
+    else:
+        s = result.status
+        if result.unchanged:
+            console.print(f"{rule_id} is already {s.state.value} at {s.version}: nothing to promote (to promote "
+                          "an edit, `rulelife sync` it first)", highlight=False)
+        else:
+            console.print(f"{rule_id}@{s.version} is now {s.state.value}; expires {s.expires_at}", highlight=False)
+        print_publish(result.published)
+    exit_with(deliver_events(ws))
 
 
 def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
@@ -255,7 +266,8 @@ def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = N
     """Rebuild datasets and re-run the gate for rules near or past expiry (exit 1 if any fails)."""
     from rulelife.evidence import promotion
 
-    results = promotion.revalidate(workspace(ctx), actor=actor, log=log or None, since=parse_day(since, "--since"),
+    ws = workspace(ctx)
+    results = promotion.revalidate(ws, actor=actor, log=log or None, since=parse_day(since, "--since"),
                                    until=parse_day(until, "--until"), within_days=within_days, engine=engine)
     if as_json:
         print_json([r.to_dict() for r in results])
@@ -265,8 +277,10 @@ def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = N
         console.print(f"{r.rule_id}: {r.action}", highlight=False)
         for line in r.detail:
             err_console.print(f"  - {line}", highlight=False)
+    delivered = deliver_events(ws)
     if any(not r.passed for r in results):
         raise typer.Exit(1)
+    exit_with(delivered)
 
 
 def analyze(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,

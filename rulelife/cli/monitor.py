@@ -14,7 +14,9 @@ from rulelife.cli._common import (
     JsonOption,
     RulelifeGroup,
     console,
+    deliver_events,
     err_console,
+    exit_with,
     parse_day,
     print_json,
     table,
@@ -121,10 +123,16 @@ def _print_report(report: nightly.NightlyReport) -> None:
         console.print(f"  promoted {rule_id} to active on its live shadow evidence", highlight=False)
     for rule_id, reason in report.shadow_waiting.items():
         console.print(f"  in shadow {rule_id}: {reason}", highlight=False)
+    if report.bundle_pinned:
+        console.print(f"  bundle pinned: CURRENT stays on bundle {report.bundle_pinned['number']} until "
+                      "`rulelife bundle unpin`", highlight=False)
     for note in report.notes:
         console.print(f"  note: {note}", highlight=False)
     for failure in report.deliveries.failed:
         err_console.print(f"  delivery pending: {failure}", highlight=False)
+    for failure in report.deliveries.dead:
+        err_console.print(f"  delivery refused for good (dead-lettered; `rulelife events retry` after fixing the "
+                          f"receiver): {failure}", highlight=False)
 
 
 @tickets_app.command("list")
@@ -171,15 +179,16 @@ def show(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Tick
 @tickets_app.command("close")
 def close(ctx: typer.Context, ticket_id: Annotated[int, typer.Argument(help="Ticket id.")],
           reason: Annotated[str, typer.Option("--reason", help="Why it is closed.")], actor: ActorOption = "cli") -> None:
-    """Close a ticket; the next finding of the same check opens a new one."""
+    """Close a ticket; the next finding of the same check opens a new one. Exit 4 when the close (or an
+    earlier event) could not be delivered yet: it is kept for the next run."""
     from rulelife.monitoring import nightly, tickets
     from rulelife.store import Store
 
     ws = workspace(ctx)
     store = Store.from_workspace(ws)
     ticket = tickets.close_ticket(store, ticket_id, actor=actor, reason=reason, sinks=list(nightly.sinks_for(ws)))
-    tickets.deliver_pending(store, nightly.sinks_for(ws))
     console.print(f"closed ticket {ticket.id}")
+    exit_with(deliver_events(ws))
 
 
 @monitor_app.command("quality")

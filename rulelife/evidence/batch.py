@@ -183,12 +183,17 @@ def promote_many(workspace: Workspace, rule_ids: Sequence[str], *, actor: str, t
             except LifecycleError as error:
                 verdicts.append(_verdict(status, "error", target, None, [str(error)]))
             else:
+                # A rule already there counts as promoted (so a re-run of an interrupted batch says what the
+                # whole run would have said) and publishes, which finishes the interrupted publish.
                 moved = True
-                verdicts.append(_verdict(status, "promoted", target, _judged(result)))
+                reasons = [f"already {target.value} at {result.status.version}: nothing to promote"] \
+                    if result.unchanged else []
+                verdicts.append(_verdict(status, "promoted", target, _judged(result), reasons))
     finally:
         # Publish what moved even when an unexpected error ends the batch, so
         # the bundle never lags behind promotions the registry has recorded.
-        published = publish_active(workspace, actor=actor, store=store) if moved else None
+        published = publish_active(workspace, actor=actor, store=store,
+                                   reason=f"batch promotion to {target.value}") if moved else None
     return BatchResult("promote", tuple(verdicts), published)
 
 

@@ -191,6 +191,7 @@ class LivePromotionResult:
     evidence: LiveEvidence
     decision: GateDecision
     published: PublishResult | None
+    unchanged = False  # a live promotion always moves the rule (as PromotionResult.unchanged says)
 
     def to_dict(self) -> dict:
         return {"status": self.status.to_dict(), "bundle": self.published.bundle.number if self.published else None,
@@ -205,6 +206,11 @@ def promote_live(workspace: Workspace, rule_id: str, *, actor: str, store: Store
     evidence = live_evidence(store, rule_id, until=until)
     decision = check_live(evidence, workspace.settings)
     if not decision.passed:
+        with store.session() as session:  # in the audit and the events; the rule stays in shadow
+            registry.record_refusal(session, rule_id, actor=actor, target=State.ACTIVE,
+                                    version=evidence.rule_version, reasons=decision.reasons,
+                                    evidence={"kind": KIND, "labelled": evidence.labelled, "agree": evidence.agree,
+                                              "safety_fp": evidence.safety_fp})
         raise GateRefused(rule_id, decision.reasons)
     settings = workspace.settings
     window = {"first_day": evidence.first_day.isoformat(), "last_day": evidence.last_day.isoformat()}
@@ -227,7 +233,8 @@ def promote_live(workspace: Workspace, rule_id: str, *, actor: str, store: Store
             metrics=json.dumps({"evidence": KIND, "window": window, "labelled": evidence.labelled,
                                 "agree": evidence.agree, "safety_false_positives": evidence.safety_fp}),
         ))
-    published = publish_active(workspace, actor=actor, store=store) if republish else None
+    published = publish_active(workspace, actor=actor, store=store,
+                               reason=f"{rule_id} promoted on live evidence") if republish else None
     return LivePromotionResult(status, evidence, decision, published)
 
 

@@ -2,8 +2,12 @@
 
 ``promote`` is all-or-nothing: the gate runs on the rule's latest version and
 its newest dataset; a refusal raises :class:`GateRefused` listing every reason
-and writes nothing; a success writes the evaluation, the promotion and the
-state change in one transaction, then republishes the bundle.
+and changes nothing about the rule (the evaluation, a ``promote_refused``
+audit row and its event are recorded, so the refusal shows in ``rules show``);
+a success writes the evaluation, the promotion and the state change in one
+transaction, then republishes the bundle. Promoting a rule already where it
+was asked to go only republishes, so a command whose publish was interrupted
+is finished by running it again.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rulelife.querylog import LogReport
 from rulelife.rules.lexicon import load_lexicon
 from rulelife.rules.lifecycle import State, check_transition
 from rulelife.rules.matcher import compile_lexicon
-from rulelife.serving.publish import PublishResult, publish_active, set_state
+from rulelife.serving.publish import PublishResult, already_in, publish_active, set_state
 from rulelife.store import EvaluationRow, PromotionRow, Store, registry, utcnow
 from rulelife.store.selection import day_after, latest_selection
 
@@ -185,15 +189,34 @@ def _windows(store: Store, rule_id: str, snapshot: DatasetSnapshot) -> dict:
 @dataclass(frozen=True)
 class PromotionResult:
     status: registry.RuleStatus
-    evaluation: EvaluationResult | None  # None for a move to shadow (no gate)
+    evaluation: EvaluationResult | None  # None for a move to shadow (no gate), or when unchanged
     published: PublishResult | None
+    unchanged: bool = False  # the rule was there already: only the publish ran
 
     def to_dict(self) -> dict:
         return {
             "status": self.status.to_dict(),
             "bundle": self.published.bundle.number if self.published else None,
+            "unchanged": self.unchanged,
             **(self.evaluation.to_dict() if self.evaluation else {}),
         }
+
+
+def _refuse(store: Store, rule_id: str, target: State, version: str, reasons: list[str], actor: str,
+            result: EvaluationResult | None = None) -> GateRefused:
+    """Record a refusal (the evaluation if one ran, the audit row, the event) and return the error to raise."""
+    with store.session() as session:
+        evidence = {}
+        if result is not None:
+            row = _evaluation_row(result, actor)
+            session.add(row)
+            session.flush()
+            evidence = {"evaluation_id": row.id, "dataset": result.snapshot.content_hash,
+                        "agreement": result.evaluation.production.estimate,
+                        "agreement_low": result.evaluation.production.low}
+        registry.record_refusal(session, rule_id, actor=actor, target=target, version=version, reasons=reasons,
+                                evidence=evidence)
+    return GateRefused(rule_id, reasons)
 
 
 def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str = State.ACTIVE,
@@ -209,6 +232,10 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
                              "use `rulelife disable` or `rulelife retire` otherwise")
     store = store or Store.from_workspace(workspace)
     status = registry.get_status(store, rule_id)
+    if already_in(status, target):
+        published = publish_active(workspace, actor=actor, store=store,
+                                   reason=f"{rule_id} already {target.value}") if republish else None
+        return PromotionResult(status, None, published, unchanged=True)
     check_transition(rule_id, status.state, target, same_version=status.latest_version == status.version)
     if target == State.SHADOW:
         # Shadow never answers: no dataset, no gate; it starts gathering live evidence.
@@ -217,9 +244,12 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
         return PromotionResult(new_status, None, published)
     if status.state == State.SHADOW and status.latest_version == status.version:
         return promote_live(workspace, rule_id, actor=actor, store=store, republish=republish)
-    result = _evaluate(store, workspace, rule_id, now)
+    try:
+        result = _evaluate(store, workspace, rule_id, now)
+    except GateRefused as refused:  # no dataset for the version
+        raise _refuse(store, rule_id, target, status.latest_version, refused.reasons, actor) from None
     if not result.decision.passed:
-        raise GateRefused(rule_id, result.decision.reasons)
+        raise _refuse(store, rule_id, target, status.latest_version, result.decision.reasons, actor, result)
     settings = workspace.settings
     with store.session() as session:
         row = _evaluation_row(result, actor)
@@ -241,7 +271,8 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
                                 "safety_false_positives": result.evaluation.safety_false_positives, **windows}),
         ))
         evaluated = EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
-    published = publish_active(workspace, actor=actor, store=store) if republish else None
+    published = publish_active(workspace, actor=actor, store=store,
+                               reason=f"{rule_id} promoted to {target.value}") if republish else None
     return PromotionResult(new_status, evaluated, published)
 
 

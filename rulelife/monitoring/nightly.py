@@ -17,8 +17,12 @@ Unattended and idempotent. For one UTC day, under a job lock:
    with ``residual_check`` on, freeze the residual baseline of a bundle seen
    for the first time and ticket a residual-accuracy drop below it
    (:mod:`rulelife.monitoring.residual_check`);
-4. republish the bundle if what is active changed (a no-op otherwise);
-5. deliver the outbox; a failed delivery stays for the next run.
+4. republish the bundle if what is active changed (a no-op otherwise); while
+   a rollback pins the bundle, leave it (less any rule just taken out of
+   traffic), report ``bundle_pinned`` and keep one ``bundle_pinned`` ticket
+   open until `rulelife bundle unpin`;
+5. deliver the outbox (ticket and registry events); a failed delivery stays
+   for the next run, one the receiver refused for good is dead-lettered.
 
 A crash anywhere leaves the store consistent: each step either committed
 whole or not at all, and re-running the day redoes what is missing without
@@ -47,31 +51,28 @@ from rulelife.monitoring.contract import (
     Monitor,
     MonitorContext,
     RuleInfo,
+    Severity,
     empty_history,
     load_monitors,
     require_monitors,
 )
 from rulelife.monitoring.lexicon_review import review_lexicon
-from rulelife.monitoring.residual_check import residual_findings
 from rulelife.monitoring.metrics import RuleVersionInfo, finalize, fp_json
-from rulelife.monitoring.tickets import (
-    DeliveryReport,
-    FolderSink,
-    WebhookSink,
-    deliver_pending,
-    record_event,
-    record_finding,
-)
+from rulelife.monitoring.outbox import DeliveryReport, deliver_pending, sinks_for
+from rulelife.monitoring.residual_check import residual_findings
+from rulelife.monitoring.tickets import close_ticket, record_event, record_finding
 from rulelife.querylog import LogReport
 from rulelife.rules.lifecycle import State
-from rulelife.serving.bundle import BundleStore
+from rulelife.serving.bundle import BundleStore, PublishResult
 from rulelife.serving.publish import publish_active
 from rulelife.store import DailyMetricRow, NightlyRunRow, RuleStateRow, Store, TicketRow, registry, utcnow
 
-__all__ = ["EXIT_DELIVERY_PENDING", "EXIT_LOCKED", "NightlyReport", "load_history", "load_monitors", "run_nightly"]
+__all__ = ["EXIT_DELIVERY_PENDING", "EXIT_LOCKED", "PIN_TICKET", "NightlyReport", "close_pin_ticket", "load_history",
+           "load_monitors", "run_nightly", "sinks_for"]
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; retry later
-EXIT_DELIVERY_PENDING = 4  # the day is done but some ticket deliveries wait for the next run
+EXIT_DELIVERY_PENDING = 4  # the day is done but some deliveries wait for the next run (or were refused for good)
+PIN_TICKET = ("bundle:CURRENT", "bundle_pinned")  # subject and check of the ticket a pinned bundle keeps open
 
 
 @dataclass
@@ -88,12 +89,13 @@ class NightlyReport:
     tickets_appended: int = 0
     bundle: int | None = None
     bundle_published: bool = False
+    bundle_pinned: dict | None = None  # the pin that kept the registry's rules unpublished, and what waits
     deliveries: DeliveryReport = field(default_factory=DeliveryReport)
     notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_DELIVERY_PENDING if self.deliveries.failed else 0
+        return EXIT_DELIVERY_PENDING if self.deliveries.pending else 0
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in self.__dict__.items() if k != "deliveries"}
@@ -103,12 +105,6 @@ class NightlyReport:
         return data
 
 
-def sinks_for(workspace: Workspace) -> dict[str, FolderSink | WebhookSink]:
-    settings = workspace.settings
-    sinks: dict[str, FolderSink | WebhookSink] = {"folder": FolderSink(workspace.resolve(settings.ticket_dir))}
-    if settings.webhook_url:
-        sinks["webhook"] = WebhookSink(settings.webhook_url, attempts=settings.webhook_attempts)
-    return sinks
 
 
 def live_rules(bundles: BundleStore, numbers: Sequence[int]) -> tuple[list[RuleVersionInfo], list[str]]:
@@ -306,10 +302,49 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         outcomes = promote_ready(workspace, store, day, actor)
         report.promoted = [o.rule_id for o in outcomes if o.promoted]
         report.shadow_waiting = {o.rule_id: o.reason for o in outcomes if not o.promoted}
-    published = publish_active(workspace, actor=actor, store=store)
+    published = publish_active(workspace, actor=actor, store=store, reason=f"nightly of {day}")
     report.bundle, report.bundle_published = published.bundle.number, published.published
+    if published.pin is not None:
+        _report_pin(workspace, store, day, published, report)
+    else:
+        close_pin_ticket(store, actor, list(sinks_for(workspace)))
     if deliver:
         report.deliveries = deliver_pending(store, sinks_for(workspace))
+
+
+def _report_pin(workspace: Workspace, store: Store, day: date, published: PublishResult,
+                report: NightlyReport) -> None:
+    """Say that a rollback's pin kept the registry's rules unpublished: in the report and in one open ticket."""
+    pin = published.pin
+    waiting = published.waiting or {}
+    report.bundle_pinned = {**pin.to_dict(), "waiting": published.waiting, "narrowed": list(published.narrowed)}
+    held = ", ".join(f"{len(waiting[k])} {k}" for k in ("added", "removed", "changed") if waiting.get(k))
+    summary = (f"CURRENT is pinned to bundle {pin.number} (rolled back by {pin.actor} on {pin.at[:10]}: {pin.reason}); "
+               f"the nightly did not publish the registry's rules ({held or 'none differ'})"
+               + (f" and took {', '.join(published.narrowed)} out of the pinned bundle, as the registry did"
+                  if published.narrowed else "")
+               + ". Review with `rulelife bundle diff`, then `rulelife bundle unpin`")
+    report.notes.append(summary)
+    subject, check = PIN_TICKET
+    finding = Finding(subject=subject, check=check, severity=Severity.WARNING, action=Action.TICKET, day=day,
+                      summary=summary, evidence=report.bundle_pinned)
+    with store.session() as session:
+        ticket = record_finding(session, finding, list(sinks_for(workspace)))
+    if ticket is not None and ticket.findings == 1:
+        report.tickets_opened += 1
+    elif ticket is not None:
+        report.tickets_appended += 1
+
+
+def close_pin_ticket(store: Store, actor: str, sinks: list[str]) -> bool:
+    """Close the open ``bundle_pinned`` ticket, if any (the pin is gone); True if one was closed."""
+    key = "::".join(PIN_TICKET)
+    with store.session() as session:
+        ticket = session.exec(select(TicketRow.id).where(TicketRow.open_key == key)).first()
+    if ticket is None:
+        return False
+    close_ticket(store, ticket, actor=actor, reason="the bundle pin was lifted", sinks=sinks)
+    return True
 
 
 def _mark_crashed(session) -> int:

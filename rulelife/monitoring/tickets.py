@@ -2,19 +2,16 @@
 
 One open ticket per subject × check (``Finding.dedupe_key``); a new finding
 appends an event to it. Each event is put in the outbox once per sink, in the
-same transaction, and delivered after the commit; a failed delivery stays in
-the outbox for the next run, so a ticket is never lost, and the event's
-fingerprint (key and day) means a re-run of a day never appends twice.
+same transaction, and delivered after the commit (:mod:`rulelife.monitoring.outbox`);
+a failed delivery stays in the outbox for the next run, so a ticket is never
+lost, and the event's fingerprint (key and day) means a re-run of a day never
+appends twice. Each event has an id (``uid``) a receiver de-duplicates on.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -23,15 +20,14 @@ from sqlmodel import Session, select
 from rulelife._files import atomic_write
 from rulelife.errors import RulelifeError, UnknownTicket
 from rulelife.monitoring.contract import Finding
+from rulelife.monitoring.events import Message
 from rulelife.store import DeliveryRow, Store, TicketEventRow, TicketRow, utcnow
+from rulelife.store.events import new_uid
 
 __all__ = [
-    "DeliveryReport",
     "FolderSink",
     "UnknownTicket",
-    "WebhookSink",
     "close_ticket",
-    "deliver_pending",
     "get_ticket",
     "list_tickets",
     "record_event",
@@ -82,7 +78,7 @@ def record_finding(session: Session, finding: Finding, sinks: list[str]) -> Tick
     ticket.evidence = json.dumps(finding.evidence, default=str)
     session.add(ticket)
     event = TicketEventRow(ticket_id=ticket.id, fingerprint=fingerprint, kind=kind, at=now, day=finding.day,
-                           body=json.dumps(finding.to_dict(), default=str))
+                           body=json.dumps(finding.to_dict(), default=str), uid=new_uid())
     session.add(event)
     session.flush()
     _queue(session, event, sinks)
@@ -98,7 +94,7 @@ def record_event(session: Session, ticket: TicketRow, kind: str, fingerprint: st
     if seen is not None:
         return False
     event = TicketEventRow(ticket_id=ticket.id, fingerprint=fingerprint, kind=kind, at=utcnow(), day=day,
-                           body=json.dumps(body, default=str))
+                           body=json.dumps(body, default=str), uid=new_uid())
     session.add(event)
     session.flush()
     _queue(session, event, sinks)
@@ -160,17 +156,23 @@ def ticket_dict(ticket: TicketRow, events: list[TicketEventRow] | None = None) -
 
 
 class FolderSink:
-    """Writes ``ticket-<id>.json`` and ``ticket-<id>.md`` (the whole ticket, rewritten on each event)."""
+    """Writes ``ticket-<id>.json`` and ``ticket-<id>.md`` (the whole ticket, rewritten on each event), and
+    each registry event as ``events/<time>-<type>-<id>.json`` (the webhook's payload; a redelivery rewrites it)."""
 
     name = "folder"
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def deliver(self, ticket: dict, event: dict) -> None:
-        base = self.folder / f"ticket-{ticket['id']:05d}"
-        atomic_write(base.with_suffix(".json"), json.dumps(ticket, indent=2, default=str))
-        atomic_write(base.with_suffix(".md"), render_markdown(ticket))
+    def deliver(self, message: Message) -> None:
+        if message.ticket is not None:
+            base = self.folder / f"ticket-{message.ticket['id']:05d}"
+            atomic_write(base.with_suffix(".json"), json.dumps(message.ticket, indent=2, default=str))
+            atomic_write(base.with_suffix(".md"), render_markdown(message.ticket))
+            return
+        stamp = re.sub(r"[^0-9T]", "", message.at[:19]) + "Z"
+        path = self.folder / "events" / f"{stamp}-{message.type}-{message.uid}.json"
+        atomic_write(path, json.dumps(message.payload, indent=2, default=str, ensure_ascii=False))
 
 
 def render_markdown(ticket: dict) -> str:
@@ -216,81 +218,3 @@ def _code(text: object) -> str:
     fence = "`" * (_longest_backtick_run(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
-
-
-class WebhookSink:
-    """POSTs ``{"ticket": ..., "event": ...}`` as JSON; retries with backoff, then raises."""
-
-    name = "webhook"
-
-    def __init__(self, url: str, *, attempts: int = 3, timeout: float = 5.0, backoff: float = 0.2):
-        self.url = url
-        self.attempts = attempts
-        self.timeout = timeout
-        self.backoff = backoff
-
-    def deliver(self, ticket: dict, event: dict) -> None:
-        payload = json.dumps({"ticket": ticket, "event": event}, default=str).encode()
-        last = ""
-        for attempt in range(self.attempts):
-            request = urllib.request.Request(self.url, data=payload, method="POST",
-                                             headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    if 200 <= response.status < 300:
-                        return
-                    last = f"HTTP {response.status}"
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-            except (urllib.error.URLError, OSError) as exc:
-                last = str(getattr(exc, "reason", exc))
-            if attempt + 1 < self.attempts:
-                time.sleep(self.backoff * 2**attempt)
-        raise ConnectionError(f"webhook {self.url} failed after {self.attempts} attempts: {last}")
-
-
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    failed: list[str] = field(default_factory=list)  # one line per delivery still pending
-
-    def to_dict(self) -> dict:
-        return {"delivered": self.delivered, "failed": self.failed}
-
-
-def deliver_pending(store: Store, sinks: dict[str, FolderSink | WebhookSink]) -> DeliveryReport:
-    """Deliver every pending outbox row to its sink; failures stay pending."""
-    report = DeliveryReport()
-    with store.session() as session:
-        pending = session.exec(select(DeliveryRow).where(DeliveryRow.status == "pending").order_by(DeliveryRow.id)).all()
-    cache: dict[int, dict] = {}
-    for delivery in pending:
-        sink = sinks.get(delivery.sink)
-        if sink is None:
-            report.failed.append(f"event {delivery.event_id}: sink {delivery.sink!r} is not configured")
-            continue
-        with store.session() as session:
-            event = session.get(TicketEventRow, delivery.event_id)
-            if event.ticket_id not in cache:
-                ticket, events = get_ticket(store, event.ticket_id)
-                cache[event.ticket_id] = ticket_dict(ticket, events)
-        event_dict = {"id": event.id, "kind": event.kind, "at": event.at.isoformat(),
-                      "day": event.day.isoformat() if event.day else None, "body": json.loads(event.body)}
-        error = None
-        try:
-            sink.deliver(cache[event.ticket_id], event_dict)
-        except (ConnectionError, OSError) as exc:
-            error = str(exc)
-        with store.session() as session:
-            row = session.get(DeliveryRow, delivery.id)
-            row.attempts += 1
-            row.updated_at = utcnow()
-            if error is None:
-                row.status = "delivered"
-                row.last_error = None
-                report.delivered += 1
-            else:
-                row.last_error = error
-                report.failed.append(f"event {delivery.event_id} to {delivery.sink}: {error}")
-            session.add(row)
-    return report

@@ -30,8 +30,11 @@ pyahocorasick cannot read it.
 ``CURRENT`` are written atomically (:mod:`rulelife._files`: a temporary file,
 fsync, rename), so a reader sees the old or the new pointer, never half of
 one, and mode 0644, so a runtime under another user can read them. Rollback
-is re-pointing ``CURRENT``. A build or publish first removes the temporary
-files a killed one left in the folder.
+is re-pointing ``CURRENT``; ``PIN`` (written by a rollback, removed by an
+unpin) says which bundle publishing must leave in place, by whom and why.
+``history.jsonl`` has one line per move of ``CURRENT`` (and per unpin): when,
+what, the bundle before, who and why. A build or publish first removes the
+temporary files a killed one left in the folder.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ import json
 import logging
 import pickle
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -64,7 +68,8 @@ if TYPE_CHECKING:  # the pydantic models are for annotations only: serving never
     from rulelife.config import Settings
     from rulelife.rules.definition import Rule
 
-__all__ = ["Bundle", "BundleDiff", "BundleStore", "PublishResult", "ServingSettings", "diff_bundles", "read_bundle"]
+__all__ = ["Bundle", "BundleDiff", "BundleStore", "Pin", "PublishResult", "ServingSettings", "diff_bundles",
+           "read_bundle"]
 
 MAGIC = b"RULELIFE-BUNDLE 1\n"
 MAGIC_SHADOW = b"RULELIFE-BUNDLE 2\n"  # the same layout, with shadow rules (see the module docstring)
@@ -394,11 +399,38 @@ def diff_bundles(a: Bundle, b: Bundle) -> BundleDiff:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """A bundle publishing must leave in place (a rollback's), until someone unpins it.
+
+    ``forced`` names the rules the rollback served although the registry had
+    taken them out of traffic, each with the state it was in then.
+    """
+
+    number: int
+    actor: str
+    reason: str
+    at: str
+    forced: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "actor": self.actor, "reason": self.reason, "at": self.at,
+                "forced": dict(self.forced)}
+
+
+@dataclass(frozen=True)
 class PublishResult:
     bundle: Bundle
     built: bool  # a new bundle file was written
     published: bool  # CURRENT moved
     repaired: str | None = None  # what was wrong with the damaged CURRENT this publish replaced
+    pin: Pin | None = None  # the pin that held CURRENT (the registry's rules were not published)
+    narrowed: tuple[str, ...] = ()  # rules taken out of the pinned bundle because the registry took them out
+    waiting: dict | None = None  # what the registry would change in the pinned bundle: added, removed, changed
+
+
+# Roots whose bundle lock this thread holds: a publish that already holds it
+# (to read the registry under it) builds and points without locking again.
+_held = threading.local()
 
 
 class BundleStore:
@@ -418,11 +450,28 @@ class BundleStore:
     def path_of(self, number: int) -> Path:
         return self.root / f"bundle-{number:06d}.rlb"
 
+    @property
+    def pin_file(self) -> Path:
+        return self.root / "PIN"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's writer lock, re-entrant in one thread: what a caller reads inside
+        (the registry, before a publish) cannot change under a concurrent writer of this folder."""
+        with self._locked():
+            yield
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        key = str(self.root.resolve())
+        roots = _held.__dict__.setdefault("roots", set())
+        if key in roots:
+            yield  # this thread holds it already: build and point inside a caller's lock
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time; readers never lock
+            roots.add(key)
             try:
                 # Every writer of this folder holds the lock, so any temporary file
                 # here now is a killed publish's leftover.
@@ -432,6 +481,7 @@ class BundleStore:
                                 removed, self.root)
                 yield
             finally:
+                roots.discard(key)
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def numbers(self) -> list[int]:
@@ -484,24 +534,31 @@ class BundleStore:
             return None
         return header if isinstance(header, dict) else None
 
-    def publish(self, number: int, *, actor: str = "", action: str = "publish") -> Bundle:
-        """Verify bundle ``number`` and point ``CURRENT`` at it atomically."""
+    def publish(self, number: int, *, actor: str = "", action: str = "publish", reason: str = "",
+                extra: dict | None = None) -> Bundle:
+        """Verify bundle ``number`` and point ``CURRENT`` at it atomically; ``reason`` and ``extra``
+        (e.g. the rules a forced rollback served) go in its history line."""
         with self._locked():
             bundle = self.load(number)
+            try:
+                before = self.pointer()
+            except BundleIntegrityError:
+                before = None
             pointer = {"number": bundle.number, "file": bundle.path.name, "checksum": bundle.checksum}
             atomic_write(self.current_file, json.dumps(pointer).encode() + b"\n")
-            entry = {
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "action": action,
-                "number": number,
-                "actor": actor,
-            }
-            with open(self.history_file, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry) + "\n")
+            self._append_history(action, number, actor, reason, previous=before["number"] if before else None,
+                                 checksum=bundle.checksum, **(extra or {}))
             return bundle
 
+    def _append_history(self, action: str, number: int, actor: str, reason: str, **fields) -> None:
+        entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "number": number,
+                 "actor": actor, "reason": reason, **fields}
+        with open(self.history_file, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
     def build_and_point(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "", lexicon=None,
-                        serving: ServingSettings | None = None) -> PublishResult:
+                        serving: ServingSettings | None = None, reason: str = "",
+                        extra: dict | None = None) -> PublishResult:
         """:meth:`build` then point CURRENT at the bundle unless it already does.
 
         A damaged CURRENT is replaced, not a reason to fail: publishing is the
@@ -516,7 +573,8 @@ class BundleStore:
             log.warning("replacing the damaged CURRENT with a pointer to bundle %s: %s", bundle.number, exc)
         if pointer is not None and pointer["number"] == bundle.number:
             return PublishResult(bundle, built, False)
-        return PublishResult(self.publish(bundle.number, actor=actor), built, True, repaired)
+        return PublishResult(self.publish(bundle.number, actor=actor, reason=reason, extra=extra), built, True,
+                             repaired)
 
     def pointer(self) -> dict | None:
         """The parsed CURRENT pointer, or None before the first publish.
@@ -595,17 +653,69 @@ class BundleStore:
         lines = self.history_file.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def rollback(self, number: int | None = None, *, actor: str = "") -> Bundle:
-        """Point CURRENT at bundle ``number``, or at the one published before the current one."""
-        if number is None:
-            pointer = self.pointer()
-            current = pointer["number"] if pointer else None
-            # Walk back along publishes (not rollbacks), so repeated rollbacks
-            # keep going back: published 1, 2, 3 → rollback to 2 → rollback to 1.
-            published = [e["number"] for e in self.history() if e.get("action") == "publish"]
-            position = max((i for i, n in enumerate(published) if n == current), default=len(published))
-            earlier = [n for n in published[:position] if n != current]
-            if not earlier:
-                raise BundleError("nothing to roll back to: no bundle was published before the current one")
-            number = earlier[-1]
-        return self.publish(number, actor=actor, action="rollback")
+    def rollback_target(self, number: int | None = None) -> int:
+        """``number``, or the bundle published before the current one."""
+        if number is not None:
+            return number
+        pointer = self.pointer()
+        current = pointer["number"] if pointer else None
+        # Walk back along publishes (not rollbacks), so repeated rollbacks
+        # keep going back: published 1, 2, 3 → rollback to 2 → rollback to 1.
+        published = [e["number"] for e in self.history() if e.get("action") == "publish"]
+        position = max((i for i, n in enumerate(published) if n == current), default=len(published))
+        earlier = [n for n in published[:position] if n != current]
+        if not earlier:
+            raise BundleError("nothing to roll back to: no bundle was published before the current one")
+        return earlier[-1]
+
+    def rollback(self, number: int | None = None, *, actor: str = "", reason: str = "",
+                 extra: dict | None = None) -> Bundle:
+        """Point CURRENT at bundle ``number``, or at the one published before the current one.
+
+        This is the bare pointer move; :func:`rulelife.serving.publish.rollback` is the one that checks
+        the registry and pins the bundle.
+        """
+        with self._locked():
+            return self.publish(self.rollback_target(number), actor=actor, action="rollback", reason=reason,
+                                extra=extra)
+
+    def pinned(self) -> Pin | None:
+        """The pin, or None. Raises :class:`BundleIntegrityError` when ``PIN`` is not one this folder wrote."""
+        try:
+            data = json.loads(self.pin_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise BundleIntegrityError(f"{self.pin_file} is damaged ({exc}); lift it with `rulelife bundle unpin`"
+                                       ) from None
+        try:
+            forced = {str(k): str(v) for k, v in (data.get("forced") or {}).items()}
+            pin = Pin(number=data["number"], actor=str(data["actor"]), reason=str(data["reason"]),
+                      at=str(data["at"]), forced=forced)
+        except (KeyError, TypeError, AttributeError):
+            pin = None
+        if pin is None or type(pin.number) is not int:
+            raise BundleIntegrityError(f"{self.pin_file} is damaged (it does not name a bundle, who and why); "
+                                       "lift it with `rulelife bundle unpin`")
+        return pin
+
+    def pin(self, number: int, *, actor: str, reason: str, forced: dict[str, str] | None = None) -> Pin:
+        """Pin bundle ``number``: publishing leaves CURRENT alone until :meth:`unpin`."""
+        with self._locked():
+            pin = Pin(number, actor, reason, datetime.now(UTC).isoformat(timespec="seconds"), dict(forced or {}))
+            atomic_write(self.pin_file, json.dumps(pin.to_dict(), sort_keys=True).encode() + b"\n")
+            return pin
+
+    def unpin(self, *, actor: str, reason: str = "") -> Pin | None:
+        """Lift the pin (a damaged one too) and say so in the history; return the pin lifted, None if none."""
+        with self._locked():
+            try:
+                pin = self.pinned()
+            except BundleIntegrityError as exc:
+                pin = Pin(-1, "", str(exc), "")  # lifted all the same: a damaged pin must not block publishing
+            if pin is None:
+                return None
+            self.pin_file.unlink()
+            self._append_history("unpin", pin.number if pin.number >= 0 else None, actor, reason,
+                                 pinned_by=pin.actor, pin_reason=pin.reason)
+            return pin

@@ -14,6 +14,8 @@ __all__ = [
     "DatasetRow",
     "DeliveryRow",
     "EvaluationRow",
+    "EventDeliveryRow",
+    "EventRow",
     "NightlyRunRow",
     "PromotionRow",
     "ResidualBaselineRow",
@@ -226,22 +228,65 @@ class TicketEventRow(SQLModel, table=True):
     at: datetime
     day: date | None = None
     body: str = Field(default="{}", sa_type=Text)
+    # The id a receiver de-duplicates on (sent as Idempotency-Key); NULL on rows
+    # written before events had ids, which are sent as ``ticket-event-<id>``.
+    uid: str | None = Field(default=None, max_length=64)
 
 
-class DeliveryRow(SQLModel, table=True):
-    """The outbox: one row per ticket event and sink until it is delivered.
+class _Delivery(SQLModel):
+    """What an outbox row holds, whichever kind of event it carries.
+
+    ``status``: pending (delivered by the next run), delivered, or dead (the
+    receiver refused it for good, e.g. HTTP 400: kept, reported, not retried
+    until `rulelife events retry`). ``next_attempt_at``: the receiver asked
+    (Retry-After) not to be called before then.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(index=True)
+    sink: str = Field(max_length=40)
+    status: str = Field(default="pending", max_length=20, index=True)  # pending | delivered | dead
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    updated_at: datetime
+    next_attempt_at: datetime | None = None
+
+
+class DeliveryRow(_Delivery, table=True):
+    """The tickets' outbox: one row per ticket event and sink until it is delivered.
     A failed delivery stays pending for the next run; nothing is lost."""
 
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("event_id", "sink", name="uq_delivery"),)
 
+
+class EventRow(SQLModel, table=True):
+    """A registry event: a rule changed state, a promotion was refused, a bundle was published or rolled back.
+
+    Written in the transaction of the change it reports (a bundle's, from its
+    publish history), so an event exists exactly when its change does.
+    ``uid`` is the stable id a receiver de-duplicates on. ``queued`` turns
+    true once the event has an outbox row for each sink configured when it
+    was first delivered.
+    """
+
+    __tablename__ = "registry_events"
+
     id: int | None = Field(default=None, primary_key=True)
-    event_id: int = Field(index=True)
-    sink: str = Field(max_length=40)
-    status: str = Field(default="pending", max_length=20, index=True)  # pending | delivered
-    attempts: int = 0
-    last_error: str | None = Field(default=None, sa_type=Text)
-    updated_at: datetime
+    uid: str = Field(unique=True, max_length=64)
+    type: str = Field(max_length=60, index=True)  # rule.promoted, bundle.rolled_back, ... (README: Events)
+    at: datetime = Field(index=True)
+    actor: str = Field(default="", max_length=200)
+    subject: str = Field(max_length=220, index=True)  # a rule id, or bundle:<number>
+    data: str = Field(default="{}", sa_type=Text)
+    queued: bool = Field(default=False, index=True)
+
+
+class EventDeliveryRow(_Delivery, table=True):
+    """The registry events' outbox: one row per event and sink until it is delivered."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "sink", name="uq_event_delivery"),)
 
 
 class NightlyRunRow(SQLModel, table=True):

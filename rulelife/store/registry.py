@@ -19,7 +19,7 @@ from rulelife.errors import LifecycleError, RuleError, UnknownRule
 from rulelife.rules.definition import Rule, RuleFile
 from rulelife.rules.lifecycle import State, check_transition, parse_state
 from rulelife.rules.lint import lint_rules
-from rulelife.store import AuditRow, RuleStateRow, RuleVersionRow, Store, utcnow
+from rulelife.store import AuditRow, RuleStateRow, RuleVersionRow, Store, events, utcnow
 
 __all__ = [
     "RuleDetails",
@@ -30,7 +30,10 @@ __all__ = [
     "audit_log",
     "extend_expiry",
     "get_status",
+    "last_changes",
     "list_rules",
+    "record_forced_serving",
+    "record_refusal",
     "rule_definition",
     "rule_details",
     "shadow_rules",
@@ -98,9 +101,11 @@ def _status(row: RuleStateRow) -> RuleStatus:
     )
 
 
-def _audit(session: Session, **values) -> None:
+def _audit(session: Session, **values) -> AuditRow:
     evidence = values.pop("evidence", None) or {}
-    session.add(AuditRow(at=utcnow(), evidence=json.dumps(evidence, sort_keys=True, default=str), **values))
+    row = AuditRow(at=utcnow(), evidence=json.dumps(evidence, sort_keys=True, default=str), **values)
+    session.add(row)
+    return row
 
 
 def _state_row(session: Session, rule_id: str, *, lock: bool = False) -> RuleStateRow:
@@ -240,8 +245,10 @@ def apply_transition(
     version = row.latest_version if target in (State.SHADOW, State.ACTIVE) else row.version
     check_transition(rule_id, current, target, same_version=version == row.version)
     now = utcnow()
-    _audit(session, rule_id=rule_id, actor=actor, action=action or target.value, from_state=current,
-           to_state=target, from_version=row.version, to_version=version, reason=reason, evidence=evidence)
+    audit = _audit(session, rule_id=rule_id, actor=actor, action=action or target.value, from_state=current,
+                   to_state=target, from_version=row.version, to_version=version, reason=reason, evidence=evidence)
+    session.flush()  # the audit row's id goes in the event
+    events.record_transition(session, audit, row.intent)
     row.state = target
     row.version = version
     row.updated_at = now
@@ -266,7 +273,50 @@ def extend_expiry(
     row.expires_at = now + timedelta(days=days)
     row.updated_at = now
     session.add(row)
+    events.record(session, "rule.revalidated", subject=rule_id, actor=actor, data={
+        "rule_id": rule_id, "intent": row.intent, "version": row.version, "expires_at": row.expires_at,
+        "reason": reason, "evidence": events.scalars(evidence)})
     return _status(row)
+
+
+# Audit actions that record something about a rule without changing its state or served version.
+NOT_CHANGES = ("promote_refused", "revalidate", "rollback_forced")
+
+
+def record_refusal(session: Session, rule_id: str, *, actor: str, target: State, version: str,
+                   reasons: list[str], evidence: dict | None = None) -> None:
+    """Put a refused promotion in the audit log and the events; the rule's state is left as it was."""
+    row = _state_row(session, rule_id)
+    reason = "promotion gate refused: " + "; ".join(reasons)
+    _audit(session, rule_id=rule_id, actor=actor, action="promote_refused", from_state=row.state,
+           to_state=row.state, from_version=row.version, to_version=version, reason=reason,
+           evidence={"target": target.value, "reasons": reasons, **(evidence or {})})
+    events.record(session, "rule.promotion_refused", subject=rule_id, actor=actor, data={
+        "rule_id": rule_id, "intent": row.intent, "state": row.state, "target": target.value, "version": version,
+        "reasons": reasons, "evidence": events.scalars(evidence)})
+
+
+def record_forced_serving(session: Session, rule_id: str, *, actor: str, version: str, reason: str) -> None:
+    """Audit a forced rollback that serves ``version`` of a rule the registry took out of traffic;
+    the rule's state is left as it is."""
+    row = _state_row(session, rule_id)
+    _audit(session, rule_id=rule_id, actor=actor, action="rollback_forced", from_state=row.state,
+           to_state=row.state, from_version=row.version, to_version=version, reason=reason)
+
+
+def last_changes(store: Store, rule_ids: Iterable[str]) -> dict[str, AuditRow]:
+    """The newest audit row that changed each rule's state or served version: not a refusal, a
+    re-validation, a forced rollback's note, nor an edit of an active rule that waits for promotion."""
+    wanted = sorted(set(rule_ids))
+    if not wanted:
+        return {}
+    pending_edit = (AuditRow.action == "new_version") & (AuditRow.from_state == AuditRow.to_state)
+    with store.session() as session:
+        rows = session.exec(
+            select(AuditRow).where(AuditRow.rule_id.in_(wanted), AuditRow.action.notin_(NOT_CHANGES), ~pending_edit)
+            .order_by(AuditRow.at, AuditRow.id)
+        ).all()
+    return {row.rule_id: row for row in rows}  # ascending: the newest wins
 
 
 def get_status(store: Store, rule_id: str) -> RuleStatus:

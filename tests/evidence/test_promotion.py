@@ -103,10 +103,16 @@ def test_a_refusal_lists_every_reason_and_changes_nothing(ws):
     assert any(r.startswith("agreement with the model 93.8%") for r in reasons)
     assert any("safety intents" in r and "return_request: 20" in r for r in reasons)
     assert registry.get_status(store, "order_tracking.my_order").state == State.CANDIDATE
-    assert len(registry.audit_log(store)) == audit_before
+    # The refusal is on the record (audit and evaluation), and nothing else moved.
+    audit = registry.audit_log(store)
+    assert len(audit) == audit_before + 1
+    assert (audit[-1].action, audit[-1].from_state, audit[-1].to_state) == ("promote_refused", "candidate", "candidate")
+    assert audit[-1].reason == "promotion gate refused: " + "; ".join(reasons)
     with store.session() as session:
         assert session.exec(select(PromotionRow)).all() == []
-        assert session.exec(select(EvaluationRow)).all() == []
+        evaluation = session.exec(select(EvaluationRow)).one()
+    assert (evaluation.passed, json.loads(evaluation.reasons)) == (False, reasons)
+    assert json.loads(audit[-1].evidence)["evaluation_id"] == evaluation.id
     assert BundleStore(ws.bundle_dir).pointer() is None
     # Beside each reason, the numbers it judged, for a program to read.
     result = promotion.evaluate(ws, "order_tracking.my_order", record=False)
@@ -247,10 +253,12 @@ def test_promote_many_keeps_going_past_a_refusal_and_publishes_once(ws):
     assert list(refused.reasons) == single.decision.reasons and len(refused.reasons) == 3
     assert (promoted.agreement, promoted.reasons) == (1.0, ())
 
-    # The refused rule is untouched: no evaluation, promotion or audit row of its own.
-    assert len(registry.audit_log(store, "order_tracking.my_order")) == audit_before
+    # The refused rule stays where it was; its refusal is recorded (evaluation and audit), not a promotion.
+    refusals = registry.audit_log(store, "order_tracking.my_order")[audit_before:]
+    assert [(a.action, a.to_state) for a in refusals] == [("promote_refused", "candidate")]
     with store.session() as session:
-        assert [e.rule_id for e in session.exec(select(EvaluationRow)).all()] == ["faq.opening_hours"]
+        assert sorted((e.rule_id, e.passed) for e in session.exec(select(EvaluationRow)).all()) == [
+            ("faq.opening_hours", True), ("order_tracking.my_order", False)]
         assert [p.rule_id for p in session.exec(select(PromotionRow)).all()] == ["faq.opening_hours"]
     assert result.published.bundle.number == 1 and BundleStore(ws.bundle_dir).numbers() == [1]
 
@@ -286,3 +294,40 @@ def test_evaluate_many_records_each_evaluation_and_changes_no_state(ws):
     assert [(r.rule_id, r.passed, r.actor) for r in rows] == [
         ("faq.opening_hours", True, "ana"), ("order_tracking.my_order", False, "ana")]
     assert {s.state for s in registry.list_rules(store)} == {State.CANDIDATE}
+
+
+def test_stored_evaluations_are_listed_shown_and_compared(ws):
+    """A refused promotion keeps its evaluation; after narrowing the rule, the two compare side by side."""
+    rule_id = "order_tracking.my_order"
+    promotion.build_rule_dataset(ws, rule_id)
+    with pytest.raises(GateRefused):
+        promotion.promote(ws, rule_id, actor="ben")
+    (ws.rules_dir / "order_tracking" / "my_order.yaml").write_text(MY_ORDER.replace('["my order"]',
+                                                                                   '["where is my order"]'))
+    registry.sync_workspace(ws, actor="ana")
+    promotion.build_rule_dataset(ws, rule_id)
+    promotion.evaluate(ws, rule_id, actor="ana")
+
+    def cli(*args):
+        result = runner.invoke(app, ["--workspace", str(ws.root), "evaluations", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    listed = cli("list", rule_id)
+    assert [(e["actor"], e["passed"]) for e in listed] == [("ana", False), ("ben", False)]  # newest first
+    refused = cli("show", rule_id, str(listed[1]["id"]))
+    # The refusal's figures: 300 of the 320 fires agree; 17 + 20 of the rows are return requests it answered.
+    assert (refused["agreement"], refused["rows"], refused["safety_false_positives"]) == (300 / 320, 300, 37)
+    assert len(refused["reasons"]) == 3 and refused["metrics"]["rule_version"] == refused["rule_version"]
+    assert cli("show", rule_id)["id"] == listed[0]["id"]  # default: the newest
+    compared = cli("compare", rule_id)
+    rows = {row["what"]: row for row in compared["rows"]}
+    # Narrowed to "where is my order": the return requests are gone, agreement is whole; the word 'order'
+    # still lives next to return requests, the one reason left.
+    assert (rows["agreement"]["a"], rows["agreement"]["b"], rows["agreement"]["change"]) == (300 / 320, 1.0, 0.0625)
+    assert (rows["safety_false_positives"]["change"], rows["version"]["change"]) == (-37, "changed")
+    assert compared["reasons_gone"] == refused["reasons"][1:] and compared["reasons_new"] == []
+    result = runner.invoke(app, ["--workspace", str(ws.root), "evaluations", "show", rule_id, "999"])
+    assert result.exit_code == 1 and f"evaluation 999 is not one of {rule_id}'s" in result.output
+    result = runner.invoke(app, ["--workspace", str(ws.root), "evaluations", "compare", "faq.opening_hours"])
+    assert result.exit_code == 1 and "faq.opening_hours has 0 stored evaluation(s); compare needs two" in result.output

@@ -20,26 +20,9 @@ from rulelife.errors import JobLocked, LogError
 from rulelife.monitoring import nightly, tickets
 from rulelife.monitoring.contract import Action, Finding, Monitor, Severity
 from rulelife.rules.lifecycle import State
-from rulelife.serving import publish
 from rulelife.serving.bundle import BundleStore
 from rulelife.store import DailyMetricRow, DeliveryRow, NightlyRunRow, Store, TicketEventRow, registry, utcnow
 
-WHERE = """\
-id: order_tracking.where
-intent: order_tracking
-patterns: ["where is my order"]
-locales: ["en-US"]
-owner: ds
-description: Where is my order.
-"""
-HOURS = """\
-id: faq.hours
-intent: faq
-patterns: ["opening hours"]
-locales: ["*"]
-owner: ds
-description: Opening hours.
-"""
 DAY1, DAY2 = date(2026, 2, 1), date(2026, 2, 2)
 
 
@@ -73,18 +56,8 @@ class AlwaysTicket(Monitor):
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, monkeypatch):
-    url, schema = db_url
-    if schema:
-        monkeypatch.setenv("RULELIFE_DB_SCHEMA", schema)
-    workspace = Workspace.create(tmp_path / "ws", db_url=url)
-    for name, text in (("order_tracking/where.yaml", WHERE), ("faq/hours.yaml", HOURS)):
-        (workspace.rules_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (workspace.rules_dir / name).write_text(text)
-    registry.sync_workspace(workspace, actor="ana")
-    for rule_id in ("order_tracking.where", "faq.hours"):
-        publish.set_state(workspace, rule_id, "active", actor="ana", reason="test setup")
-    return workspace
+def ws(live_workspace):
+    return live_workspace
 
 
 def runtime_log(ws: Workspace, day: date, where_agree: int, where_disagree: int, *, write: bool = True) -> pd.DataFrame:
@@ -298,17 +271,23 @@ def test_webhook_retries_and_keeps_failed_deliveries(ws, webhook, monkeypatch):
     _Hook.fail_left = 1  # the first attempt fails, the retry succeeds
     report = nightly.run_nightly(ws, DAY1, monitors=[AlwaysTicket()])
     assert report.exit_code == 0
-    assert sorted(p["ticket"]["subject"] for p in _Hook.received) == ["faq.hours", "order_tracking.where"]
+    tickets_sent = [p for p in _Hook.received if p["type"].startswith("ticket.")]
+    assert sorted(p["ticket"]["subject"] for p in tickets_sent) == ["faq.hours", "order_tracking.where"]
+    # The set-up's registry events go out too: two promotions and the two publishes they made.
+    assert sorted(p["type"] for p in _Hook.received if not p["type"].startswith("ticket.")) == [
+        "bundle.published", "bundle.published", "rule.promoted", "rule.promoted"]
 
     _Hook.fail_left = 10  # down for the whole of the next run
     runtime_log(ws, DAY2, where_agree=20, where_disagree=0)
     report = nightly.run_nightly(ws, DAY2, monitors=[AlwaysTicket()])
     assert report.exit_code == nightly.EXIT_DELIVERY_PENDING
+    # The first event is tried twice (503 each time); the second is not tried once the webhook failed.
     assert len(report.deliveries.failed) == 2 and "503" in report.deliveries.failed[0]
+    assert "not tried, webhook failed earlier in this run" in report.deliveries.failed[1]
     _Hook.fail_left = 0  # back up: the next run delivers what was kept
     report = nightly.run_nightly(ws, DAY2, monitors=[AlwaysTicket()])
     assert report.exit_code == 0 and report.deliveries.delivered == 2
-    assert len(_Hook.received) == 4
+    assert len(_Hook.received) == 8
 
 
 def test_bad_input_is_explained(ws):
