@@ -93,7 +93,7 @@ def bench_throughput(queries: int, reps: int, progress=print) -> dict:
         "duplicate_share": 1 - len(pairs) / len(texts),
         "duplicate_text_share": 1 - len(set(texts)) / len(texts),
         "reps": reps,
-        "target_ratio": 1.5,
+        "target_ratio": 1.3,
         "simulated": _summary(simulated, len(texts)),
         "unique": _summary(unique, len(unique_texts)),
     }

@@ -40,6 +40,7 @@ from typing import NamedTuple
 from rulelife.errors import BundleError
 from rulelife.rules.matcher import Explanation, LexiconVeto, as_list
 from rulelife.rules.normalize import normalize
+from rulelife.serving import signing
 from rulelife.serving.bundle import Bundle, BundleStore, ServingSettings
 
 __all__ = ["Decision", "Health", "Match", "RuleClassifier", "format_lexicon_veto", "format_shadow_rules",
@@ -48,6 +49,8 @@ __all__ = ["Decision", "Health", "Match", "RuleClassifier", "format_lexicon_veto
 log = logging.getLogger("rulelife.serving.runtime")
 
 _SCALE = float(1 << 64)
+_blake2b = hashlib.blake2b
+_new_tuple = tuple.__new__  # builds a named tuple without the Python-level __new__ of its class
 
 
 def in_shadow_sample(query_id: str, rate: float) -> bool:
@@ -180,11 +183,12 @@ class Health:
 class _Serving:
     """Everything ``classify`` reads, behind one reference, so a refresh swaps it whole."""
 
-    __slots__ = ("bundle", "matcher", "number", "shadow_rate", "max_text_length", "pointer")
+    __slots__ = ("bundle", "matcher", "match", "number", "shadow_rate", "max_text_length", "pointer")
 
     def __init__(self, bundle: Bundle, pointer: dict | None, settings: ServingSettings):
         self.bundle = bundle
         self.matcher = bundle.matcher
+        self.match = bundle.matcher.match_normalized  # bound once, not per request
         self.number = bundle.number
         self.shadow_rate = settings.shadow_rate
         self.max_text_length = settings.max_text_length
@@ -220,16 +224,28 @@ class RuleClassifier:
         Longest message (characters) a rule may answer; a longer one is a
         miss (the model answers), so one request's cost is bounded. Default
         as ``shadow_rate``: the workspace's, carried in the bundle.
+    public_key
+        The Ed25519 public key (a PEM file's path, PEM bytes or a key object;
+        default: the file ``$RULELIFE_BUNDLE_PUBLIC_KEY`` names, if set) whose
+        signature every bundle must carry. An unsigned or wrongly signed
+        bundle is then refused like a damaged one: the last good bundle keeps
+        serving and :meth:`health` says why. Without a key, bundles are
+        checked against their checksum only, which stops accidents, not
+        someone who can write the bundle folder.
     """
 
-    def __init__(self, store: Path | str, *, shadow_rate: float | None = None, max_text_length: int | None = None):
+    def __init__(self, store: Path | str, *, shadow_rate: float | None = None, max_text_length: int | None = None,
+                 public_key=None):
         if shadow_rate is not None and not 0.0 <= shadow_rate <= 1.0:
             raise ValueError(f"shadow_rate must be between 0 and 1, got {shadow_rate}; omit it to use the "
                              "workspace's setting carried in the bundle")
         if max_text_length is not None and (not isinstance(max_text_length, int) or max_text_length < 1):
             raise ValueError(f"max_text_length must be a positive integer, got {max_text_length!r}; omit it to "
                              "use the workspace's setting carried in the bundle")
-        self.store = BundleStore(Path(store))
+        if public_key is None and os.environ.get(signing.PUBLIC_KEY_ENV):
+            public_key = os.environ[signing.PUBLIC_KEY_ENV]
+        self.store = BundleStore(Path(store),
+                                 public_key=signing.load_public_key(public_key) if public_key is not None else None)
         self._overrides = {"shadow_rate": shadow_rate, "max_text_length": max_text_length}
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()  # serialises refreshes, never classify
@@ -246,9 +262,9 @@ class RuleClassifier:
 
     @classmethod
     def from_store(cls, store: Path | str, *, shadow_rate: float | None = None,
-                   max_text_length: int | None = None) -> RuleClassifier:
-        """Load the bundle ``CURRENT`` points to in ``store``."""
-        return cls(store, shadow_rate=shadow_rate, max_text_length=max_text_length)
+                   max_text_length: int | None = None, public_key=None) -> RuleClassifier:
+        """Load the bundle ``CURRENT`` points to in ``store`` (arguments as the class's)."""
+        return cls(store, shadow_rate=shadow_rate, max_text_length=max_text_length, public_key=public_key)
 
     @property
     def bundle(self) -> Bundle:
@@ -276,19 +292,23 @@ class RuleClassifier:
         serving = self._serving  # one read: a concurrent refresh cannot mix bundles
         if len(text) > serving.max_text_length:
             return None
-        result = serving.matcher.match_normalized(normalize(text), locale)
+        result = serving.match(normalize(text), locale)
         if result is None:
-            return None
+            return None  # a miss: no shadow hash, no Match
         return self._match(result, serving, query_id)
 
     @staticmethod
     def _match(result, serving: _Serving, query_id: str | None) -> Match:
+        rate = serving.shadow_rate
         if query_id is None:
-            shadow = random.random() < serving.shadow_rate
-        else:
-            shadow = in_shadow_sample(query_id, serving.shadow_rate)
-        return Match(result.intent, result.rule_id, result.rule_version, serving.number, result.pattern, shadow,
-                     result.fired)
+            shadow = random.random() < rate
+        elif rate <= 0.0 or rate >= 1.0:
+            shadow = rate >= 1.0
+        else:  # in_shadow_sample, inlined: this runs on every rule answer
+            digest = _blake2b(query_id.encode("utf-8"), digest_size=8).digest()
+            shadow = int.from_bytes(digest, "big") / _SCALE < rate
+        rule_id, rule_version, intent, pattern, fired = result
+        return _new_tuple(Match, (intent, rule_id, rule_version, serving.number, pattern, shadow, fired))
 
     def decide(self, text: str, *, locale: str | None = None, query_id: str | None = None) -> Decision:
         """:meth:`classify`'s answer and what the service logs with it, for a hit or a miss.
@@ -364,8 +384,9 @@ class RuleClassifier:
             key = (id(result), shadow)
             match = made.get(key)
             if match is None:
-                match = made[key] = Match(result.intent, result.rule_id, result.rule_version, number,
-                                          result.pattern, shadow, result.fired)
+                rule_id, rule_version, intent, pattern, fired = result
+                match = made[key] = _new_tuple(Match, (intent, rule_id, rule_version, number, pattern, shadow,
+                                                       fired))
             append(match)
         return out
 
@@ -425,7 +446,8 @@ class RuleClassifier:
             if collecting:
                 gc.enable()
         serving = _Serving(bundle, pointer, self._settings_for(bundle))
-        self._shadow_versions[bundle.number] = {rule.id: rule.version for rule in bundle.shadow_rules}
+        shadow = bundle.matcher.shadow_matcher
+        self._shadow_versions[bundle.number] = shadow.versions() if shadow is not None else {}
         self._shadow_versions.move_to_end(bundle.number)
         while len(self._shadow_versions) > _KEPT_SHADOW_VERSIONS:
             self._shadow_versions.popitem(last=False)
