@@ -64,20 +64,23 @@ def format_table(report: dict) -> str:
     lines = [
         f"[1] classify_many, {t['queries']:,} simulated queries ({t['rules']} rules, {t['patterns']} patterns); "
         f"duplicate (text, locale) share {t['duplicate_share']:.1%}; target ratio <= {t['target_ratio']}",
-        f"    {'set':<10}{'texts':>10}{'base µs/q':>11}{'cm µs/q':>10}{'ratio':>8}{'mm ratio':>10}",
+        f"    {'set':<10}{'texts':>10}{'base µs/q':>11}{'cm µs/q':>10}{'ratio':>8}{'mm ratio':>10}{'rs ratio':>10}",
     ]
     for name in ("simulated", "unique"):
         s = t[name]
         lines.append(f"    {name:<10}{s['texts']:>10,}{s['baseline_us_per_query']:>11.2f}"
-                     f"{s['classify_many_us_per_query']:>10.2f}{s['ratio']:>8.2f}{s['ratio_match_many']:>10.2f}")
+                     f"{s['classify_many_us_per_query']:>10.2f}{s['ratio']:>8.2f}{s['ratio_match_many']:>10.2f}"
+                     f"{_ratio(s['ratio_rs']):>10}")
     lat = report["latency"]
     lines.append(f"[2] classify latency, µs (targets at 10K patterns: ratio p50 <= {lat['target_ratio_p50']}, "
                  f"p99 <= {lat['target_ratio_p99']})")
     lines.append(f"    {'patterns':>9}{'match':>7}{'p50':>8}{'p99':>8}{'base p50':>10}{'base p99':>10}"
-                 f"{'r p50':>7}{'r p99':>7}")
+                 f"{'r p50':>7}{'r p99':>7}{'rs p50':>8}{'rs p99':>8}{'rs r p50':>9}{'rs r p99':>9}")
     for r in report["latency"]["rows"]:
         lines.append(f"    {r['patterns']:>9,}{r['match_share']:>7.0%}{r['classify_p50_us']:>8.2f}{r['classify_p99_us']:>8.2f}"
-                     f"{r['baseline_p50_us']:>10.2f}{r['baseline_p99_us']:>10.2f}{r['ratio_p50']:>7.2f}{r['ratio_p99']:>7.2f}")
+                     f"{r['baseline_p50_us']:>10.2f}{r['baseline_p99_us']:>10.2f}{r['ratio_p50']:>7.2f}{r['ratio_p99']:>7.2f}"
+                     f"{_ratio(r.get('classify_rs_p50_us')):>8}{_ratio(r.get('classify_rs_p99_us')):>8}"
+                     f"{_ratio(r.get('ratio_p50_rs')):>9}{_ratio(r.get('ratio_p99_rs')):>9}")
     lines.append(f"[3] read_bundle, s (targets: <= {report['load']['target_s']} s at 100K patterns, <= 1.0x a bare "
                  "build)")
     for r in report["load"]["rows"]:
@@ -95,6 +98,11 @@ def format_table(report: dict) -> str:
     lines.append(f"    load average {meta['load_average'][0]:.2f} -> {meta['load_average_end'][0]:.2f} on "
                  f"{meta['cpus']} CPUs; timer floor {meta['timer_floor_ns']:.0f} ns; {meta['elapsed_s']:.0f} s")
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    """A figure of the optional backend, or "n/a" where ahocorasick-rs is not installed."""
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rulelife.rules.definition import Rule
-from rulelife.rules.matcher import CompiledRule, Matcher, _is_word_char, compile_rule, locale_applies
+from rulelife.rules.matcher import BACKENDS, CompiledRule, Matcher, _is_word_char, compile_rule, locale_applies
 from rulelife.rules.normalize import normalize
 
 
@@ -28,9 +28,10 @@ SHIPPING_ANY = rule("shipping.shipping", ["shipping", "my order"], locales=["*"]
 RULES = [ORDER, CANCEL, RETURN_ES, GUNDAM_JA, REFUND_EN_US, SHIPPING_ANY]
 
 
-@pytest.fixture(scope="module")
-def matcher():
-    return Matcher.from_rules(RULES)
+@pytest.fixture(scope="module", params=BACKENDS)
+def matcher(request):
+    """The same rules on each automaton backend: every test using it runs on both."""
+    return Matcher.from_rules(RULES).with_backend(request.param)
 
 
 def winner(matcher, text, locale=None):
@@ -277,12 +278,13 @@ _RULE_SETS = st.lists(
     min_size=1, max_size=6)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=300, deadline=None)
 @given(_RULE_SETS, _GLUED | _NOISE, st.sampled_from(["en-US", "en", None, "ja-JP"]))
-def test_match_is_the_definition_of_a_match(specs, text, locale):
+def test_match_is_the_definition_of_a_match(backend, specs, text, locale):
     rules = [compile_rule(Rule(id=f"intent_{i}.r{i}", intent=f"intent_{i}", patterns=patterns, exclude=exclude,
                                locales=locales, match=match, priority=priority, owner="tests"))
              for i, (patterns, exclude, locales, match, priority) in enumerate(specs)]
-    result = Matcher(rules).match(text, locale)
+    result = Matcher(rules).with_backend(backend).match(text, locale)
     expected = _reference_match(rules, text, locale)
     assert (None if result is None else (result.rule_id, result.pattern, result.fired)) == expected
