@@ -32,20 +32,24 @@ def keys(tmp_path_factory):
 
 
 def _parts(data: bytes):
-    """(magic line, header, readable part, compiled part) of a bundle file's bytes."""
+    """(magic line, header, readable part, compiled state pickle, automaton node data) of a bundle file's bytes."""
     magic_end = data.index(b"\n") + 1
     header_end = data.index(b"\n", magic_end)
     header = json.loads(data[magic_end:header_end])
     payload = data[header_end + 1 :]
     split = header["rules_bytes"] + header.get("lexicon_bytes", 0)
-    return data[:magic_end], header, payload[:split], payload[split:]
+    state_end = split + header["state_bytes"]
+    return data[:magic_end], header, payload[:split], payload[split:state_end], payload[state_end:]
 
 
-def _rewrite(path, header, front, compiled, magic=b"RULELIFE-BUNDLE 1\n"):
-    """Write a bundle as someone who can write the folder would: the checksum recomputed."""
-    header = {**header, "compiled_bytes": len(compiled), "rules_bytes": len(front) - header.get("lexicon_bytes", 0)}
-    header["checksum"] = _checksum(header, front, compiled)
-    path.write_bytes(magic + json.dumps(header, sort_keys=True).encode() + b"\n" + front + compiled)
+def _rewrite(path, header, front, state, nodes, magic=b"RULELIFE-BUNDLE 1\n"):
+    """Write a bundle as someone who can write the folder would: sizes and checksum recomputed."""
+    header = {**header, "compiled_bytes": len(state) + len(nodes), "state_bytes": len(state),
+              "rules_bytes": len(front) - header.get("lexicon_bytes", 0)}
+    if not nodes:
+        header["automaton_chunks"] = [[], []]
+    header["checksum"] = _checksum(header, front, state, nodes)
+    path.write_bytes(magic + json.dumps(header, sort_keys=True).encode() + b"\n" + front + state + nodes)
     return header["checksum"]
 
 
@@ -102,11 +106,11 @@ def test_a_forged_bundle_with_a_recomputed_checksum_is_refused_when_a_key_is_con
 def test_a_forged_bundle_keeping_the_old_signature_fails_verification(tmp_path, keys):
     store = BundleStore(tmp_path, signing_key=keys["private"])
     signed, _ = store.build_and_publish([WHERE, GREETING])
-    _, old, _, _ = _parts(signed.path.read_bytes())
+    old = _parts(signed.path.read_bytes())[1]
     forged = [r._replace(patterns=(*r.patterns, REFUND)) if r.id == "chitchat.greeting" else r for r in signed.rules]
-    magic, header, front, compiled = _parts(encode_bundle(forged, 1)[0])
+    magic, header, front, state, nodes = _parts(encode_bundle(forged, 1)[0])
     header |= {"signature": old["signature"], "signing_key": old["signing_key"]}
-    _repoint(store, _rewrite(signed.path, header, front, compiled, magic))
+    _repoint(store, _rewrite(signed.path, header, front, state, nodes, magic))
     with pytest.raises(BundleIntegrityError, match="does not verify"):
         BundleStore(tmp_path, public_key=load_public_key(keys["public"])).current()
 
@@ -114,9 +118,9 @@ def test_a_forged_bundle_keeping_the_old_signature_fails_verification(tmp_path, 
 def test_the_signature_covers_the_header(tmp_path, keys):
     store = BundleStore(tmp_path, signing_key=keys["private"])
     bundle, _ = store.build_and_publish([WHERE])
-    magic, header, front, compiled = _parts(bundle.path.read_bytes())
+    magic, header, front, state, nodes = _parts(bundle.path.read_bytes())
     header["serving"] = {"shadow_rate": 0.0, "max_text_length": 4096}  # stop the shadow sample
-    _repoint(store, _rewrite(bundle.path, header, front, compiled, magic))
+    _repoint(store, _rewrite(bundle.path, header, front, state, nodes, magic))
     read_bundle(bundle.path)  # the checksum alone is satisfied ...
     with pytest.raises(BundleIntegrityError, match="does not verify"):  # ... the signature is not
         read_bundle(bundle.path, public_key=load_public_key(keys["public"]))
@@ -171,9 +175,9 @@ def test_a_compiled_state_naming_a_foreign_global_is_refused_loudly_and_never_ru
     clf = RuleClassifier.from_store(tmp_path)
     bundle, _ = store.build_and_publish([WHERE, GREETING])
     marker = tmp_path / "ran"
-    magic, header, front, _ = _parts(bundle.path.read_bytes())
+    magic, header, front, _, _ = _parts(bundle.path.read_bytes())
     hostile = pickle.dumps((_RunsCommand(f"touch {marker}"), None), protocol=5)
-    _repoint(store, _rewrite(bundle.path, header, front, hostile, magic))
+    _repoint(store, _rewrite(bundle.path, header, front, hostile, b"", magic))
 
     with caplog.at_level(logging.ERROR, logger="rulelife.serving.bundle"):
         assert not clf.refresh()
@@ -185,10 +189,10 @@ def test_a_compiled_state_naming_a_foreign_global_is_refused_loudly_and_never_ru
 
 def test_a_compiled_state_of_the_wrong_shape_is_refused_not_rebuilt(tmp_path):
     bundle, _ = BundleStore(tmp_path).build([WHERE])
-    magic, header, front, compiled = _parts(bundle.path.read_bytes())
-    state, shadow = pickle.loads(compiled)
-    forged = pickle.dumps((state[:7] + ([*state[7], 9], *state[8:]), shadow), protocol=5)  # one length too many
-    _rewrite(bundle.path, header, front, forged, magic)
+    magic, header, front, state, nodes = _parts(bundle.path.read_bytes())
+    serving, shadow = pickle.loads(state)
+    forged = pickle.dumps((serving[:7] + ([*serving[7], 9], *serving[8:]), shadow), protocol=5)  # a length too many
+    _rewrite(bundle.path, header, front, forged, nodes, magic)
     with pytest.raises(BundleIntegrityError, match="is not a state rulelife wrote"):
         read_bundle(bundle.path)
 
