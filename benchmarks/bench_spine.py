@@ -85,6 +85,7 @@ def format_table(report: dict) -> str:
                  "build)")
     for r in report["load"]["rows"]:
         parts = " ".join(f"{k}={v:.3f}" for k, v in r["breakdown_s"].items())
+        parts += f"; resident {r['memory']['loaded_mb']:.0f} MB loaded, {r['memory']['peak_mb']:.0f} MB peak"
         lines.append(f"    {r['patterns']:>9,} patterns: read_bundle {r['read_bundle_s']:.3f}  bare build "
                      f"{r['bare_build_s']:.3f}  ratio {r['ratio']:.2f}  ({r['bundle_bytes'] / 1e6:.1f} MB); "
                      f"automaton pickle.loads alone {r['automaton_loads_s']:.3f}")

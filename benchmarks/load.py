@@ -20,12 +20,13 @@ from pathlib import Path
 
 import ahocorasick
 
+from benchmarks._memory import measure_in_subprocess
 from benchmarks._synth import synth_rules
 from benchmarks._timing import interleaved, median, paired_ratio
 from rulelife.rules.matcher import Matcher
 from rulelife.serving.bundle import BundleStore, _checksum, _CompiledOnly, _join_automaton, read_bundle
 
-__all__ = ["bench_load"]
+__all__ = ["bench_load", "loaded_memory"]
 
 # read_bundle's steps in order (the compiled state holds per-rule columns, key table and automaton).
 _STEPS = ("read_bytes", "sha256", "unpickle", "matcher_init")
@@ -77,6 +78,7 @@ def _one_size(patterns: int, reps: int) -> dict:
         seconds = interleaved({"read_bundle": lambda: read_bundle(path), "bare_build": lambda: _bare_build(phrases),
                                "automaton_loads": lambda: pickle.loads(automaton)}, reps)
         steps = [_breakdown(path) for _ in range(reps)]
+        memory = _memory(path)
         size = path.stat().st_size
         header = BundleStore.peek_header(path)
     row = {
@@ -92,10 +94,29 @@ def _one_size(patterns: int, reps: int) -> dict:
         "ratio": paired_ratio(seconds, "read_bundle", "bare_build"),
         "ratio_automaton_loads": paired_ratio(seconds, "read_bundle", "automaton_loads"),
         "seconds_per_rep": seconds,
+        "memory": memory,
     }
     row["breakdown_s"] = {step: median([s[step] for s in steps]) for step in _STEPS}
     row["breakdown_sum_s"] = sum(row["breakdown_s"].values())
     return row
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def loaded_memory(path: str) -> dict:
+    """Resident MB a loaded bundle holds (after minus before the load), run in a fresh interpreter."""
+    before = _resident_mb()
+    bundle = read_bundle(Path(path))
+    gc.collect()
+    return {"loaded_mb": _resident_mb() - before, "patterns": bundle.pattern_count}
+
+
+def _memory(path: Path) -> dict:
+    measured = measure_in_subprocess("benchmarks.load:loaded_memory", {"path": str(path)})
+    return {**measured["result"], "peak_mb": measured["peak_mb"] - measured["imports_mb"]}
 
 
 def bench_load(pattern_counts: tuple[int, ...], reps: int, progress=print) -> list[dict]:
