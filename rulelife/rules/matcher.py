@@ -27,6 +27,13 @@ rule of S itself fired. Lexicon phrases are keyed like exclude phrases (a
 rule index past the last rule), so a query without an exclude or lexicon hit
 runs exactly the loop it ran before. The shadow matcher carries the same
 lexicon: a shadow rule reports what it would do as an active rule.
+
+The hot path reads flat per-rule lists (id, version, intent, priority,
+locales) and the key table, never a rule object: :meth:`Matcher.state` is
+exactly that, so a bundle ships it and a loaded matcher decodes its rules
+only when asked (``explain``, :attr:`Matcher.rules`). The automaton is
+pyahocorasick's; :meth:`Matcher.with_backend` walks an ahocorasick-rs
+automaton of the same phrases instead, with the same answers.
 """
 
 from __future__ import annotations

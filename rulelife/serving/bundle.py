@@ -5,7 +5,7 @@ A bundle file ``bundle-000042.rlb`` is::
 
     RULELIFE-BUNDLE 1\\n
     <header JSON>\\n
-    <rules JSON><compiled automaton>
+    <rules JSON><compiled state pickle><automaton node data>
 
 A bundle holding shadow rules starts ``RULELIFE-BUNDLE 2``: a rulelife that
 predates shadow rules refuses it (and keeps serving its last good bundle)
@@ -21,10 +21,20 @@ version. A bundle without a lexicon is the format it was before.
 The header carries the bundle number, creation time, rulelife and
 normalisation versions, the content hash (rules and normalisation version
 only, so equal content has an equal hash whatever its number) and a checksum
-over everything else, so a truncated or edited file is refused. The compiled
-automaton is shipped so that loading skips the build; it is unpickled with an
-allow-list of one class, and rebuilt from the rules when the installed
-pyahocorasick cannot read it.
+(SHA-256) over everything else, so a truncated or edited file is refused.
+
+The compiled state is what the matcher's hot path reads (per-rule columns, key
+table, automata; see :meth:`~rulelife.rules.matcher.Matcher.state`), so a load
+rebuilds nothing: a pickle of plain containers, unpickled with every global
+refused, then each automaton's node data as raw bytes (sizes in the header),
+which pyahocorasick builds from in place. A compiled state that is anything
+but what rulelife writes is refused as tampering; one written for another
+pyahocorasick (``automaton_format``) is rebuilt from the readable rules.
+
+With a signing key (:mod:`rulelife.serving.signing`) the header also carries
+an Ed25519 signature of the checksum and the key's fingerprint; a reader given
+the public key refuses an unsigned or wrongly signed bundle before decoding
+any of it.
 
 ``CURRENT`` names the published bundle and its checksum. Bundles and
 ``CURRENT`` are written atomically (:mod:`rulelife._files`: a temporary file,
