@@ -330,10 +330,12 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=
 
     Raises :class:`BundleIntegrityError` if it is truncated, modified, not the
     one ``expected_checksum`` names, not signed by ``public_key`` (an Ed25519
-    public key, see :mod:`rulelife.serving.signing`) when one is given, or if
+    public key, PEM bytes or a path; see :mod:`rulelife.serving.signing`) when one is given, or if
     its compiled state is anything but what rulelife writes.
     """
     path = Path(path)
+    if public_key is not None:
+        public_key = signing.load_public_key(public_key)
     header, front, compiled = _verified(path, expected_checksum, public_key)
     rules_size = header["rules_bytes"]
     # Decoding makes many small objects that all live as long as the bundle;
@@ -584,25 +586,30 @@ class PublishResult:
 class BundleStore:
     """A folder of numbered bundles, a ``CURRENT`` pointer and a publish history.
 
-    ``signing_key`` (an Ed25519 private key, see :mod:`rulelife.serving.signing`)
-    signs every bundle this store builds; with ``public_key`` every bundle it
-    loads must carry a valid signature by that key.
+    ``signing_key`` (an Ed25519 private key, or the path of its PEM file, read
+    when a bundle is built; see :mod:`rulelife.serving.signing`) signs every
+    bundle this store builds; with ``public_key`` (a key, PEM bytes or a path)
+    every bundle it loads must carry a valid signature by that key.
     """
 
     def __init__(self, root: Path, *, signing_key=None, public_key=None):
         self.root = Path(root)
-        self.signing_key = signing_key
-        self.public_key = public_key
+        self._signing_key = signing_key
+        self.public_key = signing.load_public_key(public_key) if public_key is not None else None
+
+    @property
+    def signing_key(self):
+        """The private key builds sign with (None: unsigned), read from its file on first use."""
+        if isinstance(self._signing_key, (str, Path)):
+            self._signing_key = signing.load_private_key(Path(self._signing_key))
+        return self._signing_key
 
     @classmethod
     def for_workspace(cls, workspace: Workspace) -> BundleStore:
         """The workspace's bundle folder, signing and verifying with the keys its settings name."""
-        settings = workspace.settings
-        private = settings.bundle_signing_key
-        public = settings.bundle_public_key
-        return cls(workspace.bundle_dir,
-                   signing_key=signing.load_private_key(workspace.resolve(private)) if private else None,
-                   public_key=signing.load_public_key(workspace.resolve(public)) if public else None)
+        private, public = workspace.settings.bundle_signing_key, workspace.settings.bundle_public_key
+        return cls(workspace.bundle_dir, signing_key=workspace.resolve(private) if private else None,
+                   public_key=workspace.resolve(public) if public else None)
 
     @property
     def current_file(self) -> Path:

@@ -266,8 +266,7 @@ class RuleClassifier:
         self.matcher_backend = backend
         if public_key is None and os.environ.get(signing.PUBLIC_KEY_ENV):
             public_key = os.environ[signing.PUBLIC_KEY_ENV]
-        self.store = BundleStore(Path(store),
-                                 public_key=signing.load_public_key(public_key) if public_key is not None else None)
+        self.store = BundleStore(Path(store), public_key=public_key)
         self._overrides = {"shadow_rate": shadow_rate, "max_text_length": max_text_length}
         self._warned: set[tuple] = set()
         self._lock = threading.Lock()  # serialises refreshes, never classify

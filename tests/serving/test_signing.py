@@ -209,3 +209,14 @@ def test_the_workspace_key_signs_what_publish_builds(tmp_path, keys):
     read_bundle(bundle.path, public_key=load_public_key(public))
     with pytest.raises(BundleIntegrityError, match="not with the configured key"):
         read_bundle(bundle.path, public_key=load_public_key(keys["public"]))
+
+
+def test_the_signing_key_is_read_only_to_build_so_reading_bundles_never_needs_it(tmp_path):
+    from rulelife.config import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", settings={"bundle_signing_key": "keys/missing.key"})
+    BundleStore(ws.bundle_dir).build_and_publish([WHERE])
+    store = BundleStore.for_workspace(ws)
+    assert store.current().number == 1  # `bundle show`, `list`, `rollback` work without the private key
+    with pytest.raises(ConfigError, match=r"no bundle signing key at .*missing.key.*bundle keygen"):
+        store.build([WHERE, GREETING])
