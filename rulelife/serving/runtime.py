@@ -389,7 +389,7 @@ class RuleClassifier:
         # One Match per distinct (result, shadow) in this call: the matcher
         # shares result objects between equal outcomes, and `results` keeps
         # them alive, so their ids are stable for the whole loop.
-        made: dict[tuple[int, bool], Match] = {}
+        made: tuple[dict[int, Match], dict[int, Match]] = ({}, {})  # by shadow flag, then id(result)
         out: list[Match | None] = []
         append = out.append
         for result, query_id in zip(results, ids):
@@ -404,12 +404,12 @@ class RuleClassifier:
                 hasher = prepared.copy()
                 hasher.update(query_id.encode("utf-8"))
                 shadow = int.from_bytes(hasher.digest(), "big") / scale < rate
-            key = (id(result), shadow)
-            match = made.get(key)
+            known = made[shadow]
+            match = known.get(id(result))
             if match is None:
                 rule_id, rule_version, intent, pattern, fired = result
-                match = made[key] = _new_tuple(Match, (intent, rule_id, rule_version, number, pattern, shadow,
-                                                       fired))
+                match = known[id(result)] = _new_tuple(Match, (intent, rule_id, rule_version, number, pattern,
+                                                               shadow, fired))
             append(match)
         return out
 
@@ -611,6 +611,10 @@ class _Refused(BundleError):
 
 def _within(texts: list, limit: int) -> list:
     """``texts`` with every string longer than ``limit`` characters made empty (no rule reads it)."""
-    if not any(isinstance(text, str) and len(text) > limit for text in texts):
-        return texts
+    try:
+        if max(map(len, texts), default=0) <= limit:  # at C speed when every text is a string
+            return texts
+    except TypeError:  # a missing text (None, NaN) among them
+        if not any(isinstance(text, str) and len(text) > limit for text in texts):
+            return texts
     return ["" if isinstance(text, str) and len(text) > limit else text for text in texts]
