@@ -63,6 +63,7 @@ __all__ = [
     "compile_rule",
     "locale_applies",
     "normalize_locale",
+    "require_backend",
 ]
 
 
@@ -465,17 +466,11 @@ class Matcher:
         interpreter meanwhile. pyahocorasick, the default, loads from a bundle
         without a build.
         """
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown matcher backend {backend!r}, expected one of {', '.join(BACKENDS)}")
+        ahocorasick_rs = require_backend(backend)
         if backend == self.backend:
             return self
         if backend == Matcher.backend:
             raise ValueError("with_backend goes from pyahocorasick to another backend; keep the original matcher")
-        try:
-            import ahocorasick_rs
-        except ImportError:
-            raise ConfigError("the ahocorasick_rs matcher backend needs the ahocorasick-rs package: "
-                              "pip install 'rulelife[rs]', or use the default pyahocorasick") from None
         twin = _RsWalk.__new__(_RsWalk)
         twin.__dict__.update(self.__dict__)  # the same columns, key table and automaton; fresh caches
         twin._init_caches()
@@ -969,6 +964,21 @@ class _RsWalk(Matcher):
             ((first, (first_len, first_key)),) = counted.items()
             return self._outcome(first, first_len, first_key, None, vetoed, _vetoes)
         return self._outcome(-1, 0, 0, counted, vetoed, _vetoes)
+
+
+def require_backend(backend: str):
+    """The module of matcher backend ``backend`` (None for the built-in pyahocorasick);
+    ValueError for an unknown name, ConfigError when its package is not installed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown matcher backend {backend!r}, expected one of {', '.join(BACKENDS)}")
+    if backend == BACKENDS[0]:
+        return None
+    try:
+        import ahocorasick_rs
+    except ImportError:
+        raise ConfigError("the ahocorasick_rs matcher backend needs the ahocorasick-rs package: "
+                          "pip install 'rulelife[rs]', or use the default pyahocorasick") from None
+    return ahocorasick_rs
 
 
 def _stopper(hits: Sequence[LexiconPhrase], intent: str) -> LexiconPhrase | None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from rulelife.errors import BundleError
-from rulelife.rules.matcher import BACKENDS, Explanation, LexiconVeto, as_list
+from rulelife.rules.matcher import BACKENDS, Explanation, LexiconVeto, as_list, require_backend
 from rulelife.rules.normalize import normalize
 from rulelife.serving import signing
 from rulelife.serving.bundle import Bundle, BundleStore, ServingSettings
@@ -261,8 +261,7 @@ class RuleClassifier:
             raise ValueError(f"max_text_length must be a positive integer, got {max_text_length!r}; omit it to "
                              "use the workspace's setting carried in the bundle")
         backend = matcher_backend or os.environ.get(BACKEND_ENV) or BACKENDS[0]
-        if backend not in BACKENDS:
-            raise ValueError(f"Unknown matcher backend {backend!r}, expected one of {', '.join(BACKENDS)}")
+        require_backend(backend)  # an unknown or missing backend is a start-up error, not a bundle's
         self.matcher_backend = backend
         if public_key is None and os.environ.get(signing.PUBLIC_KEY_ENV):
             public_key = os.environ[signing.PUBLIC_KEY_ENV]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pandas as pd
 import pytest
 
 from rulelife import RuleClassifier
-from rulelife.errors import BundleError
+from rulelife.errors import BundleError, ConfigError
 from rulelife.rules.definition import Rule
 from rulelife.rules.matcher import BACKENDS
 from rulelife.serving.bundle import BundleStore
@@ -138,3 +139,6 @@ def test_an_unknown_matcher_backend_is_refused_with_the_choices(published, monke
     clf = RuleClassifier.from_store(published.root)
     assert clf.matcher_backend == "ahocorasick_rs" and clf.bundle.matcher.backend == "pyahocorasick"
     assert clf.classify("where is my order", locale="en").rule_id == "order_tracking.where"
+    monkeypatch.setitem(sys.modules, "ahocorasick_rs", None)  # as where the package is not installed
+    with pytest.raises(ConfigError, match=r"pip install 'rulelife\[rs\]'"):
+        RuleClassifier.from_store(published.root)
