@@ -29,12 +29,15 @@ def percentile(sorted_values, q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
-def interleaved(passes: Mapping[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+def interleaved(passes: Mapping[str, Callable[[], object]], reps: int,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
     """Run every pass ``reps`` times, rotating their order; seconds per run.
 
     Rotating the order keeps a systematic warm/cold position from favouring one
     side. A full collection before each run starts every pass from the same
-    heap; the collector stays enabled, as it is in the service.
+    heap; the collector stays enabled, as it is in the service. ``clock``
+    ``time.thread_time`` counts only this thread's CPU time: for single-threaded
+    work on a shared machine, it leaves out the time other processes took.
     """
     names = list(passes)
     seconds: dict[str, list[float]] = {name: [] for name in names}
@@ -42,9 +45,9 @@ def interleaved(passes: Mapping[str, Callable[[], object]], reps: int) -> dict[s
         shift = rep % len(names)
         for name in names[shift:] + names[:shift]:
             gc.collect()
-            start = time.perf_counter()
+            start = clock()
             result = passes[name]()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
             # Freed after the clock stops: tearing down a big result (a
             # 100K-pattern bundle takes ~0.1 s) is not part of making it.
             del result

@@ -19,7 +19,7 @@ from rulelife.rules.normalize import normalize
 from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import RuleClassifier
 
-__all__ = ["bench_latency"]
+__all__ = ["bench_latency", "rs_available"]
 
 _LOCALE = "en-US"
 
@@ -59,21 +59,27 @@ def _one_size(patterns: int, calls: int, reps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="rulelife-bench-") as tmp:
         publish_rules(Path(tmp), rules)
         clf = RuleClassifier.from_store(tmp)
+        # The optional backend, where ahocorasick-rs is installed: the same bundle, another walk.
+        classifiers = {"classify": clf.classify}
+        if rs_available():
+            classifiers["classify_rs"] = RuleClassifier.from_store(tmp, matcher_backend="ahocorasick_rs").classify
     automaton_iter = clf.bundle.matcher.automaton.iter
     warm = min(calls, 20_000)
-    _time_classify(clf.classify, texts[:warm], ids[:warm])
+    for classify in classifiers.values():
+        _time_classify(classify, texts[:warm], ids[:warm])
     _time_baseline(automaton_iter, texts[:warm])
-    stats: dict[str, list[tuple[float, float, float]]] = {"classify": [], "baseline": []}
+    stats: dict[str, list[tuple[float, float, float]]] = {side: [] for side in (*classifiers, "baseline")}
     gc.collect()
     gc.disable()
     try:
         for rep in range(reps):
-            # Alternate which side goes first, so neither always runs warmer.
-            for side in ("classify", "baseline") if rep % 2 == 0 else ("baseline", "classify"):
-                if side == "classify":
-                    durations = _time_classify(clf.classify, texts, ids)
-                else:
+            # Rotate which side goes first, so none always runs warmer.
+            sides = list(stats)
+            for side in sides[rep % len(sides):] + sides[:rep % len(sides)]:
+                if side == "baseline":
                     durations = _time_baseline(automaton_iter, texts)
+                else:
+                    durations = _time_classify(classifiers[side], texts, ids)
                 stats[side].append(_percentiles(durations))
     finally:
         gc.enable()
@@ -83,9 +89,20 @@ def _one_size(patterns: int, calls: int, reps: int) -> dict:
         row[f"{side}_p50_us"] = median([v[0] for v in values]) / 1000
         row[f"{side}_p99_us"] = median([v[1] for v in values]) / 1000
         row[f"{side}_mean_us"] = median([v[2] for v in values]) / 1000
-    row["ratio_p50"] = median([c[0] / b[0] for c, b in zip(stats["classify"], stats["baseline"])])
-    row["ratio_p99"] = median([c[1] / b[1] for c, b in zip(stats["classify"], stats["baseline"])])
+    for side, suffix in (("classify", ""), ("classify_rs", "_rs")):
+        if side in stats:
+            row[f"ratio_p50{suffix}"] = median([c[0] / b[0] for c, b in zip(stats[side], stats["baseline"])])
+            row[f"ratio_p99{suffix}"] = median([c[1] / b[1] for c, b in zip(stats[side], stats["baseline"])])
     return row
+
+
+def rs_available() -> bool:
+    """Whether the optional ahocorasick-rs backend is installed (its figures are then measured too)."""
+    try:
+        import ahocorasick_rs  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def bench_latency(pattern_counts: tuple[int, ...], calls: int, reps: int, progress=print) -> list[dict]:

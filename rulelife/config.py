@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     db_url: str = Field("sqlite:///rulelife.db", description="SQLAlchemy URL of the registry")
     db_schema: str | None = Field(None, description="PostgreSQL schema for the tables (default: search_path)")
     bundle_dir: Path = Field(Path("bundles"), description="folder of published bundles and CURRENT")
+    bundle_signing_key: Path | None = Field(None, description="Ed25519 private key (PEM, from `rulelife bundle "
+                                                              "keygen`) that signs every bundle publish builds")
+    bundle_public_key: Path | None = Field(None, description="Ed25519 public key the bundle commands verify "
+                                                             "bundles with; unsigned ones are then refused")
     log_dir: Path = Field(Path("logs"), description="default folder of query logs")
     shadow_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of rule answers also sent to the model")
     max_text_length: int = Field(4096, ge=1, description="longest message (characters) a rule may answer; a "

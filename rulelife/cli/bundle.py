@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -29,7 +30,7 @@ app = typer.Typer(cls=RulelifeGroup, help="Build, publish, inspect and roll back
 def _store(ctx: typer.Context) -> BundleStore:
     from rulelife.serving.bundle import BundleStore
 
-    return BundleStore(workspace(ctx).bundle_dir)
+    return BundleStore.for_workspace(workspace(ctx))
 
 
 def _print_summary(summary: dict, as_json: bool, note: str = "") -> None:
@@ -215,3 +216,23 @@ def unpin(ctx: typer.Context, actor: ActorOption = "cli", reason: ReasonOption =
         if not published.published:
             console.print(f"bundle {published.bundle.number} is CURRENT and holds the registry's rules")
     exit_with(deliver_events(ws))
+
+
+@app.command("keygen")
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the new key pair (created if missing).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Make an Ed25519 key pair for signing bundles: the private key (mode 0600) for the publisher, the public key for runtimes."""
+    from rulelife.serving.signing import fingerprint, generate_keys, load_public_key
+
+    private, public = generate_keys(out)
+    summary = {"private_key": str(private), "public_key": str(public),
+               "fingerprint": fingerprint(load_public_key(public))}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(f"wrote {private} (keep it secret: only the publisher reads it) and {public}", highlight=False)
+    console.print(f"next: set bundle_signing_key = \"{private}\" in rulelife.toml, then `rulelife bundle publish`; "
+                  f"give runtimes RuleClassifier(..., public_key=\"{public}\") or RULELIFE_BUNDLE_PUBLIC_KEY",
+                  highlight=False)

@@ -27,22 +27,31 @@ rule of S itself fired. Lexicon phrases are keyed like exclude phrases (a
 rule index past the last rule), so a query without an exclude or lexicon hit
 runs exactly the loop it ran before. The shadow matcher carries the same
 lexicon: a shadow rule reports what it would do as an active rule.
+
+The hot path reads flat per-rule lists (id, version, intent, priority,
+locales) and the key table, never a rule object: :meth:`Matcher.state` is
+exactly that, so a bundle ships it and a loaded matcher decodes its rules
+only when asked (``explain``, :attr:`Matcher.rules`). The automaton is
+pyahocorasick's; :meth:`Matcher.with_backend` walks an ahocorasick-rs
+automaton of the same phrases instead, with the same answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 import ahocorasick
 
+from rulelife.errors import ConfigError
 from rulelife.rules.normalize import normalize
 
 if TYPE_CHECKING:  # the pydantic model is for annotations only: serving never loads it
     from rulelife.rules.definition import Rule
 
 __all__ = [
+    "BACKENDS",
     "CompiledRule",
     "Explanation",
     "ExplainedHit",
@@ -54,6 +63,7 @@ __all__ = [
     "compile_rule",
     "locale_applies",
     "normalize_locale",
+    "require_backend",
 ]
 
 
@@ -194,12 +204,43 @@ def locale_applies(rule_locales: Sequence[str], locale: str | None) -> bool:
     return False
 
 
+# Automaton libraries a matcher's hot path can walk; the first is the default.
+BACKENDS = ("pyahocorasick", "ahocorasick_rs")
 _UNSET = object()
+_new_tuple = tuple.__new__  # builds a named tuple without the Python-level __new__ of its class
+_NOTHING = (0, 0)  # best.get's default: no length yet
 _RESULT_CACHE = 100_000  # distinct outcomes kept; beyond it results are built per call
 
 
 def _is_word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
+
+
+_STATE_TAG = "rulelife-matcher-state-2"  # Matcher.state's first element: which layout follows
+
+
+def _columns(rules: Sequence[CompiledRule], lexicon: Sequence[LexiconPhrase]) -> tuple:
+    """The per-rule lists :meth:`Matcher._set_columns` keeps, with equal locale tuples shared."""
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+    locales = [shared.setdefault(item.locales, item.locales) for item in (*rules, *lexicon)]
+    return ([r.id for r in rules], [r.version for r in rules], [r.intent for r in rules],
+            [r.priority for r in rules], locales, all("*" in loc for loc in locales))
+
+
+def _state_problem(state, lexicon_count: int) -> str | None:
+    """What is wrong with the shape of a :meth:`Matcher.state` tuple, or None."""
+    if not isinstance(state, tuple) or len(state) != 11 or state[0] != _STATE_TAG:
+        return "an unknown layout"
+    ids, versions, intents, priorities, locales, all_locales, lengths, entries, phrases, automaton = state[1:]
+    if not all(isinstance(x, list) for x in (ids, versions, intents, priorities, locales, lengths, entries, phrases)):
+        return "a column is not a list"
+    if not (len(ids) == len(versions) == len(intents) == len(priorities) == len(locales) - lexicon_count):
+        return "its rule columns differ in length"
+    if not isinstance(all_locales, bool) or not isinstance(automaton, ahocorasick.Automaton):
+        return "a field of the wrong type"
+    if not (len(lengths) == len(entries) == len(phrases) == len(automaton)):
+        return "its key table and automaton differ in size"
+    return None
 
 
 class MatchResult(NamedTuple):
@@ -303,11 +344,14 @@ class Matcher:
         table must have been built with it.
     """
 
+    STATE_FORMAT = _STATE_TAG  # names the layout of :meth:`state`
+    backend = "pyahocorasick"  # the automaton library the hot path walks (see :meth:`with_backend`)
+
     def __init__(
         self,
         rules: Sequence[CompiledRule],
         automaton: ahocorasick.Automaton | None = None,
-        key_table: tuple[list, list[str]] | None = None,
+        key_table: tuple[list[int], list[tuple], list[str]] | None = None,
         *,
         shadow: Matcher | None = None,
         lexicon: Sequence[LexiconPhrase] = (),
@@ -319,28 +363,121 @@ class Matcher:
                 raise ValueError("pass shadow rules either flagged in rules or as a prebuilt shadow matcher, not both")
             shadow = Matcher(shadowed, lexicon=self.lexicon)
         # Rules are kept sorted by id, so a rule's index is its tie-break rank.
-        # Invariant: self.rules holds serving rules only; shadow rules live in
-        # self._shadow, so the hot path never sees them.
-        self.rules: tuple[CompiledRule, ...] = tuple(sorted((r for r in rules if not r.shadow), key=lambda r: r.id))
-        self._by_id = {rule.id: rule for rule in self.rules}
-        self._shadow = shadow if shadow is not None and shadow.rules else None
-        self.shadow_rules: tuple[CompiledRule, ...] = (
-            tuple(rule._replace(shadow=True) for rule in self._shadow.rules) if self._shadow else ()
-        )
-        ids = [rule.id for rule in (*self.rules, *self.shadow_rules)]
+        # Invariant: the serving rules only; shadow rules live in self._shadow,
+        # so the hot path never sees them.
+        serving = tuple(sorted((r for r in rules if not r.shadow), key=lambda r: r.id))
+        self._rules: tuple[CompiledRule, ...] | None = serving
+        self._load_rules: Callable[[], Sequence[CompiledRule]] | None = None
+        self._by_id_: dict[str, CompiledRule] | None = None
+        self._shadow = shadow if shadow is not None and shadow._ids else None
+        ids = [rule.id for rule in (*serving, *self.shadow_rules)]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             raise ValueError(f"rule ids must be unique in one matcher, repeated: {', '.join(dupes)}")
-        self._keys, self._phrases = (key_table if key_table is not None
-                                     else self._key_table(self.rules, self.lexicon))
+        self._set_columns(_columns(serving, self.lexicon))
+        self._lengths, self._entries, self._phrases = (key_table if key_table is not None
+                                                       else self._key_table(serving, self.lexicon))
         self._automaton = automaton if automaton is not None else self._build(self._phrases)
+        self._init_caches()
+
+    def _set_columns(self, columns: tuple) -> None:
+        # What the hot path reads of rule i, one list per field (index i), so a
+        # load unpickles a few flat lists instead of building a rule object each.
+        # _locales also holds the lexicon's (index len(_ids) + j for phrase j).
+        self._ids, self._versions, self._intents, self._priorities, self._locales, self._all_locales = columns
+
+    def _init_caches(self) -> None:
         self._locale_cache: dict[str | None, frozenset[int] | None] = {}
         # Invariant: _by_specs[s] is the set of rule and lexicon indices whose locales meet the
-        # locale specs s; one entry per distinct s, so it is bounded by the bundle, not by requests.
-        self._by_specs: dict[frozenset[str], frozenset[int]] = {}
+        # locale specs s (None: every index); one entry per distinct s, so it is bounded by
+        # the bundle, not by requests.
+        self._by_specs: dict[frozenset[str], frozenset[int] | None] = {}
         self._specs: tuple[str, ...] | None = None
+        # Outcomes where several rules fired, by (ranked rule indices, winning key) ...
         self._results: dict[tuple[tuple[int, ...], int], MatchResult] = {}
-        self._all_locales = all("*" in item.locales for item in (*self.rules, *self.lexicon))
+        # ... and where one rule fired, by key * _stride + rule index (at most one per
+        # key table entry, so bounded by the bundle).
+        self._singles: dict[int, MatchResult] = {}
+        self._stride = len(self._ids) or 1
+
+    @property
+    def rules(self) -> tuple[CompiledRule, ...]:
+        """The serving rules, sorted by id (a loaded bundle decodes them on first use)."""
+        rules = self._rules
+        if rules is None:
+            loaded = tuple(self._load_rules())
+            if [rule.id for rule in loaded] != self._ids:
+                raise ValueError("the rules do not match the compiled matcher state")
+            self._rules = rules = loaded
+        return rules
+
+    @property
+    def _by_id(self) -> dict[str, CompiledRule]:
+        by_id = self._by_id_
+        if by_id is None:
+            self._by_id_ = by_id = {rule.id: rule for rule in self.rules}
+        return by_id
+
+    def versions(self) -> dict[str, str]:
+        """Serving rule id -> version (without decoding a loaded bundle's rules)."""
+        return dict(zip(self._ids, self._versions))
+
+    @property
+    def shadow_rules(self) -> tuple[CompiledRule, ...]:
+        """The shadow rules (flagged), sorted by id."""
+        return tuple(rule._replace(shadow=True) for rule in self._shadow.rules) if self._shadow else ()
+
+    def state(self) -> tuple:
+        """Everything the hot path reads, as plain containers and the automaton.
+
+        A bundle ships it beside the readable rules, so a load is one unpickle of
+        flat lists (:meth:`from_state`), with nothing to recompute.
+        """
+        return (_STATE_TAG, self._ids, self._versions, self._intents, self._priorities, self._locales,
+                self._all_locales, self._lengths, self._entries, self._phrases, self._automaton)
+
+    @classmethod
+    def from_state(cls, state: tuple, rules: Callable[[], Sequence[CompiledRule]], *,
+                   lexicon: Sequence[LexiconPhrase] = (), shadow: Matcher | None = None) -> Matcher:
+        """The matcher :meth:`state` describes; ``rules`` returns its serving rules,
+        sorted by id, when they are first asked for (``explain``, :attr:`rules`).
+
+        Raises ValueError when ``state`` is not the shape :meth:`state` makes.
+        """
+        problem = _state_problem(state, len(lexicon))
+        if problem:
+            raise ValueError(f"not a compiled matcher state: {problem}")
+        self = cls.__new__(cls)
+        self.lexicon = tuple(lexicon)
+        self._rules, self._load_rules, self._by_id_ = None, rules, None
+        self._shadow = shadow if shadow is not None and shadow._ids else None
+        self._set_columns(state[1:7])
+        self._lengths, self._entries, self._phrases, self._automaton = state[7:]
+        self._init_caches()
+        return self
+
+    def with_backend(self, backend: str) -> Matcher:
+        """This matcher, its hot path walking the automaton library ``backend``
+        (one of :data:`BACKENDS`); the answers are the same.
+
+        ``ahocorasick_rs`` (the optional package ahocorasick-rs) walks a query
+        faster than pyahocorasick but cannot be pickled, so it is built from
+        the phrases here: 0.03 s at 10K patterns, 0.4 s at 100K, holding the
+        interpreter meanwhile. pyahocorasick, the default, loads from a bundle
+        without a build.
+        """
+        ahocorasick_rs = require_backend(backend)
+        if backend == self.backend:
+            return self
+        if backend == Matcher.backend:
+            raise ValueError("with_backend goes from pyahocorasick to another backend; keep the original matcher")
+        twin = _RsWalk.__new__(_RsWalk)
+        twin.__dict__.update(self.__dict__)  # the same columns, key table and automaton; fresh caches
+        twin._init_caches()
+        twin._rs_find = ahocorasick_rs.AhoCorasick(self._phrases).find_matches_as_indexes if self._phrases else None
+        if self._shadow is not None:
+            twin._shadow = self._shadow.with_backend(backend)
+        return twin
 
     @classmethod
     def from_rules(cls, rules: Iterable[Rule]) -> Matcher:
@@ -348,10 +485,13 @@ class Matcher:
         return cls([compile_rule(rule) for rule in rules])
 
     @staticmethod
-    def _key_table(rules: Sequence[CompiledRule], lexicon: Sequence[LexiconPhrase] = ()) -> tuple[list, list[str]]:
-        # keys[i] = (phrase length, ((rule index, is_exclude, check_left,
-        # check_right), ...)) for the i-th automaton key; the automaton stores i.
-        # Lexicon phrase j is an exclude entry of index len(rules) + j.
+    def _key_table(rules: Sequence[CompiledRule],
+                   lexicon: Sequence[LexiconPhrase] = ()) -> tuple[list[int], list[tuple], list[str]]:
+        # For the k-th automaton key (the automaton stores k): lengths[k] is its
+        # phrase length, entries[k] its ((rule index, is_exclude, check_left,
+        # check_right), ...), phrases[k] the phrase. Lexicon phrase j is an
+        # exclude entry of index len(rules) + j. Equal entry tuples are one
+        # object, so a bundle stores each once (a rule's patterns share theirs).
         entries: dict[str, list[tuple[int, bool, bool, bool]]] = {}
         items = [(rule.match, rule.patterns, rule.exclude) for rule in rules]
         items += [(entry.match, (), (entry.phrase,)) for entry in lexicon]
@@ -363,29 +503,9 @@ class Matcher:
                     check_right = word and _is_word_char(phrase[-1])
                     entries.setdefault(phrase, []).append((index, is_exclude, check_left, check_right))
         phrases = sorted(entries)
-        keys = [(len(p), tuple(entries[p])) for p in phrases]
-        return keys, phrases
-
-    def export_key_table(self) -> dict:
-        """The key table in a compact, JSON-ready form (bundles ship it so a
-        load skips :meth:`_key_table`). Entry bits: index << 3 | exclude << 2 |
-        check_left << 1 | check_right; phrases never hold a newline (normalised
-        whitespace is single spaces), so they are joined by one."""
-        offsets, flat = [0], []
-        for _, entries in self._keys:
-            for index, is_exclude, left, right in entries:
-                flat.append(index << 3 | is_exclude << 2 | left << 1 | right)
-            offsets.append(len(flat))
-        return {"phrases": "\n".join(self._phrases), "offsets": offsets, "entries": flat}
-
-    @staticmethod
-    def import_key_table(data: dict) -> tuple[list, list[str]]:
-        """Inverse of :meth:`export_key_table`."""
-        phrases = data["phrases"].split("\n") if data["phrases"] else []
-        offsets, flat = data["offsets"], data["entries"]
-        decoded = [(e >> 3, bool(e & 4), bool(e & 2), bool(e & 1)) for e in flat]
-        keys = [(len(p), tuple(decoded[offsets[i] : offsets[i + 1]])) for i, p in enumerate(phrases)]
-        return keys, phrases
+        shared: dict[tuple, tuple] = {}
+        table = [shared.setdefault(key, key) for key in (tuple(entries[p]) for p in phrases)]
+        return [len(p) for p in phrases], table, phrases
 
     @staticmethod
     def _build(phrases: Sequence[str]) -> ahocorasick.Automaton:
@@ -403,14 +523,13 @@ class Matcher:
 
     @property
     def pattern_count(self) -> int:
-        return len(self._keys)
+        return len(self._lengths)
 
     @property
-    def key_table(self) -> tuple[tuple, tuple[str, ...]]:
-        """What the automaton's values index: per key the phrase length and
-        its rule entries, and the phrases. A bundle stores it beside the
-        automaton and hands it back as ``Matcher(..., key_table=...)``."""
-        return self._keys, self._phrases
+    def key_table(self) -> tuple[list[int], list[tuple], list[str]]:
+        """What the automaton's values index: per key the phrase length, its
+        rule entries and the phrase (see :meth:`_key_table`)."""
+        return self._lengths, self._entries, self._phrases
 
     @property
     def shadow_matcher(self) -> Matcher | None:
@@ -475,17 +594,19 @@ class Matcher:
         if self._all_locales:
             allowed = None
         else:
-            items = (*self.rules, *self.lexicon)  # lexicon phrase j has index len(rules) + j
+            items = self._locales  # lexicon phrase j has index len(rules) + j
             if self._specs is None:
-                self._specs = tuple(sorted({spec for item in items for spec in item.locales}))
+                self._specs = tuple(sorted({spec for locales in items for spec in locales}))
             # A request's locale string is canonicalised to the bundle's locale specs it meets:
             # a client sending random locales shares one set (the wildcard rules') instead of
             # costing a scan and a new set of indices each.
             meets = frozenset(spec for spec in self._specs if locale_applies((spec,), locale))
-            allowed = self._by_specs.get(meets)
-            if allowed is None:
-                allowed = self._by_specs[meets] = frozenset(
-                    i for i, r in enumerate(items) if any(spec in meets for spec in r.locales))
+            try:
+                allowed = self._by_specs[meets]
+            except KeyError:
+                allowed = frozenset(i for i, locales in enumerate(items) if any(spec in meets for spec in locales))
+                # Every index: None, so the hot path skips the membership test.
+                self._by_specs[meets] = allowed = None if len(allowed) == len(items) else allowed
         if len(self._locale_cache) < 10_000:  # bounded: locales come from user input
             self._locale_cache[locale] = allowed
         return allowed
@@ -498,25 +619,25 @@ class Matcher:
         ``_vetoes`` (for :meth:`match_and_veto_normalized`) returns the pair
         (result, lexicon veto) instead.
         """
-        if not text or not self._keys:
+        if not text or not self._lengths:
             return (None, None) if _vetoes else None
         allowed = self._locale_cache.get(locale, _UNSET)
         if allowed is _UNSET:
             allowed = self._allowed(locale)
-        keys = self._keys
+        lengths = self._lengths
+        entries_of = self._entries
         size = len(text)
         first = -1  # the only rule counted so far (index), its longest length and key
         first_len = first_key = 0
         best: dict[int, tuple[int, int]] | None = None  # rule index -> (length, key), once two rules fired
         vetoed: set[int] | None = None
         for end, key in self._automaton.iter(text):
-            length, entries = keys[key]
-            start = end - length + 1
-            for index, is_exclude, check_left, check_right in entries:
+            length = lengths[key]
+            for index, is_exclude, check_left, check_right in entries_of[key]:
                 if allowed is not None and index not in allowed:
                     continue
-                if check_left and start > 0:
-                    char = text[start - 1]
+                if check_left and end >= length:  # a character precedes the phrase
+                    char = text[end - length]
                     if char.isalnum() or char == "_":
                         continue
                 if check_right and end + 1 < size:
@@ -533,59 +654,77 @@ class Matcher:
                             first, first_len, first_key = index, length, key
                     else:
                         best = {first: (first_len, first_key), index: (length, key)}
-                else:
-                    current = best.get(index)
-                    if current is None or length > current[0]:
-                        best[index] = (length, key)
-        if vetoed is not None and self.lexicon and max(vetoed) >= len(self.rules):
-            return self._resolve_lexicon(first, first_len, first_key, best, vetoed, _vetoes)
-        if best is None:
-            if first < 0 or (vetoed is not None and first in vetoed):
-                return (None, None) if _vetoes else None
-            ranked: tuple[int, ...] = (first,)
-            key = first_key
-        else:
-            if vetoed:
+                elif length > best.get(index, _NOTHING)[0]:
+                    best[index] = (length, key)
+        if first < 0 and best is None:  # no rule fired: excludes and safety phrases change nothing
+            return (None, None) if _vetoes else None
+        return self._outcome(first, first_len, first_key, best, vetoed, _vetoes)
+
+    def _outcome(self, first: int, first_len: int, first_key: int, best: dict[int, tuple[int, int]] | None,
+                 vetoed: set[int] | None, report: bool):
+        """The result (or, with ``report``, the pair (result, lexicon veto)) of a walk
+        that counted rule ``first`` alone, or the rules in ``best``, and the exclude
+        and lexicon entries in ``vetoed``."""
+        if vetoed is not None:
+            if self.lexicon and max(vetoed) >= len(self._ids):
+                return self._resolve_lexicon(first, first_len, first_key, best, vetoed, report)
+            if best is None:
+                if first in vetoed:
+                    first = -1
+            else:
                 for index in vetoed:
                     best.pop(index, None)
-            if not best:
-                return (None, None) if _vetoes else None
-            if len(best) == 1:
-                ((index, (_, key)),) = best.items()
-                ranked = (index,)
-            else:
-                rules = self.rules
-                # Sort key: priority desc, pattern length desc, id asc (= index asc).
-                ranked = tuple(sorted(best, key=lambda i: (-rules[i].priority, -best[i][0], i)))
-                key = best[ranked[0]][1]
-        cache_key = (ranked, key)
+                if len(best) < 2:  # back to at most one rule
+                    first, (first_len, first_key) = next(iter(best.items()), (-1, (0, 0)))
+                    best = None
+        if best is None:
+            if first < 0:
+                return (None, None) if report else None
+            # The fast path: one rule fired. Its outcome depends on (key, rule) alone.
+            code = first_key * self._stride + first
+            result = self._singles.get(code)
+            if result is None:
+                result = self._singles[code] = self._result((first,), first_key)
+            return (result, None) if report else result
+        ranked = self._rank(best)
+        cache_key = (ranked, best[ranked[0]][1])
         result = self._results.get(cache_key)
         if result is None:
-            result = self._result(ranked, key)
+            result = self._result(*cache_key)
             if len(self._results) < _RESULT_CACHE:
                 self._results[cache_key] = result
-        return (result, None) if _vetoes else result
+        return (result, None) if report else result
+
+    def _rank(self, best: dict[int, tuple[int, int]]) -> tuple[int, ...]:
+        """Fired rule indices, winner first: priority desc, pattern length desc, id asc (= index asc)."""
+        priorities = self._priorities
+        if len(best) == 2:  # the common case, without building a list to sort
+            (a, (length_a, _)), (b, (length_b, _)) = best.items()
+            if (-priorities[a], -length_a, a) < (-priorities[b], -length_b, b):
+                return a, b
+            return b, a
+        return tuple([index for _, _, index in sorted([(-priorities[index], -length, index)
+                                                       for index, (length, _) in best.items()])])
 
     def _resolve_lexicon(self, first, first_len, first_key, best, vetoed, report):
         """The rare path: a lexicon phrase counted. Stop every fired rule of another intent."""
-        count = len(self.rules)
+        count = len(self._ids)
         if best is None:
             best = {} if first < 0 else {first: (first_len, first_key)}
         for index in vetoed:
             if index < count:  # the rule's own exclude phrase
                 best.pop(index, None)
         hits = [self.lexicon[index - count] for index in sorted(vetoed) if index >= count]
-        rules = self.rules
-        ranked_all = sorted(best, key=lambda i: (-rules[i].priority, -best[i][0], i))
+        ranked_all = self._rank(best)
         kept = []
         veto = None
         for index in ranked_all:
-            rule = rules[index]
-            stopper = _stopper(hits, rule.intent)
+            intent = self._intents[index]
+            stopper = _stopper(hits, intent)
             if stopper is None:
                 kept.append(index)
             elif index == ranked_all[0]:  # the rule that would have answered without the lexicon
-                veto = LexiconVeto(rule.id, rule.version, stopper.phrase, stopper.intent)
+                veto = LexiconVeto(self._ids[index], self._versions[index], stopper.phrase, stopper.intent)
         result = None
         if kept:
             ranked = tuple(kept)
@@ -605,10 +744,11 @@ class Matcher:
     def _result(self, ranked: tuple[int, ...], key: int) -> MatchResult:
         # Results are immutable and depend only on (ranked rules, winning key),
         # so equal outcomes share one object: no allocation on a repeat.
-        rules = self.rules
-        winner = rules[ranked[0]]
-        fired = (winner.id,) if len(ranked) == 1 else tuple(rules[i].id for i in ranked)
-        return MatchResult(winner.id, winner.version, winner.intent, self._phrases[key], fired)
+        ids = self._ids
+        winner = ranked[0]
+        fired = (ids[winner],) if len(ranked) == 1 else tuple([ids[i] for i in ranked])
+        return _new_tuple(MatchResult, (ids[winner], self._versions[winner], self._intents[winner],
+                                        self._phrases[key], fired))
 
     def match(self, text: str, locale: str | None = None) -> MatchResult | None:
         """Return the winning rule for ``text`` in ``locale``, or None."""
@@ -682,10 +822,10 @@ class Matcher:
         vetoes: dict[str, str] = {}  # rule id -> first exclude phrase that counted
         lexicon_hits: set[int] = set()  # lexicon phrases that counted (their index in self.lexicon)
         count = len(self.rules)
-        for end, key in self._automaton.iter(normalized) if self._keys and normalized else ():
-            length, entries = self._keys[key]
+        for end, key in self._automaton.iter(normalized) if self._lengths and normalized else ():
+            length = self._lengths[key]
             start = end - length + 1
-            for index, is_exclude, check_left, check_right in entries:
+            for index, is_exclude, check_left, check_right in self._entries[key]:
                 item = self.rules[index] if index < count else self.lexicon[index - count]
                 rejection = self._rejection(item.locales, normalized, locale, start, end, check_left, check_right)
                 raw.append((index, key, start, is_exclude, rejection))
@@ -784,6 +924,61 @@ class Matcher:
         else:
             reason = f"equal priority and pattern length; {first.id} comes before {second.id} by id"
         return reason + suffix
+
+
+class _RsWalk(Matcher):
+    """A :class:`Matcher` whose hot path walks an ahocorasick-rs automaton of the
+    same phrases (:meth:`Matcher.with_backend`); everything else is the Matcher's,
+    pyahocorasick automaton included (``explain`` walks it, a bundle ships it)."""
+
+    backend = "ahocorasick_rs"
+
+    def match_normalized(self, text: str, locale: str | None, _vetoes: bool = False) -> MatchResult | None:
+        """:meth:`Matcher.match_normalized`, walking the ahocorasick-rs automaton, which
+        hands back every hit with its start and end in one list."""
+        if not (text and self._lengths):
+            return (None, None) if _vetoes else None
+        allowed = self._allowed(locale)  # cached per locale
+        entries_of = self._entries
+        size = len(text)
+        counted: dict[int, tuple[int, int]] = {}  # rule index -> (longest length, its key)
+        vetoed: set[int] | None = None
+        try:
+            hits = self._rs_find(text, True)
+        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot carry: the other automaton walks it
+            return Matcher.match_normalized(self, text, locale, _vetoes)
+        for key, start, stop in hits:  # stop: one past the phrase's last character
+            for index, is_exclude, check_left, check_right in entries_of[key]:
+                if (allowed is not None and index not in allowed) or \
+                        (check_left and start and _is_word_char(text[start - 1])) or \
+                        (check_right and stop < size and _is_word_char(text[stop])):
+                    continue
+                if is_exclude:
+                    vetoed = vetoed or set()
+                    vetoed.add(index)
+                elif stop - start > counted.get(index, _NOTHING)[0]:
+                    counted[index] = (stop - start, key)
+        if not counted:
+            return (None, None) if _vetoes else None
+        if len(counted) == 1:
+            ((first, (first_len, first_key)),) = counted.items()
+            return self._outcome(first, first_len, first_key, None, vetoed, _vetoes)
+        return self._outcome(-1, 0, 0, counted, vetoed, _vetoes)
+
+
+def require_backend(backend: str):
+    """The module of matcher backend ``backend`` (None for the built-in pyahocorasick);
+    ValueError for an unknown name, ConfigError when its package is not installed."""
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown matcher backend {backend!r}, expected one of {', '.join(BACKENDS)}")
+    if backend == BACKENDS[0]:
+        return None
+    try:
+        import ahocorasick_rs
+    except ImportError:
+        raise ConfigError("the ahocorasick_rs matcher backend needs the ahocorasick-rs package: "
+                          "pip install 'rulelife[rs]', or use the default pyahocorasick") from None
+    return ahocorasick_rs
 
 
 def _stopper(hits: Sequence[LexiconPhrase], intent: str) -> LexiconPhrase | None:

@@ -84,8 +84,8 @@ def build_bundle(workspace: Workspace, *, store: Store | None = None) -> tuple[B
     """Write (or reuse) the bundle of the active rules, the shadow ones flagged and
     the workspace's safety lexicon; CURRENT is not moved. Returns it and whether it is new."""
     store = store or Store.from_workspace(workspace)
-    return BundleStore(workspace.bundle_dir).build(_registry_rules(store), load_lexicon(workspace.rules_dir),
-                                                   ServingSettings.from_settings(workspace.settings))
+    return BundleStore.for_workspace(workspace).build(_registry_rules(store), load_lexicon(workspace.rules_dir),
+                                                      ServingSettings.from_settings(workspace.settings))
 
 
 def publish_active(workspace: Workspace, *, actor: str, store: Store | None = None,
@@ -106,7 +106,7 @@ def publish_active(workspace: Workspace, *, actor: str, store: Store | None = No
     registry would change.
     """
     store = store or Store.from_workspace(workspace)
-    bundles = BundleStore(workspace.bundle_dir)
+    bundles = BundleStore.for_workspace(workspace)
     lexicon = load_lexicon(workspace.rules_dir)
     serving = ServingSettings.from_settings(workspace.settings)
     with bundles.locked():

@@ -47,7 +47,7 @@ def rollback(workspace: Workspace, number: int | None = None, *, actor: str, rea
         raise LifecycleError("--force serves rules the registry took out of traffic; say why with --reason "
                              "(it is recorded in each rule's audit log)")
     store = store or Store.from_workspace(workspace)
-    bundles = BundleStore(workspace.bundle_dir)
+    bundles = BundleStore.for_workspace(workspace)
     with bundles.locked():
         target = bundles.rollback_target(number)
         bundle = bundles.load(target)
@@ -73,7 +73,7 @@ def unpin(workspace: Workspace, *, actor: str, reason: str = "",
           store: Store | None = None) -> tuple[Pin | None, PublishResult]:
     """Lift the pin and publish the registry's rules; return the pin lifted (None: there was none)."""
     store = store or Store.from_workspace(workspace)
-    bundles = BundleStore(workspace.bundle_dir)
+    bundles = BundleStore.for_workspace(workspace)
     with bundles.locked():
         pin = bundles.unpin(actor=actor, reason=reason)
         record_bundle_events(store, bundles)
@@ -104,7 +104,7 @@ def explain_diff(workspace: Workspace, a: int, b: int, *, store: Store | None = 
     """Rules added, removed and changed from bundle ``a`` to ``b``, with their patterns and the state
     change behind each (the registry's newest one for that rule)."""
     store = store or Store.from_workspace(workspace)
-    bundles = BundleStore(workspace.bundle_dir)
+    bundles = BundleStore.for_workspace(workspace)
     old = {r.id: r for r in bundles.load(a).rules}
     new = {r.id: r for r in bundles.load(b).rules}
     differ = sorted(k for k in old.keys() | new.keys()

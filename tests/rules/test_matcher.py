@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rulelife.rules.definition import Rule
-from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule, locale_applies
+from rulelife.rules.matcher import BACKENDS, CompiledRule, Matcher, _is_word_char, compile_rule, locale_applies
+from rulelife.rules.normalize import normalize
 
 
 def rule(rule_id, patterns, **fields):
@@ -27,9 +28,10 @@ SHIPPING_ANY = rule("shipping.shipping", ["shipping", "my order"], locales=["*"]
 RULES = [ORDER, CANCEL, RETURN_ES, GUNDAM_JA, REFUND_EN_US, SHIPPING_ANY]
 
 
-@pytest.fixture(scope="module")
-def matcher():
-    return Matcher.from_rules(RULES)
+@pytest.fixture(scope="module", params=BACKENDS)
+def matcher(request):
+    """The same rules on each automaton backend: every test using it runs on both."""
+    return Matcher.from_rules(RULES).with_backend(request.param)
 
 
 def winner(matcher, text, locale=None):
@@ -226,3 +228,63 @@ def test_random_locale_strings_share_the_bundle_locales_sets_of_rules():
     # Every unknown locale meets only "*": one shared set, whatever the clients send.
     shared = {id(matcher._allowed(f"zz-{i:05d}")) for i in range(0, 10_000, 97)}
     assert len(shared) == 1 and len(matcher._by_specs) <= 4
+
+
+def _reference_match(rules, text, locale):
+    """What match() must answer, by definition and without an automaton: every
+    occurrence of every phrase (str.find), word boundaries, locales, excludes,
+    then priority, longest pattern, smallest id."""
+    normalized = normalize(text)
+
+    def counts(phrase, word):
+        start = normalized.find(phrase)
+        while start >= 0:
+            end = start + len(phrase)
+            before = normalized[start - 1] if start else " "
+            after = normalized[end] if end < len(normalized) else " "
+            left_ok = not (word and _is_word_char(phrase[0]) and _is_word_char(before))
+            right_ok = not (word and _is_word_char(phrase[-1]) and _is_word_char(after))
+            if left_ok and right_ok:
+                yield len(phrase), end
+            start = normalized.find(phrase, start + 1)
+
+    fired = {}
+    for rule in rules:
+        if not locale_applies(rule.locales, locale):
+            continue
+        word = rule.match == "word"
+        if any(True for phrase in rule.exclude for _ in counts(phrase, word)):
+            continue
+        # The longest counted pattern; of equal ones, the one that ends first.
+        hits = sorted((-length, end, phrase) for phrase in rule.patterns for length, end in counts(phrase, word))
+        if hits:
+            fired[rule.id] = (rule, -hits[0][0], hits[0][2])
+    if not fired:
+        return None
+    ranked = sorted(fired.values(), key=lambda x: (-x[0].priority, -x[1], x[0].id))
+    return ranked[0][0].id, ranked[0][2], tuple(rule.id for rule, _, _ in ranked)
+
+
+_PHRASES = st.sampled_from(["order", "my order", "cancel", "cancel my order", "re", "der", "r m", "ガンダム", "ダム",
+                            "order?", "_x", "refund"])
+# Texts glue phrases with separators that make and break word boundaries.
+_SEPARATORS = st.sampled_from([" ", "", "x", "?", " my ", "_"])
+_GLUED = st.tuples(_SEPARATORS, st.lists(st.tuples(_PHRASES, _SEPARATORS), min_size=1, max_size=4)).map(
+    lambda glued: glued[0] + "".join(phrase + sep for phrase, sep in glued[1]))
+_RULE_SETS = st.lists(
+    st.tuples(st.lists(_PHRASES, min_size=1, max_size=3), st.lists(_PHRASES, max_size=1),
+              st.sampled_from([["*"], ["*"], ["en"], ["en-US"], ["ja"]]), st.sampled_from(["word", "substring"]),
+              st.integers(0, 1)),
+    min_size=1, max_size=6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=300, deadline=None)
+@given(_RULE_SETS, _GLUED | _NOISE, st.sampled_from(["en-US", "en", None, "ja-JP"]))
+def test_match_is_the_definition_of_a_match(backend, specs, text, locale):
+    rules = [compile_rule(Rule(id=f"intent_{i}.r{i}", intent=f"intent_{i}", patterns=patterns, exclude=exclude,
+                               locales=locales, match=match, priority=priority, owner="tests"))
+             for i, (patterns, exclude, locales, match, priority) in enumerate(specs)]
+    result = Matcher(rules).with_backend(backend).match(text, locale)
+    expected = _reference_match(rules, text, locale)
+    assert (None if result is None else (result.rule_id, result.pattern, result.fired)) == expected

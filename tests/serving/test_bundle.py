@@ -163,3 +163,27 @@ def test_loading_unknown_number_lists_known(tmp_path):
     store.build([WHERE])
     with pytest.raises(BundleError, match=r"no bundle 5 .*bundles: 1"):
         store.load(5)
+
+
+def test_a_large_bundle_is_hashed_while_it_is_read_and_a_flipped_node_byte_is_caught(tmp_path, monkeypatch):
+    from rulelife.rules.lexicon import Lexicon, LexiconEntry
+    from rulelife.rules.matcher import compile_rule
+
+    monkeypatch.setattr("rulelife.serving.bundle._OVERLAP_FROM", 0)  # every bundle takes the threaded path
+    lexicon = Lexicon(owner="trust", phrases=[LexiconEntry(phrase="stolen", intent="card_stolen")])
+    shadow = compile_rule(rule("faq.late", "late order"), shadow=True)
+    bundle, _ = BundleStore(tmp_path).build([WHERE, HOURS, shadow], lexicon)
+    again = read_bundle(bundle.path)
+    assert again.matcher.match("where is my order", "en").rule_id == "order_tracking.where"
+    assert again.matcher.shadow_fired("a late order", "en") == ("faq.late",)
+    assert again.matcher.match("where is my order, it was stolen", "en") is None
+    data = bytearray(bundle.path.read_bytes())
+    data[-3] ^= 1  # inside the shadow automaton's node data
+    bundle.path.write_bytes(bytes(data))
+    with pytest.raises(BundleIntegrityError, match="fails its checksum"):
+        read_bundle(bundle.path)
+
+
+def test_a_bundle_without_rules_loads_and_matches_nothing(tmp_path):
+    bundle, _ = BundleStore(tmp_path).build([])
+    assert read_bundle(bundle.path).matcher.match("where is my order", "en") is None

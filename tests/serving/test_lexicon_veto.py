@@ -26,7 +26,7 @@ from rulelife.querylog import LogReport, iter_log
 from rulelife.querylog.schema import coerce, parse_reason
 from rulelife.rules.definition import Rule
 from rulelife.rules.lexicon import Lexicon, LexiconEntry, lexicon_path
-from rulelife.rules.matcher import LexiconVeto, Matcher, compile_lexicon, compile_rule
+from rulelife.rules.matcher import BACKENDS, LexiconVeto, Matcher, compile_lexicon, compile_rule
 from rulelife.serving.bundle import MAGIC, MAGIC_LEXICON, BundleStore, read_bundle
 from rulelife.serving.publish import publish_active, publish_rules
 from rulelife.serving.replay import replay
@@ -197,11 +197,11 @@ def test_publish_compiles_the_workspace_lexicon_and_a_lexicon_edit_publishes_a_n
     assert "pin_blocked.blocked was vetoed by the safety lexicon phrase 'stole' (card_stolen)" in told.output
 
 
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def classifier(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("bundles")
     publish_rules(BundleStore(root), RULES, lexicon=LEXICON)
-    return RuleClassifier.from_store(root, shadow_rate=0.5)
+    return RuleClassifier.from_store(root, shadow_rate=0.5, matcher_backend=request.param)
 
 
 def test_decide_names_the_veto_and_classify_defers(classifier):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pandas as pd
 import pytest
 
 from rulelife import RuleClassifier
-from rulelife.errors import BundleError
+from rulelife.errors import BundleError, ConfigError
 from rulelife.rules.definition import Rule
+from rulelife.rules.matcher import BACKENDS
 from rulelife.serving.bundle import BundleStore
 from rulelife.serving.publish import publish_rules
 from rulelife.serving.runtime import in_shadow_sample
@@ -46,8 +48,9 @@ def test_shadow_sample_is_deterministic_and_at_the_rate():
     assert all(in_shadow_sample(q, 1.0) for q in ids[:100])
 
 
-def test_classify_many_equals_classify(published):
-    clf = RuleClassifier.from_store(published.root, shadow_rate=0.5)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classify_many_equals_classify(published, backend):
+    clf = RuleClassifier.from_store(published.root, shadow_rate=0.5, matcher_backend=backend)
     texts = pd.Series(["where is my order", "hi", None, "WHERE IS MY ORDER?", "return where is my order"])
     ids = [f"q-{i}" for i in range(len(texts))]
     batch = clf.classify_many(texts, "en-US", ids)
@@ -128,3 +131,15 @@ def test_missing_bundle_is_a_clear_error(tmp_path):
 def test_invalid_shadow_rate_is_refused(published):
     with pytest.raises(ValueError, match="between 0 and 1"):
         RuleClassifier.from_store(published.root, shadow_rate=5)
+
+
+def test_an_unknown_matcher_backend_is_refused_with_the_choices(published, monkeypatch):
+    with pytest.raises(ValueError, match="Unknown matcher backend 'hyperscan', expected one of pyahocorasick"):
+        RuleClassifier.from_store(published.root, matcher_backend="hyperscan")
+    monkeypatch.setenv("RULELIFE_MATCHER_BACKEND", "ahocorasick_rs")
+    clf = RuleClassifier.from_store(published.root)
+    assert clf.matcher_backend == "ahocorasick_rs" and clf.bundle.matcher.backend == "pyahocorasick"
+    assert clf.classify("where is my order", locale="en").rule_id == "order_tracking.where"
+    monkeypatch.setitem(sys.modules, "ahocorasick_rs", None)  # as where the package is not installed
+    with pytest.raises(ConfigError, match=r"pip install 'rulelife\[rs\]'"):
+        RuleClassifier.from_store(published.root)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rulelife import RuleClassifier
 from rulelife.querylog.schema import coerce, parse_reason
 from rulelife.rules.definition import Rule
-from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule
+from rulelife.rules.matcher import BACKENDS, CompiledRule, Matcher, compile_rule
 from rulelife.serving.bundle import MAGIC, MAGIC_SHADOW, BundleStore, read_bundle
 from rulelife.serving.publish import publish_rules
 from rulelife.serving.replay import replay
@@ -132,11 +132,11 @@ def test_bundle_with_shadow_rules_is_rebuilt_from_json_when_the_automaton_is_unr
     assert loaded.matcher.shadow_fired("summer sale", "en") == ("promotion.sale",)
 
 
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def classifier(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("bundles")
     publish_rules(BundleStore(root), [*SERVING, *SHADOW])
-    return RuleClassifier.from_store(root, shadow_rate=0.5)
+    return RuleClassifier.from_store(root, shadow_rate=0.5, matcher_backend=request.param)
 
 
 def test_decide_reports_hits_misses_and_shadow_rules(classifier):
