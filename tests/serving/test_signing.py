@@ -15,6 +15,7 @@ from rulelife.cli import app
 from rulelife.errors import BundleError, BundleIntegrityError, ConfigError
 from rulelife.rules.definition import Rule
 from rulelife.serving.bundle import BundleStore, _checksum, encode_bundle, read_bundle
+from rulelife.serving.publish import publish_rules
 from rulelife.serving.signing import generate_keys, load_private_key, load_public_key
 
 WHERE = Rule(id="order_tracking.where", intent="order_tracking", patterns=["where is my order"], owner="ds")
@@ -81,7 +82,7 @@ def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites(t
 
 def test_a_signed_bundle_is_served_and_says_who_signed_it(tmp_path, keys):
     store = BundleStore(tmp_path, signing_key=keys["private"])
-    bundle, _ = store.build_and_publish([WHERE, GREETING])
+    bundle = publish_rules(store, [WHERE, GREETING]).bundle
     clf = RuleClassifier.from_store(tmp_path, public_key=keys["public"])
     assert clf.classify("where is my order", locale="en").rule_id == "order_tracking.where"
     assert clf.health().ok and bundle.summary()["signed_by"] == clf.bundle.signing_key is not None
@@ -89,10 +90,10 @@ def test_a_signed_bundle_is_served_and_says_who_signed_it(tmp_path, keys):
 
 def test_a_forged_bundle_with_a_recomputed_checksum_is_refused_when_a_key_is_configured(tmp_path, keys):
     store = BundleStore(tmp_path, signing_key=keys["private"])
-    store.build_and_publish([WHERE, GREETING])
+    publish_rules(store, [WHERE, GREETING])
     clf = RuleClassifier.from_store(tmp_path, public_key=keys["public"])
     unkeyed = RuleClassifier.from_store(tmp_path)
-    store.build_and_publish([WHERE, GREETING, Rule(id="faq.hours", intent="faq", patterns=["opening hours"],
+    publish_rules(store, [WHERE, GREETING, Rule(id="faq.hours", intent="faq", patterns=["opening hours"],
                                                    owner="ds")])
     _forge_extra_pattern(store, 2)
 
@@ -105,7 +106,7 @@ def test_a_forged_bundle_with_a_recomputed_checksum_is_refused_when_a_key_is_con
 
 def test_a_forged_bundle_keeping_the_old_signature_fails_verification(tmp_path, keys):
     store = BundleStore(tmp_path, signing_key=keys["private"])
-    signed, _ = store.build_and_publish([WHERE, GREETING])
+    signed = publish_rules(store, [WHERE, GREETING]).bundle
     old = _parts(signed.path.read_bytes())[1]
     forged = [r._replace(patterns=(*r.patterns, REFUND)) if r.id == "chitchat.greeting" else r for r in signed.rules]
     magic, header, front, state, nodes = _parts(encode_bundle(forged, 1)[0])
@@ -117,7 +118,7 @@ def test_a_forged_bundle_keeping_the_old_signature_fails_verification(tmp_path, 
 
 def test_the_signature_covers_the_header(tmp_path, keys):
     store = BundleStore(tmp_path, signing_key=keys["private"])
-    bundle, _ = store.build_and_publish([WHERE])
+    bundle = publish_rules(store, [WHERE]).bundle
     magic, header, front, state, nodes = _parts(bundle.path.read_bytes())
     header["serving"] = {"shadow_rate": 0.0, "max_text_length": 4096}  # stop the shadow sample
     _repoint(store, _rewrite(bundle.path, header, front, state, nodes, magic))
@@ -127,14 +128,14 @@ def test_the_signature_covers_the_header(tmp_path, keys):
 
 
 def test_a_bundle_signed_with_another_key_is_refused_and_named(tmp_path, keys):
-    BundleStore(tmp_path, signing_key=keys["other_private"]).build_and_publish([WHERE])
+    publish_rules(BundleStore(tmp_path, signing_key=keys["other_private"]), [WHERE])
     with pytest.raises(BundleError, match="signed with key .* not with the configured key"):
         RuleClassifier.from_store(tmp_path, public_key=keys["public"])
 
 
 def test_an_unsigned_bundle_is_refused_at_start_up_and_the_signed_one_before_it_serves(tmp_path, keys, monkeypatch):
-    BundleStore(tmp_path, signing_key=keys["private"]).build_and_publish([WHERE])
-    BundleStore(tmp_path).build_and_publish([WHERE, GREETING])  # a publisher without the key
+    publish_rules(BundleStore(tmp_path, signing_key=keys["private"]), [WHERE])
+    publish_rules(BundleStore(tmp_path), [WHERE, GREETING])  # a publisher without the key
     monkeypatch.setenv("RULELIFE_BUNDLE_PUBLIC_KEY", str(keys["public"]))
     clf = RuleClassifier.from_store(tmp_path)  # the key from the environment
     assert clf.bundle_version == 1
@@ -144,8 +145,9 @@ def test_an_unsigned_bundle_is_refused_at_start_up_and_the_signed_one_before_it_
 
 def test_configuring_a_key_makes_the_next_publish_a_signed_bundle(tmp_path, keys):
     store = BundleStore(tmp_path)
-    first, _ = store.build_and_publish([WHERE])
-    second, new = BundleStore(tmp_path, signing_key=keys["private"]).build_and_publish([WHERE])
+    first = publish_rules(store, [WHERE]).bundle
+    result = publish_rules(BundleStore(tmp_path, signing_key=keys["private"]), [WHERE])
+    second, new = result.bundle, result.published
     assert new and (first.signing_key, second.number) == (None, 2) and second.signing_key is not None
 
 
@@ -171,9 +173,9 @@ class _RunsCommand:
 
 def test_a_compiled_state_naming_a_foreign_global_is_refused_loudly_and_never_run(tmp_path, caplog):
     store = BundleStore(tmp_path)
-    store.build_and_publish([WHERE])
+    publish_rules(store, [WHERE])
     clf = RuleClassifier.from_store(tmp_path)
-    bundle, _ = store.build_and_publish([WHERE, GREETING])
+    bundle = publish_rules(store, [WHERE, GREETING]).bundle
     marker = tmp_path / "ran"
     magic, header, front, _, _ = _parts(bundle.path.read_bytes())
     hostile = pickle.dumps((_RunsCommand(f"touch {marker}"), None), protocol=5)
@@ -204,7 +206,7 @@ def test_the_workspace_key_signs_what_publish_builds(tmp_path, keys):
     private, public = keygen(tmp_path / "keys")
     ws = Workspace.create(tmp_path / "ws", settings={"bundle_signing_key": str(private),
                                                      "bundle_public_key": str(public)})
-    bundle, _ = BundleStore.for_workspace(ws).build_and_publish([WHERE])
+    bundle = publish_rules(BundleStore.for_workspace(ws), [WHERE]).bundle
     assert bundle.signing_key is not None
     read_bundle(bundle.path, public_key=load_public_key(public))
     with pytest.raises(BundleIntegrityError, match="not with the configured key"):
@@ -215,7 +217,7 @@ def test_the_signing_key_is_read_only_to_build_so_reading_bundles_never_needs_it
     from rulelife.config import Workspace
 
     ws = Workspace.create(tmp_path / "ws", settings={"bundle_signing_key": "keys/missing.key"})
-    BundleStore(ws.bundle_dir).build_and_publish([WHERE])
+    publish_rules(BundleStore(ws.bundle_dir), [WHERE])
     store = BundleStore.for_workspace(ws)
     assert store.current().number == 1  # `bundle show`, `list`, `rollback` work without the private key
     with pytest.raises(ConfigError, match=r"no bundle signing key at .*missing.key.*bundle keygen"):
