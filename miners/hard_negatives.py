@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import ahocorasick
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import NotFittedError
 
+from rulelife.errors import NotFittedError
 from rulelife.rules.definition import Rule
 from rulelife.rules.matcher import Matcher, compile_rule, locale_applies
 from rulelife.rules.normalize import normalize

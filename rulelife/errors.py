@@ -89,6 +89,10 @@ class GateRefused(LifecycleError):
         super().__init__(f"promotion of {rule_id} refused; nothing was changed:\n{lines}")
 
 
+class NotFittedError(RulelifeError, ValueError, AttributeError):
+    """A learning object was used before ``fit``; the built-in bases are those callers of scikit-learn catch."""
+
+
 class JobLocked(RulelifeError):
     """Another run of the same job holds its lock; retry later."""
 

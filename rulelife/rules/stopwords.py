@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from rulelife.rules.stopwords_en import ENGLISH_STOP_WORDS
+
 __all__ = ["stop_words_for"]
 
-# scikit-learn's list (from the Glasgow IR group) includes content words that a
+# The English list (scikit-learn's, from the Glasgow IR group) includes content words that a
 # customer-service bot legitimately keys on ("bill", "call", "find", "empty");
 # flagging a billing rule on "bill" would be a false alarm, so they are dropped.
 _ENGLISH_CONTENT_WORDS = frozenset(
@@ -45,10 +47,6 @@ _JAPANESE = frozenset("の は が を に で と も か へ や から まで
 
 @functools.cache
 def _stop_words() -> dict[str, frozenset[str]]:
-    # Imported on first use: importing scikit-learn costs ~2.5 s, which every
-    # CLI call and every pool or Spark worker would otherwise pay.
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
     return {"en": frozenset(ENGLISH_STOP_WORDS) - _ENGLISH_CONTENT_WORDS, "es": _SPANISH, "ja": _JAPANESE}
 
 

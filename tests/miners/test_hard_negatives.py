@@ -2,10 +2,10 @@ import doctest
 
 import pandas as pd
 import pytest
-from sklearn.exceptions import NotFittedError
 
-import miners.hard_negatives as hard_negatives
+from miners import hard_negatives
 from miners.hard_negatives import REASONS, HardNegativeMiner
+from rulelife.errors import NotFittedError
 from rulelife.plugins import MINERS, load_plugin
 from rulelife.rules.definition import Rule
 
