@@ -41,7 +41,9 @@ class Target(StrEnum):
 
 dataset_app = typer.Typer(cls=RulelifeGroup, help="Build per-rule evaluation datasets.", no_args_is_help=True)
 
-LogOption = Annotated[list[Path] | None, typer.Option("--log", help="Query log file or folder (repeatable; default: the workspace's logs/).")]
+# Text, not Path: a Path would fold s3://bucket into s3:/bucket.
+LogOption = Annotated[list[str] | None, typer.Option(
+    "--log", help="Query log file, folder or URI such as s3://bucket/log/ (repeatable; default: the workspace's logs/).")]
 SinceOption = Annotated[str | None, typer.Option("--since", help="First day of the log window, YYYY-MM-DD.")]
 UntilOption = Annotated[str | None, typer.Option("--until", help="Last day of the log window, YYYY-MM-DD.")]
 RulesArgument = Annotated[list[str] | None, typer.Argument(

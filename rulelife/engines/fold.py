@@ -37,7 +37,7 @@ import pandas as pd
 
 from rulelife.errors import ConfigError, LogError
 from rulelife.querylog import LogReport, coalesce, iter_log
-from rulelife.querylog.sources import LogSource, describe, files_in_window
+from rulelife.querylog.sources import LogFile, LogSource, describe, files_in_window
 
 __all__ = ["CHUNK_ROWS", "FOLD_ENGINES", "LogFold", "fold_log"]
 
@@ -65,12 +65,19 @@ def fold_log(
     spark=None,
     chunk_rows: int = CHUNK_ROWS,
     pool: ProcessPoolExecutor | None = None,
+    extra_columns: Sequence[str] = (),
 ) -> Any:
     """``combine`` of ``step(chunk)`` over the valid rows of ``source`` in ``[since, until]``.
 
     ``local-pool`` starts ``workers`` processes (default: every core) for
     the fold, or uses ``pool`` (a spawn-context ``ProcessPoolExecutor``)
     so several folds pay the start-up once (see :class:`LogFold`).
+
+    A chunk holds the log contract's columns
+    (:data:`~rulelife.querylog.CONTRACT_DTYPES`) and ``extra_columns``, the
+    ones beyond it that ``step`` reads; no other column is read from disk,
+    on any engine. ``source`` may name URIs (``s3://…``, see
+    :func:`~rulelife.querylog.iter_log`).
 
     ``report`` is filled with what was read, skipped and quarantined.
     Raises :class:`~rulelife.errors.LogError` as the reader does (no file,
@@ -82,7 +89,8 @@ def fold_log(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     report = report if report is not None else LogReport()
-    options = dict(since=since, until=until, known_intents=known_intents, quarantine_dir=quarantine_dir)
+    options = dict(since=since, until=until, known_intents=known_intents, quarantine_dir=quarantine_dir,
+                   extra_columns=tuple(extra_columns))
     if engine == "local":
         return _fold_files(step, combine, source, report, chunk_rows, options)
     if engine == "local-pool":
@@ -149,24 +157,24 @@ def _fold_files(step: Step, combine: Combine, source, report: LogReport, chunk_r
     return fold_frames(step, combine, iter_log(source, report=report, **options), chunk_rows)
 
 
-def _fold_group(step: Step, combine: Combine, files: list[str], chunk_rows: int, options: dict
+def _fold_group(step: Step, combine: Combine, files: list[LogFile], chunk_rows: int, options: dict
                 ) -> tuple[Any, LogReport]:
     """Pool task: fold one contiguous group of files; 'no valid row' in a group is an empty result."""
     report = LogReport()
     try:
-        return _fold_files(step, combine, [Path(f) for f in files], report, chunk_rows, options), report
+        return _fold_files(step, combine, files, report, chunk_rows, options), report
     except LogError:
         if report.rows_valid == 0:
             return None, report
         raise
 
 
-def _groups(files: list[Path], count: int) -> list[list[str]]:
+def _groups(files: list[LogFile], count: int) -> list[list[LogFile]]:
     """``count`` contiguous groups of about equal bytes (contiguous: chunks then hold neighbouring days)."""
     sizes = [max(1, f.stat().st_size) for f in files]
     total, groups, current, filled = sum(sizes), [], [], 0
     for path, size in zip(files, sizes):
-        current.append(str(path))
+        current.append(path)
         filled += size
         if filled >= total * (len(groups) + 1) / count and len(groups) < count - 1:
             groups.append(current)

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rulelife._compat import quiet_pyspark_import
+from rulelife.errors import LogError
 from rulelife.querylog import LogReport
 from rulelife.querylog.schema import CONTRACT_DTYPES, coerce
 from rulelife.querylog.sources import describe
@@ -97,7 +98,7 @@ def _merger(combine):
 
 
 def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: int, since=None, until=None,
-               known_intents=None, quarantine_dir=None):
+               known_intents=None, quarantine_dir=None, extra_columns=()):
     """fold_log on Spark (see the module docstring); ``spark`` None: a local session on every core."""
     with quiet_pyspark_import(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # pyspark's pandas-version check
@@ -111,6 +112,11 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
     where = describe(source)
     with job_conf(spark):
         frame = read_window(spark, F, paths, since, until, where, report, require_runtime=False)
+        extra = [c for c in dict.fromkeys(extra_columns) if c not in CONTRACT_DTYPES]
+        absent = [c for c in extra if c not in frame.columns]
+        if absent:
+            raise LogError(f"{where}: no column {', '.join(map(repr, absent))}, which this job reads "
+                           f"(extra_columns); the log has {', '.join(frame.columns)}")
         bad = bad_bits(F, frozenset(known_intents) if known_intents else None)
         reasons = [reason for reason, _ in ROW_CHECKS]
 
@@ -119,9 +125,9 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            # Every contract column the log holds (coerce adds the absent ones as NA), so a step sees what
-            # it would see locally: the runtime's columns and the optional labels too.
-            columns = [F.col(c) for c in CONTRACT_DTYPES if c in frame.columns]
+            # Every contract column the log holds (coerce adds the absent ones as NA) and the extra ones
+            # the step asked for, so a step sees what it would see locally; Parquet reads no other column.
+            columns = [F.col(c) for c in CONTRACT_DTYPES if c in frame.columns] + [F.col(c) for c in extra]
             parts = frame.select(*columns, bad.alias("bad")
                                  ).mapInArrow(partial, _DDL)
             rdd = parts.rdd.map(_unpack)

@@ -30,7 +30,7 @@ from rulelife.monitoring.bundle_intents import BundleIntents, unknown_rules_erro
 from rulelife.monitoring.metrics import MetricCounts, count_chunk
 from rulelife.querylog import LogReport, iter_log
 from rulelife.querylog.report import merge_reports, no_rows_error
-from rulelife.querylog.sources import LogSource, describe, files_in_window
+from rulelife.querylog.sources import LogFile, LogSource, describe, files_in_window
 
 __all__ = ["ENGINES", "BundleIntents", "DailyCounts", "count_files", "count_local", "count_pool", "daily_counts"]
 
@@ -79,7 +79,8 @@ def daily_counts(
     day_or_range
         A date, or a ``(since, until)`` pair of dates.
     log
-        Log files, folders or (Spark only) URIs such as ``s3://bucket/log/``;
+        Log files, folders or URIs such as ``s3://bucket/log/`` (see
+        :mod:`rulelife.querylog.filesystems`);
         default: the workspace's log folder.
     engine
         ``local``, ``local-pool`` or ``spark``.
@@ -150,12 +151,12 @@ def count_local(workspace, since, until, source, report: LogReport) -> tuple[Met
                        safety_intents=list(settings.safety_intents), report=report)
 
 
-def _count_one(path: str, options: dict) -> tuple[MetricCounts, list[int], LogReport, str | None]:
+def _count_one(path: LogFile, options: dict) -> tuple[MetricCounts, list[int], LogReport, str | None]:
     """Pool task: the counts of one file; a 'no valid row' error comes back as text
     (another file may hold the rows), any other error is raised."""
     report = LogReport()
     try:
-        counts, numbers = count_files(Path(path), report=report, **options)
+        counts, numbers = count_files(path, report=report, **options)
     except LogError as exc:
         if report.rows_valid == 0 and str(exc).startswith(("no valid row", "no row")):
             return MetricCounts(), [], report, str(exc)
@@ -179,8 +180,7 @@ def count_pool(workspace, since, until, source, report: LogReport, *, workers: i
     # same refusals as the local engine, before any process starts.
     iter_log(source, since=since, until=until, known_intents=settings.intents or None,
              quarantine_dir=workspace.quarantine_dir, report=LogReport(), require_runtime=True)
-    files = [str(path) for path in files_in_window(source, since, until, exclude=workspace.quarantine_dir,
-                                                   skipped=report.files_skipped)]
+    files = files_in_window(source, since, until, exclude=workspace.quarantine_dir, skipped=report.files_skipped)
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
     counts, numbers = MetricCounts(), set()
     # spawn, not fork: the parent may hold threads (a JVM gateway, a GE

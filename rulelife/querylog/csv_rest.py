@@ -14,9 +14,10 @@ such a file.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -28,13 +29,15 @@ def _column(values: list[str]) -> pa.Array:
     return pa.array([v.encode("latin-1") if v else None for v in values], pa.binary())
 
 
-def _table(names: list[str], rows: list[list[str]]) -> pa.Table:
-    return pa.table({name: _column([row[i] for row in rows]) for i, name in enumerate(names)})
+def _table(names: list[str], keep: list[int], rows: list[list[str]]) -> pa.Table:
+    return pa.table({names[i]: _column([row[i] for row in rows]) for i in keep})
 
 
-def read_rest(path: Path, names: list[str], *, chunk_rows: int, rows_done: int, unsplit_done: int,
-              unsplit: list[str]) -> Iterator[tuple[int, pa.Table]]:
-    """``(first_row_number, table)`` chunks of bytes columns after the first ``rows_done`` rows.
+def read_rest(binary: BinaryIO, names: list[str], columns: list[str], *, chunk_rows: int, rows_done: int,
+              unsplit_done: int, unsplit: list[str]) -> Iterator[tuple[int, pa.Table]]:
+    """``(first_row_number, table)`` chunks of the bytes ``columns`` after the first ``rows_done`` rows.
+
+    ``binary`` is the file opened at its start, ``names`` its header.
 
     Records that do not split are appended to ``unsplit`` (their fields
     joined by commas, bytes that are not UTF-8 as ``\\xNN``), except the
@@ -44,7 +47,8 @@ def read_rest(path: Path, names: list[str], *, chunk_rows: int, rows_done: int, 
     csv.field_size_limit(max(csv.field_size_limit(), sys.maxsize >> 1))
     rows: list[list[str]] = []
     start, split, skipped = rows_done, 0, 0
-    with open(path, newline="", encoding="latin-1") as handle:
+    keep = [names.index(c) for c in columns]
+    with io.TextIOWrapper(binary, newline="", encoding="latin-1") as handle:
         records = csv.reader(handle, strict=False)
         next(records, None)  # the header, checked by RawFile.columns
         for fields in records:
@@ -61,7 +65,7 @@ def read_rest(path: Path, names: list[str], *, chunk_rows: int, rows_done: int, 
                 continue
             rows.append(fields)
             if len(rows) == chunk_rows:
-                yield start, _table(names, rows)
+                yield start, _table(names, keep, rows)
                 start, rows = start + len(rows), []
     if rows:
-        yield start, _table(names, rows)
+        yield start, _table(names, keep, rows)

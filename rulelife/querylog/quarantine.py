@@ -2,7 +2,7 @@
 
 Quarantine: one Parquet file per source file per run,
 ``<quarantine_dir>/<source-stem>-<run-id>.parquet``, holding the bad rows'
-original columns as strings plus ``_source_file``, ``_row`` (0-based
+columns that were read (the contract's and any a job asked for) as strings plus ``_source_file``, ``_row`` (0-based
 position among the source file's data rows; in a CSV without line breaks
 inside quoted values that is line ``_row + 2``), ``_raw`` and ``_reason``.
 A cell whose bytes are not UTF-8 is kept with each such byte written as
@@ -15,7 +15,7 @@ file is done, so a reader never sees half a Parquet file.
 Validation cache: once a file has been validated end to end, a marker
 ``<quarantine_dir>/.validated/<key>.json`` records its row count and its bad
 rows (row number by reason). The key hashes the file's fingerprint (absolute
-path, size, mtime_ns), the suite version and ``known_intents``, so editing
+path, size, mtime_ns), the suite version, ``known_intents`` and the columns read, so editing
 or touching the file, changing the expectations or the intent list all mean
 a fresh validation. Markers are small (a few bytes per bad row) and can be
 deleted at any time; stale ones are never read.
@@ -128,15 +128,26 @@ class Verdict:
         return all_rows[order], all_codes[order], reasons
 
 
-def verdict_key(path: Path, *, suite_version: int, known_intents: frozenset[str] | None) -> str:
-    """The cache key of ``path`` as it is on disk now (size and mtime_ns included)."""
+def verdict_key(path, *, suite_version: int, known_intents: frozenset[str] | None,
+                columns: list[str] | None = None) -> str | None:
+    """The cache key of ``path`` as it is on disk now (size and mtime_ns included), or None: not cacheable.
+
+    ``path`` is a local :class:`~pathlib.Path` or a remote file (see
+    :mod:`rulelife.querylog.filesystems`); one whose store keeps no
+    modification time is never cached. ``columns`` are the columns read:
+    a byte that is not UTF-8 in a column not read makes no bad row, so a
+    verdict holds for one projection only.
+    """
     stat = path.stat()
+    if stat.st_mtime_ns is None:
+        return None
     ident = {
         "path": str(path.resolve()),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
         "suite_version": suite_version,
         "known_intents": None if known_intents is None else sorted(known_intents),
+        "columns": columns,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -16,7 +16,7 @@ from rulelife import progress
 from rulelife.errors import LogError
 from rulelife.querylog.quarantine import QuarantineWriter, Verdict, load_verdict, save_verdict, verdict_key
 from rulelife.querylog.report import LogReport
-from rulelife.querylog.schema import REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, missing_columns
+from rulelife.querylog.schema import CONTRACT_DTYPES, REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, missing_columns
 from rulelife.querylog.sources import UNSPLIT_REASON, LogSource, RawFile, describe, files_in_window
 from rulelife.querylog.validate import SUITE_VERSION, FileValidator, known_intents_key
 
@@ -36,13 +36,16 @@ def iter_log(
     validate: bool = True,
     report: LogReport | None = None,
     require_runtime: bool = False,
+    extra_columns: Collection[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """Stream the valid rows of a query log, one contract-typed DataFrame a chunk.
 
     Parameters
     ----------
     source
-        A ``.parquet``/``.csv`` file, a folder (scanned recursively), or a list of those.
+        A ``.parquet``/``.csv`` file, a folder (scanned recursively), or a list of those;
+        each a local path or a URI (``s3://bucket/log/``, ``gs://``, ``hdfs://``,
+        ``file://``, or any fsspec scheme: see :mod:`rulelife.querylog.filesystems`).
     since, until
         Keep rows whose UTC day is within ``[since, until]`` (inclusive). Files
         named ``queries-YYYY-MM-DD.*`` (or under ``date=YYYY-MM-DD/``) outside
@@ -66,6 +69,12 @@ def iter_log(
     require_runtime
         Refuse a file without the runtime columns (rule_id, rule_version,
         bundle_version, shadow): jobs that judge live rules need them.
+    extra_columns
+        Columns beyond the contract's (:data:`~rulelife.querylog.CONTRACT_DTYPES`)
+        that the caller uses; they follow the contract columns in each chunk.
+        Only these and the contract's are read from disk: any other column
+        of the log costs neither memory nor time, and is absent from the
+        quarantine files too. A file without one of them is refused.
 
     Every row is checked (with great-expectations) for a non-null query_id
     unique within its file (the first occurrence is kept), a parseable
@@ -89,11 +98,14 @@ def iter_log(
         raise LogError(f"since ({since}) is after until ({until}): swap them")
     if isinstance(known_intents, str):
         raise LogError(f"known_intents must be a collection of intent names, got the string {known_intents!r}")
+    if isinstance(extra_columns, str):
+        raise LogError(f"extra_columns must be a collection of column names, got the string {extra_columns!r}")
+    extra = tuple(dict.fromkeys(c for c in extra_columns if c not in CONTRACT_DTYPES))
     quarantine_dir = Path(quarantine_dir) if quarantine_dir is not None else None
     report = report if report is not None else LogReport()
     files = []
     for path in files_in_window(source, since, until, exclude=quarantine_dir, skipped=report.files_skipped):
-        raw = RawFile(path, chunk_rows=chunk_rows, since=since, until=until)
+        raw = RawFile(path, chunk_rows=chunk_rows, since=since, until=until, extra_columns=extra)
         if raw.empty:  # no header to check: a file with no rows
             files.append(raw)
             continue
@@ -110,6 +122,10 @@ def iter_log(
                     f"{path}: missing the runtime column(s) {', '.join(absent)}; this job needs the log the "
                     "chatbot runtime writes (rule hits and the shadow flag), not a model-only log"
                 )
+        absent = [c for c in extra if c not in raw.columns()]
+        if absent:
+            raise LogError(f"{path}: no column {', '.join(map(repr, absent))}, which this job reads "
+                           f"(extra_columns); the file has {', '.join(raw.columns())}")
         files.append(raw)
     if not files:
         raise LogError(
@@ -201,8 +217,9 @@ class _Reader:
             return
         key = None
         if self.validate and self.quarantine_dir is not None:
-            key = verdict_key(raw.path, suite_version=SUITE_VERSION, known_intents=self.known_intents)
-            verdict = load_verdict(self.quarantine_dir, key)
+            key = verdict_key(raw.path, suite_version=SUITE_VERSION, known_intents=self.known_intents,
+                              columns=raw.read_columns())
+            verdict = load_verdict(self.quarantine_dir, key) if key is not None else None
             if verdict is not None:
                 self.report.files_cached.append(str(raw.path))
                 if verdict.quarantine_file:
@@ -216,7 +233,7 @@ class _Reader:
         writer = None
         if self.validate and self.quarantine_dir is not None:
             writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self.run_id,
-                                      taken=self._names, columns=raw.columns())
+                                      taken=self._names, columns=raw.read_columns())
         bad: dict[str, list[int]] = defaultdict(list)
         rows, unsplit, whole, finished = 0, 0, True, False
         try:

@@ -12,12 +12,14 @@ the quarantine, and the rest of the file is read. A 0-byte file holds no rows.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -25,10 +27,14 @@ import pyarrow.parquet as pq
 
 from rulelife.errors import LogError, clip, preview
 from rulelife.querylog.csv_rest import read_rest
+from rulelife.querylog.filesystems import RemoteFile, is_uri, list_remote, local_path
+from rulelife.querylog.schema import CONTRACT_DTYPES
 
-__all__ = ["UNSPLIT_REASON", "LogSource", "RawFile", "day_of", "files_in_window", "resolve"]
+__all__ = ["UNSPLIT_REASON", "LogFile", "LogSource", "RawFile", "day_of", "files_in_window", "resolve"]
 
-LogSource = str | Path | Sequence[str | Path]
+# A local path, or a file in an object store (see filesystems); a str may be a URI.
+LogFile = Path | RemoteFile
+LogSource = str | Path | RemoteFile | Sequence[str | Path | RemoteFile]
 SUFFIXES = (".parquet", ".csv")
 log = logging.getLogger(__name__)
 _DAY_FILE = re.compile(r"^queries-(\d{4}-\d{2}-\d{2})$")
@@ -40,25 +46,35 @@ _MAX_HEADER = 1 << 16  # bytes of a CSV header line; a longer first line is not 
 
 
 def describe(source: LogSource) -> str:
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, Path, RemoteFile)):
         return str(source)
     return ", ".join(map(str, source)) or "[]"
 
 
-def resolve(source: LogSource, *, exclude: Path | None = None) -> list[Path]:
+def resolve(source: LogSource, *, exclude: Path | None = None) -> list[LogFile]:
     """The log files of ``source``: a file, a folder (scanned recursively), or a list of those.
 
-    Folders skip hidden and ``_``-prefixed entries (``.validated``, Spark's
+    Each may be a local path, a ``file://`` URI or a remote URI such as
+    ``s3://bucket/log/`` (see :mod:`rulelife.querylog.filesystems`). Folders skip hidden and ``_``-prefixed entries (``.validated``, Spark's
     ``_SUCCESS``) and anything under ``exclude`` (the quarantine folder, so a
     quarantine inside the log folder is never read back as log).
     """
-    items = [source] if isinstance(source, (str, Path)) else list(source)
+    items = [source] if isinstance(source, (str, Path, RemoteFile)) else list(source)
     if not items:
         raise LogError("no query log given: pass a log file, a folder of *.parquet/*.csv files, or a list of them")
     excluded = exclude.resolve() if exclude is not None else None
-    files: dict[Path, None] = {}
+    files: dict[LogFile, None] = {}
     for item in items:
-        path = Path(item)
+        if isinstance(item, RemoteFile):
+            files[item] = None
+            continue
+        if is_uri(item):
+            path = local_path(item)
+            if path is None:
+                files.update(dict.fromkeys(list_remote(item, SUFFIXES)))
+                continue
+        else:
+            path = Path(item)
         if path.is_dir():
             found = sorted(
                 p
@@ -81,7 +97,7 @@ def resolve(source: LogSource, *, exclude: Path | None = None) -> list[Path]:
 
 
 def files_in_window(source: LogSource, since: dt.date | None, until: dt.date | None, *, exclude: Path | None,
-                    skipped: list[str]) -> list[Path]:
+                    skipped: list[str]) -> list[LogFile]:
     """The files of ``source`` (see :func:`resolve`) that may hold a day of ``[since, until]``.
 
     A file whose name or folder names a day outside the window is left out
@@ -97,7 +113,7 @@ def files_in_window(source: LogSource, since: dt.date | None, until: dt.date | N
     return kept
 
 
-def day_of(path: Path) -> dt.date | None:
+def day_of(path: LogFile) -> dt.date | None:
     """The UTC day a file holds by its name (``queries-YYYY-MM-DD.*`` or a ``date=YYYY-MM-DD`` folder), else None."""
     for name in (path.stem, *(p.name for p in path.parents)):
         match = _DAY_FILE.match(name) if name == path.stem else _DAY_DIR.match(name)
@@ -136,15 +152,45 @@ class RawFile:
     numbers count the records that split, so they are the same on every read.
     """
 
-    def __init__(self, path: Path, *, chunk_rows: int, since: dt.date | None = None, until: dt.date | None = None):
+    def __init__(self, path: LogFile, *, chunk_rows: int, since: dt.date | None = None, until: dt.date | None = None,
+                 extra_columns: Collection[str] = ()):
         self.path = path
         self.chunk_rows = chunk_rows
         self.since = since
         self.until = until
+        self.extra_columns = frozenset(extra_columns)
         self.complete = True
         self.is_parquet = path.suffix.lower() == ".parquet"
         self.unsplit: list[str] = []
         self._unsplit_seen = 0  # records handed to _unsplit by Arrow, drained or not
+        self._columns: list[str] | None = None
+
+    @contextlib.contextmanager
+    def _source(self) -> Iterator[str | pa.NativeFile]:
+        """What pyarrow reads: a local path as text (Arrow's own I/O), a remote file opened."""
+        if isinstance(self.path, RemoteFile):
+            with self.path.open() as handle:
+                yield handle
+        else:
+            yield str(self.path)
+
+    @contextlib.contextmanager
+    def _binary(self) -> Iterator[BinaryIO]:
+        if isinstance(self.path, RemoteFile):
+            with self.path.open() as handle:
+                yield handle
+        else:
+            with open(self.path, "rb") as handle:
+                yield handle
+
+    def read_columns(self) -> list[str]:
+        """The columns read, in file order: the contract's and ``extra_columns``; others are never decoded.
+
+        A log may carry any number of wide columns a job does not use (a
+        session blob, a model's debug payload): leaving them on disk keeps a
+        chunk's memory what the contract needs.
+        """
+        return [name for name in self.columns() if name in CONTRACT_DTYPES or name in self.extra_columns]
 
     @property
     def empty(self) -> bool:
@@ -155,11 +201,17 @@ class RawFile:
             raise LogError(f"{self.path}: cannot read the file ({exc})") from None
 
     def columns(self) -> list[str]:
-        """Column names, from the Parquet footer or the CSV header line."""
+        """Every column name of the file, from the Parquet footer or the CSV header line."""
+        if self._columns is None:
+            self._columns = self._read_header()
+        return self._columns
+
+    def _read_header(self) -> list[str]:
         try:
             if self.is_parquet:
-                return list(pq.read_schema(self.path).names)
-            with open(self.path, "rb") as fh:
+                with self._source() as source:
+                    return list(pq.read_schema(source).names)
+            with self._binary() as fh:
                 line = fh.readline(_MAX_HEADER + 1)
         except (OSError, pa.ArrowException) as exc:
             raise LogError(f"{self.path}: cannot read the file's columns ({exc}); is it a valid {self.path.suffix[1:]} file?") from None
@@ -193,7 +245,11 @@ class RawFile:
                                "fix or remove the file") from None
 
     def _parquet(self) -> Iterator[tuple[int, pa.Table]]:
-        pf = pq.ParquetFile(self.path)
+        with self._source() as source:
+            yield from self._parquet_of(pq.ParquetFile(source))
+
+    def _parquet_of(self, pf: pq.ParquetFile) -> Iterator[tuple[int, pa.Table]]:
+        columns = self.read_columns()
         meta = pf.metadata
         starts, keep, row = [], [], 0
         for i in range(meta.num_row_groups):
@@ -207,7 +263,7 @@ class RawFile:
                 run.append(i)
                 continue
             if run:  # contiguous row groups read as one stream, so chunks span them
-                yield from _rebatch(pf.iter_batches(batch_size=self.chunk_rows, row_groups=run), starts[run[0]], self.chunk_rows)
+                yield from _rebatch(pf.iter_batches(batch_size=self.chunk_rows, row_groups=run, columns=columns), starts[run[0]], self.chunk_rows)
             run = []
 
     def _row_group_in_window(self, pf: pq.ParquetFile, i: int) -> bool:
@@ -228,28 +284,31 @@ class RawFile:
         return not ((self.since and hi_day < self.since) or (self.until and lo_day > self.until))
 
     def _csv(self) -> Iterator[tuple[int, pa.Table]]:
-        names = self.columns()
-        with open(self.path, "rb") as fh:
+        names, columns = self.columns(), self.read_columns()
+        with self._binary() as fh:
             header = fh.readline(_MAX_HEADER + 1)
             if not header.endswith(b"\n") and not fh.read(1):
                 return  # the header alone, without a line break: no rows (Arrow would refuse it)
         produced = 0
-        try:  # opening reads the first block already
-            reader = pacsv.open_csv(
-                self.path,
-                read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
-                # Quoted fields may hold newlines (chat text does).
-                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._unsplit),
-                # Bytes, decoded value by value in schema.coerce: one byte that is not
-                # UTF-8 makes one bad row, not an unreadable file. Only an empty field
-                # is missing: "NA" or "null" may be what a customer typed.
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.binary() for n in names}, null_values=[""], strings_can_be_null=True
-                ),
-            )
-            for start, table in _rebatch(reader, 0, self.chunk_rows):
-                produced = start + table.num_rows
-                yield start, table
+        try:
+            with self._source() as source:
+                reader = pacsv.open_csv(  # opening reads the first block already
+                    source,
+                    read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK),
+                    # Quoted fields may hold newlines (chat text does).
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._unsplit),
+                    # Bytes, decoded value by value in schema.coerce: one byte that is not
+                    # UTF-8 makes one bad row, not an unreadable file. Only an empty field
+                    # is missing: "NA" or "null" may be what a customer typed. Columns
+                    # not read are split off each record and never converted.
+                    convert_options=pacsv.ConvertOptions(
+                        column_types={n: pa.binary() for n in columns}, include_columns=columns,
+                        null_values=[""], strings_can_be_null=True
+                    ),
+                )
+                for start, table in _rebatch(reader, 0, self.chunk_rows):
+                    produced = start + table.num_rows
+                    yield start, table
         except pa.ArrowInvalid as exc:
             # _unsplit skips every record that does not split; Arrow reports one
             # only when it could not decode it for _unsplit: read the rest in Python.
@@ -257,8 +316,9 @@ class RawFile:
                 raise
             log.warning("%s: a record that does not split holds bytes that are not UTF-8; reading the rest of "
                         "the file without Arrow (slower)", self.path)
-            yield from read_rest(self.path, names, chunk_rows=self.chunk_rows, rows_done=produced,
-                                 unsplit_done=self._unsplit_seen, unsplit=self.unsplit)
+            with self._binary() as fh:
+                yield from read_rest(fh, names, columns, chunk_rows=self.chunk_rows, rows_done=produced,
+                                     unsplit_done=self._unsplit_seen, unsplit=self.unsplit)
 
     def _unsplit(self, row: pacsv.InvalidRow) -> str:
         self.unsplit.append(row.text)

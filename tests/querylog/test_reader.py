@@ -25,10 +25,12 @@ def clean_log(days=3, per_day=4, start="2024-05-01") -> pd.DataFrame:
     )
 
 
-def test_runtime_columns_are_added_as_na_and_extras_kept(tmp_path):
-    clean_log().assign(channel="web").to_parquet(tmp_path / "log.parquet", index=False)
-    frame = read_log(tmp_path / "log.parquet", quarantine_dir=tmp_path / "q")
+def test_runtime_columns_are_added_as_na_and_extras_kept_when_asked(tmp_path):
+    clean_log().assign(channel="web", session="s1").to_parquet(tmp_path / "log.parquet", index=False)
+    assert list(read_log(tmp_path / "log.parquet", validate=False).columns) == [*CONTRACT_DTYPES]
+    frame = read_log(tmp_path / "log.parquet", quarantine_dir=tmp_path / "q", extra_columns=["channel"])
     assert list(frame.columns) == [*CONTRACT_DTYPES, "channel"]  # true_intent is the contract's optional label
+    assert frame["channel"].tolist() == ["web"] * 12
     assert {c: str(frame[c].dtype) for c in CONTRACT_DTYPES} == CONTRACT_DTYPES
     for column in ("rule_id", "rule_version", "bundle_version", "shadow"):
         assert frame[column].isna().all()
