@@ -89,8 +89,8 @@ def fold_log(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     report = report if report is not None else LogReport()
-    options = dict(since=since, until=until, known_intents=known_intents, quarantine_dir=quarantine_dir,
-                   extra_columns=tuple(extra_columns))
+    options = {"since": since, "until": until, "known_intents": known_intents, "quarantine_dir": quarantine_dir,
+               "extra_columns": tuple(extra_columns)}
     if engine == "local":
         return _fold_files(step, combine, source, report, chunk_rows, options)
     if engine == "local-pool":

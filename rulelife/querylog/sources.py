@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import io
 import logging
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -176,8 +177,9 @@ class RawFile:
 
     @contextlib.contextmanager
     def _binary(self) -> Iterator[BinaryIO]:
+        """The file as a Python binary stream (the CSV header and the rest reader read lines)."""
         if isinstance(self.path, RemoteFile):
-            with self.path.open() as handle:
+            with io.BufferedReader(self.path.open()) as handle:  # Arrow's files have no readline
                 yield handle
         else:
             with open(self.path, "rb") as handle:

@@ -235,3 +235,44 @@ def test_spark_says_how_to_fix_nanosecond_timestamps(tmp_path, spark):
     with pytest.raises(LogError, match="write the log with microsecond timestamps"):
         fold_log(locale_counts, folder, engine="spark", spark=spark)
     assert fold_log(locale_counts, folder) == Counter({"en-US": 3, "ja-JP": 1, "es-ES": 2})  # the local engines read it
+
+
+def channel_counts(chunk: pd.DataFrame) -> Counter:
+    """A step that reads a column beyond the contract (module level: a pool worker unpickles it)."""
+    return Counter(chunk["channel"].astype(str))
+
+
+def channel_log(folder: Path) -> Path:
+    """hand_log with a channel column: day 1 web, web, app, app; day 2 app, app and the bad row; and a blob."""
+    hand_log(folder)
+    channels = {"queries-2026-04-06.parquet": ["web", "web", "app", "app"],
+                "queries-2026-04-07.parquet": ["app", "app", "web"]}
+    for name, values in channels.items():
+        frame = pd.read_parquet(folder / name)
+        frame.assign(channel=values, blob=["x" * 400] * len(values)).to_parquet(folder / name, index=False,
+                                                                                coerce_timestamps="us")
+    return folder
+
+
+@pytest.mark.parametrize("engine", ["local", "local-pool"])
+def test_a_step_gets_the_extra_columns_it_asks_for(tmp_path, engine):
+    log = channel_log(tmp_path / "log")
+    total = fold_log(channel_counts, log, engine=engine, workers=2, extra_columns=["channel"])
+    assert total == Counter({"web": 2, "app": 4})  # the bad row (a web one) is not counted
+    columns = fold_log(lambda chunk: set(chunk.columns), log, combine=set.union)
+    assert "channel" not in columns and "blob" not in columns
+    with pytest.raises(LogError, match="no column 'tenant', which this job reads"):
+        fold_log(channel_counts, log, engine=engine, workers=2, extra_columns=["tenant"])
+
+
+@pytest.mark.spark
+def test_spark_fold_reads_the_extra_columns_asked_for(tmp_path, spark):
+    log = channel_log(tmp_path / "log")
+    def step(chunk):  # a local function travels by value to the Spark workers
+        return Counter(chunk["channel"].astype(str))
+
+    assert fold_log(step, log, engine="spark", spark=spark, extra_columns=["channel"]) == Counter({"web": 2, "app": 4})
+    seen = fold_log(lambda chunk: set(chunk.columns), log, combine=set.union, engine="spark", spark=spark)
+    assert "blob" not in seen and "channel" not in seen
+    with pytest.raises(LogError, match="no column 'tenant', which this job reads"):
+        fold_log(step, log, engine="spark", spark=spark, extra_columns=["tenant"])
