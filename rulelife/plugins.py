@@ -1,4 +1,4 @@
-"""Find pluggable parts (miners, monitors) by name through entry points.
+"""Find pluggable parts (miners, monitors, log expectations) by name through entry points.
 
 The core never imports ``miners`` or ``monitors`` by name: a team adds its
 own monitor by declaring an entry point in its package, e.g.::
@@ -15,10 +15,12 @@ from typing import Any
 
 from rulelife.errors import ConfigError
 
-__all__ = ["MINERS", "MONITORS", "available", "keyword_parameters", "load_plugin"]
+__all__ = ["LOG_EXPECTATIONS", "MINERS", "MONITORS", "available", "keyword_parameters", "load_plugin"]
 
 MINERS = "rulelife.miners"
 MONITORS = "rulelife.monitors"
+# A team's own great-expectations checks of the query log (see rulelife.querylog.validate).
+LOG_EXPECTATIONS = "rulelife.log_expectations"
 
 
 def available(group: str) -> dict[str, Any]:

@@ -204,3 +204,25 @@ def test_the_store_is_still_reachable_from_the_facade():
     from rulelife.store import Store
 
     assert rulelife.Store is Store
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports, including imports inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_great_expectations_is_imported_only_where_logs_are_validated():
+    # 4.5 s and 250 MB to import: only the module that validates log rows may pay it.
+    users = sorted(name for name, path in MODULES.items() if "great_expectations" in _third_party_imports(path))
+    assert users == ["rulelife.querylog.validate"]
+
+
+def test_scikit_learn_is_not_imported_for_a_word_list_or_an_exception():
+    users = {name for name, path in MODULES.items() if "sklearn" in _third_party_imports(path)}
+    assert not users & {"rulelife.rules.stopwords", "rulelife.errors", "miners.hard_negatives"}

@@ -128,7 +128,7 @@ class Verdict:
         return all_rows[order], all_codes[order], reasons
 
 
-def verdict_key(path, *, suite_version: int, known_intents: frozenset[str] | None,
+def verdict_key(path, *, suite_version: int | str, known_intents: frozenset[str] | None,
                 columns: list[str] | None = None) -> str | None:
     """The cache key of ``path`` as it is on disk now (size and mtime_ns included), or None: not cacheable.
 

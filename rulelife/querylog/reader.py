@@ -18,7 +18,7 @@ from rulelife.querylog.quarantine import QuarantineWriter, Verdict, load_verdict
 from rulelife.querylog.report import LogReport
 from rulelife.querylog.schema import CONTRACT_DTYPES, REQUIRED_COLUMNS, RUNTIME_COLUMNS, coerce, missing_columns
 from rulelife.querylog.sources import UNSPLIT_REASON, LogSource, RawFile, describe, files_in_window
-from rulelife.querylog.validate import SUITE_VERSION, FileValidator, known_intents_key
+from rulelife.querylog.validate import FileValidator, known_intents_key, suite_key, team_suites
 
 __all__ = ["coalesce", "iter_log", "read_log"]
 
@@ -101,11 +101,13 @@ def iter_log(
     if isinstance(extra_columns, str):
         raise LogError(f"extra_columns must be a collection of column names, got the string {extra_columns!r}")
     extra = tuple(dict.fromkeys(c for c in extra_columns if c not in CONTRACT_DTYPES))
+    team = team_suites() if validate else ()
+    checked = tuple(dict.fromkeys(c for suite in team for c in suite.columns if c not in CONTRACT_DTYPES))
     quarantine_dir = Path(quarantine_dir) if quarantine_dir is not None else None
     report = report if report is not None else LogReport()
     files = []
     for path in files_in_window(source, since, until, exclude=quarantine_dir, skipped=report.files_skipped):
-        raw = RawFile(path, chunk_rows=chunk_rows, since=since, until=until, extra_columns=extra)
+        raw = RawFile(path, chunk_rows=chunk_rows, since=since, until=until, extra_columns=extra + checked)
         if raw.empty:  # no header to check: a file with no rows
             files.append(raw)
             continue
@@ -126,6 +128,11 @@ def iter_log(
         if absent:
             raise LogError(f"{path}: no column {', '.join(map(repr, absent))}, which this job reads "
                            f"(extra_columns); the file has {', '.join(raw.columns())}")
+        for suite in team:
+            absent = [c for c in suite.columns if c not in CONTRACT_DTYPES and c not in raw.columns()]
+            if absent:
+                raise LogError(f"{path}: no column {', '.join(map(repr, absent))}, which the log expectations of "
+                               f"{suite.name!r} check; add the column to the log or fix the expectations")
         files.append(raw)
     if not files:
         raise LogError(
@@ -134,7 +141,8 @@ def iter_log(
         )
     reader = _Reader(
         since=since, until=until, known_intents=known_intents_key(known_intents) if validate else None,
-        quarantine_dir=quarantine_dir, validate=validate, report=report,
+        quarantine_dir=quarantine_dir, validate=validate, report=report, team=team,
+        checked_only=tuple(c for c in checked if c not in extra),
     )
     return reader.stream(files, describe(source))
 
@@ -157,8 +165,10 @@ def _day(value: dt.date | None, name: str) -> dt.date | None:
 class _Reader:
     """The state of one iter_log call: options, run id, quarantine names, report."""
 
-    def __init__(self, *, since, until, known_intents, quarantine_dir, validate, report):
+    def __init__(self, *, since, until, known_intents, quarantine_dir, validate, report, team, checked_only):
         self.since, self.until = since, until
+        self.team = team
+        self.checked_only = list(checked_only)  # read for a team's expectations, not given to the caller
         self.known_intents = known_intents
         self.quarantine_dir = quarantine_dir
         self.validate = validate
@@ -217,7 +227,7 @@ class _Reader:
             return
         key = None
         if self.validate and self.quarantine_dir is not None:
-            key = verdict_key(raw.path, suite_version=SUITE_VERSION, known_intents=self.known_intents,
+            key = verdict_key(raw.path, suite_version=suite_key(self.team), known_intents=self.known_intents,
                               columns=raw.read_columns())
             verdict = load_verdict(self.quarantine_dir, key) if key is not None else None
             if verdict is not None:
@@ -229,7 +239,8 @@ class _Reader:
         yield from self._validated(raw, key)
 
     def _validated(self, raw: RawFile, key: str | None) -> Iterator[pd.DataFrame]:
-        validator = FileValidator(known_intents=self.known_intents) if self.validate else None
+        validator = (FileValidator(known_intents=self.known_intents, team=self.team, source=str(raw.path))
+                     if self.validate else None)
         writer = None
         if self.validate and self.quarantine_dir is not None:
             writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self.run_id,
@@ -264,7 +275,7 @@ class _Reader:
                         frame = frame[~is_bad].reset_index(drop=True)
                 self.report.rows_valid += len(frame)
                 if len(frame):
-                    yield frame
+                    yield frame.drop(columns=self.checked_only) if self.checked_only else frame
             unsplit += self._unsplit(raw, writer)
             finished = True
         finally:
@@ -313,7 +324,7 @@ class _Reader:
             frame = frame[keep & ~is_bad].reset_index(drop=True)
             self.report.rows_valid += len(frame)
             if len(frame):
-                yield frame
+                yield frame.drop(columns=self.checked_only) if self.checked_only else frame
         self._unsplit(raw, None)
 
 

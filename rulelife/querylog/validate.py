@@ -1,5 +1,13 @@
 """Row validation of a query-log chunk with great-expectations, plus per-file uniqueness.
 
+The only module of rulelife that imports great-expectations. A team adds its
+own expectations to the suite through the entry-point group
+``rulelife.log_expectations`` (:func:`team_suites`): each entry is a function
+that returns great-expectations expectations. A row-level one (a column map,
+column pair map or multicolumn map expectation) quarantines each failing
+row with the reason ``<entry>:<expectation>(<column>)``; any other
+(aggregate, table-level) failing on a chunk refuses the file.
+
 great-expectations takes ~8-10 s to import and ~0.8 s per 200K rows to run,
 so it is imported lazily, its context and suites are built once per process
 and reused, and its analytics and progress bars are off. A row's reason is
@@ -10,9 +18,12 @@ are joined with ``"; "``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,9 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rulelife._compat import quiet_pyspark_import
+from rulelife.errors import ConfigError, LogError, clip, preview
+from rulelife.plugins import LOG_EXPECTATIONS, available
 from rulelife.querylog.schema import parse_reason, utf8_reason
 
-__all__ = ["FileValidator", "SUITE_VERSION", "ge_batches_run"]
+__all__ = ["SUITE_VERSION", "FileValidator", "TeamSuite", "ge_batches_run", "suite_key", "team_suites"]
 
 # Bump when the expectations change: it is part of the validation-cache key,
 # so files validated under an older suite are validated again.
@@ -40,19 +53,26 @@ def ge_batches_run() -> int:
     return _ge_batches
 
 
+def _import_gx():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    # great-expectations imports pyspark when it is installed (the spark
+    # extra); see quiet_pyspark_import for why that needs a guard.
+    with quiet_pyspark_import():
+        import great_expectations as gx
+
+    return gx
+
+
 def _context() -> tuple[Any, Any]:
     if "context" not in _state:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-        # great-expectations imports pyspark when it is installed (the spark
-        # extra); see quiet_pyspark_import for why that needs a guard.
-        with quiet_pyspark_import():
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import ProgressBarsConfig
+        gx = _import_gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         asset = context.data_sources.add_pandas("rulelife_querylog").add_dataframe_asset("chunk")
-        _state.update(context=context, batch_definition=asset.add_batch_definition_whole_dataframe("whole"), suites={})
+        _state.update(context=context, batch_definition=asset.add_batch_definition_whole_dataframe("whole"), suites={},
+                      team={})
     return _state["context"], _state["batch_definition"]
 
 
@@ -135,8 +155,11 @@ class FileValidator:
     quarantined. Duplicates across different files are not checked.
     """
 
-    def __init__(self, *, known_intents: frozenset[str] | None = None):
+    def __init__(self, *, known_intents: frozenset[str] | None = None, team: tuple[TeamSuite, ...] = (),
+                 source: str = "the log"):
         self.known_intents = known_intents
+        self.team = team
+        self.source = source  # the file, for a refusal's message
         self._seen = np.empty(0, dtype=np.uint64)  # sorted hashes of the ids of earlier chunks
 
     def duplicates(self, ids: pd.Series) -> np.ndarray:
@@ -179,6 +202,8 @@ class FileValidator:
             failures[reason] = pos
         if UNIQUE not in failures and duplicates.any():  # repeats of ids from earlier chunks only
             failures[UNIQUE] = np.flatnonzero(duplicates)
+        for suite in self.team:
+            failures.update(_team_failures(frame, suite, self.source))
         for reason in sorted(failures, key=_reason_order):
             pos = failures[reason]
             if len(pos):
@@ -188,7 +213,8 @@ class FileValidator:
 
 
 def _reason_order(reason: str) -> str:
-    return reason.split("(", 1)[1] + reason
+    # A team's reasons ("acme:expect_...(locale)") sort after the built-in ones of the same column.
+    return reason.split("(", 1)[1] + ("~" if ":" in reason.split("(", 1)[0] else "") + reason
 
 
 def _column(reason: str) -> str:
@@ -203,3 +229,121 @@ def _made_null(row_failures: dict[str, np.ndarray], column: str) -> np.ndarray |
 def known_intents_key(known_intents: Collection[str] | None) -> frozenset[str] | None:
     """Canonical, hashable form of ``known_intents``."""
     return None if known_intents is None else frozenset(known_intents)
+
+
+@dataclass(frozen=True)
+class TeamSuite:
+    """The expectations one ``rulelife.log_expectations`` entry point returned, by kind."""
+
+    name: str  # the entry point's name: the first part of each reason
+    row: tuple[Any, ...]  # map expectations: each failing row is quarantined
+    aggregate: tuple[Any, ...]  # the others: a failure on any chunk refuses the file
+    columns: tuple[str, ...]  # every column they name (read from the log for them)
+
+    @property
+    def fingerprint(self) -> str:
+        configs = [(e.expectation_type, e.configuration.kwargs) for e in (*self.row, *self.aggregate)]
+        return hashlib.sha256(json.dumps([self.name, configs], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _columns(kwargs: dict) -> list[str]:
+    """The columns an expectation's kwargs name (column, column_A/column_B, column_list)."""
+    names = [kwargs[k] for k in ("column", "column_A", "column_B") if kwargs.get(k)]
+    return names + list(kwargs.get("column_list") or [])
+
+
+def _label(name: str, kind: str, kwargs: dict) -> str:
+    return f"{name}:{kind}({','.join(_columns(kwargs))})"
+
+
+def team_suites() -> tuple[TeamSuite, ...]:
+    """The installed ``rulelife.log_expectations`` entry points, loaded and sorted by name.
+
+    Each entry point names a function (or a list) giving great-expectations
+    expectations, e.g. ``[gx.expectations.ExpectColumnValuesToMatchRegex(column="locale",
+    regex=r"^[a-z]{2}-[A-Z]{2}$")]``. Nothing is imported when none is
+    installed. Raises :class:`~rulelife.errors.ConfigError` naming the
+    entry point when it cannot be loaded or gives anything else.
+    """
+    found = available(LOG_EXPECTATIONS)
+    if not found:
+        return ()
+    gx = _import_gx()
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        Expectation,
+        MulticolumnMapExpectation,
+    )
+
+    suites = []
+    for name, entry in sorted(found.items()):
+        where = f"log expectation entry point {name!r} ({entry.value}, group {LOG_EXPECTATIONS})"
+        try:
+            with quiet_pyspark_import():
+                made = entry.load()
+                made = made() if callable(made) else made
+        except Exception as exc:  # noqa: BLE001 - a team's code: any failure is a configuration error, named
+            raise ConfigError(f"{where} failed to load: {type(exc).__name__}: {clip(str(exc))}; fix or uninstall "
+                              "the package that declares it") from None
+        items = [made] if isinstance(made, Expectation) else list(made) if isinstance(made, list | tuple) else None
+        wrong = [preview(i) for i in items or [made] if not isinstance(i, Expectation)]
+        if items is None or wrong:
+            raise ConfigError(f"{where} must give great-expectations expectations (e.g. "
+                              f"gx.expectations.ExpectColumnValuesToMatchRegex(...)), got {', '.join(wrong)}")
+        per_row = [isinstance(i, ColumnMapExpectation | ColumnPairMapExpectation | MulticolumnMapExpectation)
+                   for i in items]
+        row = tuple(i for i, flag in zip(items, per_row) if flag)
+        aggregate = tuple(i for i, flag in zip(items, per_row) if not flag)
+        columns = tuple(dict.fromkeys(c for i in items for c in _columns(i.configuration.kwargs)))
+        suites.append(TeamSuite(name=name, row=row, aggregate=aggregate, columns=columns))
+    del gx
+    return tuple(suites)
+
+
+def suite_key(team: tuple[TeamSuite, ...]) -> str | int:
+    """The validation-cache key part of the whole suite: a team's expectations change it too."""
+    return SUITE_VERSION if not team else f"{SUITE_VERSION}+" + "+".join(s.fingerprint for s in team)
+
+
+def _team_suite(suite: TeamSuite, kind: str) -> Any:
+    import great_expectations as gx
+
+    context, _ = _context()
+    key = (suite.fingerprint, kind)
+    if key not in _state["team"]:
+        expectations = [e.copy(deep=True) for e in getattr(suite, kind)]  # a suite owns what it holds
+        made = gx.ExpectationSuite(name=f"team-{suite.name}-{kind}-{len(_state['team'])}", expectations=expectations)
+        _state["team"][key] = context.suites.add(made)
+    return _state["team"][key]
+
+
+def _team_failures(frame: pd.DataFrame, suite: TeamSuite, source: str) -> dict[str, np.ndarray]:
+    """Reason -> positions of the rows failing ``suite``'s row expectations; raises LogError on an aggregate failure."""
+    failures: dict[str, np.ndarray] = {}
+    for kind in ("row", "aggregate"):
+        if not getattr(suite, kind):
+            continue
+        with _lock:
+            _, batch_definition = _context()
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(_team_suite(suite, kind), result_format={"result_format": "COMPLETE"})
+        for res in result.results:
+            config = res.expectation_config
+            reason = _label(suite.name, config.type, config.kwargs)
+            if res.exception_info.get("raised_exception"):
+                message = res.exception_info.get("exception_message") or res.exception_info
+                raise LogError(f"{source}: the log expectation {reason} could not run ({clip(str(message))}); fix it "
+                               f"in the package that declares the entry point {suite.name!r} ({LOG_EXPECTATIONS})")
+            if kind == "row":
+                # Every failing row, whatever `mostly` says: a row's fate must not depend on its chunk.
+                index = res.result.get("unexpected_index_list") or []
+                if len(index):
+                    failures[reason] = np.asarray(index, dtype=np.int64)
+            elif not res.success:
+                observed = res.result.get("observed_value")
+                observed = observed.item() if isinstance(observed, np.generic) else observed
+                raise LogError(f"{source}: refused by the log expectation {reason} (observed {preview(observed)} in a "
+                               f"chunk of {len(frame):,} rows); the read stops here. Fix the "
+                               f"file, or the expectation in the package that declares {suite.name!r} ({LOG_EXPECTATIONS})")
+    return failures
