@@ -132,3 +132,18 @@ def test_bench_normalize_reports_every_figure():
     hostile = bench_normalize.hostile_texts(["where is my order"] * 9)
     assert [i for i, text in enumerate(hostile) if text != "where is my order"] == [0, 3, 6]
     assert {normalize(text) for text in hostile} == {"where is my order"}
+
+
+def test_bench_log_columns_reports_every_figure():
+    from benchmarks import bench_log_columns
+
+    report = bench_log_columns.run(bench_log_columns.Config(queries=3_000), progress=lambda msg: None)
+    json.loads(json.dumps(report))
+    assert report["width"] == 400 and report["rows"] > 0
+    assert report["file_bytes"]["wide"] > report["file_bytes"]["narrow"] + 400 * report["rows"] * 0.5
+    for phase in ("cold", "warm"):
+        f = report[phase]
+        assert _positive(f["narrow_peak_mb"]) and _positive(f["wide_peak_mb"]) and _positive(f["ratio"])
+        assert f["rows_valid"][0] == f["rows_valid"][1] > 0  # both logs hold the same valid rows
+    assert report["cold"]["files_cached"] == [0, 0] and report["warm"]["files_cached"] == [1, 1]
+    assert "cold" in bench_log_columns.format_table(report)

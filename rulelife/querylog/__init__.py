@@ -6,8 +6,9 @@
 ...     ...
 
 Modules: :mod:`.schema` (the contract and dtype coercion), :mod:`.sources`
-(finding files, raw chunks), :mod:`.validate` (great-expectations and the
-per-file duplicate check), :mod:`.quarantine` (bad-row files and the
+(finding files, raw chunks of the columns read), :mod:`.filesystems`
+(``s3://``, ``gs://``, ``hdfs://`` and fsspec URIs), :mod:`.validate`
+(great-expectations, a team's own expectations, and the per-file duplicate check), :mod:`.quarantine` (bad-row files and the
 validation cache), :mod:`.report` (:class:`LogReport`), :mod:`.reader`
 (:func:`iter_log`, :func:`read_log`).
 """

@@ -80,7 +80,9 @@ def iter_log(
     unique within its file (the first occurrence is kept), a parseable
     non-null ts, a non-empty text, a model_confidence in [0, 1] where
     present, a model_intent in ``known_intents`` where present and given, and
-    parseable runtime columns. Duplicate query_ids in *different* files are
+    parseable runtime columns, plus the expectations installed under the
+    ``rulelife.log_expectations`` entry points (see
+    :func:`~rulelife.querylog.validate.team_suites`). Duplicate query_ids in *different* files are
     not detected. A file validated end to end (no window cut into it) gets a
     cache marker keyed by its path, size and mtime_ns: a later read of the
     unchanged file drops the recorded bad rows without running
