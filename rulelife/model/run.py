@@ -40,11 +40,11 @@ def rule_intents(store: Store) -> dict[str, str]:
                 session.exec(select(RuleVersionRow.rule_id, RuleVersionRow.intent).order_by(RuleVersionRow.id))}
 
 
-def _fold(workspace: Workspace, step, log, since, until, engine: str, spark, combine=None):
+def _fold(workspace: Workspace, step, log, since, until, engine: str, spark, combine=None, extra_columns=()):
     options = {"combine": combine} if combine is not None else {}
     return fold_log(step, log if log is not None else workspace.log_dir, since=since, until=until, engine=engine,
                     spark=spark, known_intents=workspace.settings.intents or None,
-                    quarantine_dir=workspace.quarantine_dir, **options)
+                    quarantine_dir=workspace.quarantine_dir, extra_columns=extra_columns, **options)
 
 
 def measure_residual(workspace: Workspace, *, log=None, since: dt.date | None = None, until: dt.date | None = None,
@@ -102,6 +102,7 @@ def compare_models(workspace: Workspace, *, candidate_column: str | None = None,
     if candidate_file is not None:
         step = ComparePass(answers=read_candidates(candidate_file, id_column=candidate_columns[0],
                                                    intent_column=candidate_columns[1]))
-    else:
-        step = ComparePass(column=candidate_column)
-    return _fold(workspace, step, log, since, until, engine, spark)
+        return _fold(workspace, step, log, since, until, engine, spark)
+    # The candidate's column is beyond the log contract: the reader reads it only when asked.
+    return _fold(workspace, ComparePass(column=candidate_column), log, since, until, engine, spark,
+                 extra_columns=(candidate_column,))
