@@ -174,7 +174,7 @@ class HardNegativeMiner:
         codes, distinct = pd.factorize(texts)
         verdicts = np.array([judge(text) for text in distinct], dtype=object)
         reasons = verdicts[codes] if len(rows) else np.array([], dtype=object)
-        found = reasons != None  # noqa: E711 - elementwise comparison on an object array
+        found = np.not_equal(reasons, None)  # elementwise on the object array
         out = chunk.iloc[rows[found]].copy()
         out["hard_negative_reason"] = pd.Categorical(reasons[found], dtype=_REASON_DTYPE)
         return out

@@ -31,7 +31,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -131,7 +131,7 @@ class LogFold:
             self._pool.shutdown()
             self._pool = None
 
-    def __enter__(self) -> LogFold:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -173,9 +173,9 @@ def count_pool(workspace, since, until, source, report: LogReport, *, workers: i
     file an hour or an instance, which is what this spreads).
     """
     settings = workspace.settings
-    options = dict(since=since, until=until, bundle_dir=workspace.bundle_dir,
-                   quarantine_dir=workspace.quarantine_dir, known_intents=settings.intents or None,
-                   safety_intents=list(settings.safety_intents))
+    options = {"since": since, "until": until, "bundle_dir": workspace.bundle_dir,
+               "quarantine_dir": workspace.quarantine_dir, "known_intents": settings.intents or None,
+               "safety_intents": list(settings.safety_intents)}
     # Called for its checks only (files exist, columns, the window): the
     # same refusals as the local engine, before any process starts.
     iter_log(source, since=since, until=until, known_intents=settings.intents or None,

@@ -19,29 +19,31 @@ __all__ = ["stop_words_for"]
 # The English list (scikit-learn's, from the Glasgow IR group) includes content words that a
 # customer-service bot legitimately keys on ("bill", "call", "find", "empty");
 # flagging a billing rule on "bill" would be a false alarm, so they are dropped.
-_ENGLISH_CONTENT_WORDS = frozenset(
-    "amount back bill bottom call cry describe detail empty fill find fire front full "
-    "give interest keep mill move name part put serious show sincere system take thick thin top".split()
-)
+_ENGLISH_CONTENT_WORDS = frozenset((
+    "amount", "back", "bill", "bottom", "call", "cry", "describe", "detail", "empty", "fill", "find", "fire",
+    "front", "full", "give", "interest", "keep", "mill", "move", "name", "part", "put", "serious", "show",
+    "sincere", "system", "take", "thick", "thin", "top",
+))
 
 
 # Hand-written: articles, prepositions, pronouns, conjunctions and the commonest
 # forms of ser / estar / haber, without accents (normalised form).
-_SPANISH = frozenset(
-    """
-    a al algo algun alguna algunas alguno algunos ante antes aqui asi aun cada como con
-    contra cual cuales cuando de del desde donde dos el ella ellas ello ellos en entre era
-    eran es esa esas ese eso esos esta estaba estan estar estas este esto estos fue fueron
-    ha habia han hasta hay la las le les lo los mas me mi mis mucho muy nada ni no nos
-    nosotros o os otra otro para pero poco por porque que quien se sea ser si sin sobre
-    son su sus tambien tan te tiene tu tus u un una unas uno unos usted ustedes vosotros
-    y ya yo
-    """.split()
-)
+_SPANISH = frozenset((
+    "a", "al", "algo", "algun", "alguna", "algunas", "alguno", "algunos", "ante", "antes", "aqui", "asi", "aun",
+    "cada", "como", "con", "contra", "cual", "cuales", "cuando", "de", "del", "desde", "donde", "dos", "el",
+    "ella", "ellas", "ello", "ellos", "en", "entre", "era", "eran", "es", "esa", "esas", "ese", "eso", "esos",
+    "esta", "estaba", "estan", "estar", "estas", "este", "esto", "estos", "fue", "fueron", "ha", "habia", "han",
+    "hasta", "hay", "la", "las", "le", "les", "lo", "los", "mas", "me", "mi", "mis", "mucho", "muy", "nada",
+    "ni", "no", "nos", "nosotros", "o", "os", "otra", "otro", "para", "pero", "poco", "por", "porque", "que",
+    "quien", "se", "sea", "ser", "si", "sin", "sobre", "son", "su", "sus", "tambien", "tan", "te", "tiene",
+    "tu", "tus", "u", "un", "una", "unas", "uno", "unos", "usted", "ustedes", "vosotros", "y", "ya", "yo",
+))
 
 # Japanese has no spaces, so only standalone particles and copulas matter here:
 # a pattern that is one of these fires inside almost every sentence.
-_JAPANESE = frozenset("の は が を に で と も か へ や から まで より ね よ な です ます".split())
+_JAPANESE = frozenset((
+    "の", "は", "が", "を", "に", "で", "と", "も", "か", "へ", "や", "から", "まで", "より", "ね", "よ", "な", "です", "ます",
+))
 
 
 

@@ -123,7 +123,7 @@ def test_datasets_are_the_same_whatever_the_chunks_and_engine(simulated_log):
 
 
 def test_builders_merge_in_any_order(simulated_log):
-    frames = list(pd.read_parquet(p) for p in sorted(simulated_log.glob("*.parquet")))
+    frames = [pd.read_parquet(p) for p in sorted(simulated_log.glob("*.parquet"))]
     step = _dataset_pass()
     parts = [step(frame) for frame in frames]
     forward = parts[0]
@@ -187,8 +187,9 @@ def spark(spark_available):
 def test_spark_fold_counts_and_reports_as_the_local_one(tmp_path, spark):
     log = hand_log(tmp_path / "log")
     local_report, spark_report = LogReport(), LogReport()
-    # A lambda travels by value to the Spark workers (a test module is not importable there).
-    step = lambda chunk: Counter(chunk["locale"].astype(str))  # noqa: E731
+    def step(chunk):  # a local function travels by value to the Spark workers (a test module is not importable there)
+        return Counter(chunk["locale"].astype(str))
+
     local = fold_log(step, log, report=local_report)
     remote = fold_log(step, log, engine="spark", spark=spark, report=spark_report)
     assert remote == local == Counter({"en-US": 3, "ja-JP": 1, "es-ES": 2})
