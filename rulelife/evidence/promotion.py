@@ -186,6 +186,12 @@ def _windows(store: Store, rule_id: str, snapshot: DatasetSnapshot) -> dict:
             "evidence_window": evidence.to_list() if evidence else None}
 
 
+def model_versions_of(snapshot: DatasetSnapshot) -> str | None:
+    """The model versions whose labels a dataset holds (JSON, version -> labelled fires), None if unnamed."""
+    found = snapshot.meta.get("model_versions") or {}
+    return json.dumps(found, sort_keys=True) if found else None
+
+
 @dataclass(frozen=True)
 class PromotionResult:
     status: registry.RuleStatus
@@ -269,6 +275,7 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
             kind="promote", expires_at=new_status.expires_at,
             metrics=json.dumps({"agreement": result.evaluation.production.to_dict(),
                                 "safety_false_positives": result.evaluation.safety_false_positives, **windows}),
+            model_versions=model_versions_of(result.snapshot),
         ))
         evaluated = EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
     published = publish_active(workspace, actor=actor, store=store,
@@ -333,6 +340,7 @@ def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] |
                 evaluation_id=row.id, at=utcnow(), actor=actor, from_state="active", to_state="active",
                 kind="revalidate", expires_at=new.expires_at,
                 metrics=json.dumps({"agreement": result.evaluation.production.to_dict()}),
+                model_versions=model_versions_of(result.snapshot),
             ))
         results.append(RevalidationResult(status.rule_id, True, "extended", []))
     return results

@@ -157,6 +157,8 @@ def _write_metrics(store: Store, day: date, table: pd.DataFrame, examples: dict[
                 agreement=None if pd.isna(row.agreement) else float(row.agreement),
                 safety_fp=int(row.safety_fp), fp_by_class=fp_json(row.fp_by_class),
                 examples=json.dumps(examples.get(row.rule_id, [])), serving=row.serving, vetoed=int(row.vetoed),
+                model_version=None if pd.isna(row.model_version) else row.model_version,
+                model_versions=None if pd.isna(row.model_versions) else row.model_versions,
             ))
     return len(table)
 
