@@ -64,6 +64,7 @@ from rulelife.monitoring.contract import (
 from rulelife.monitoring.lexicon_review import review_lexicon
 from rulelife.monitoring.metrics import RuleVersionInfo, finalize, fp_json
 from rulelife.monitoring.model_changes import detect_change, latest_change, record_day
+from rulelife.monitoring.model_review import revalidate_change
 from rulelife.monitoring.model_versions import day_versions
 from rulelife.monitoring.outbox import DeliveryReport, deliver_pending, sinks_for
 from rulelife.monitoring.residual_check import residual_findings
@@ -314,6 +315,12 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         findings.extend(residual_findings(workspace, store, day, source, engine, spark, report.notes))
     report.findings = [f.to_dict() for f in findings]
     _apply(workspace, store, findings, actor, report)
+    if change is not None:
+        review = revalidate_change(store, day, change, rules, settings.model_revalidate_days,
+                                   list(sinks_for(workspace)))
+        if review is not None:
+            report.model["revalidation"] = review
+            report.tickets_opened += review["ticket_id"] is not None
     if workspace.settings.shadow_auto_promote:
         outcomes = promote_ready(workspace, store, day, actor)
         report.promoted = [o.rule_id for o in outcomes if o.promoted]

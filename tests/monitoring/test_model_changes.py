@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pandas as pd
 import pytest
 from sqlmodel import func, select
+from typer.testing import CliRunner
 
+from rulelife.cli import app
 from rulelife.config import Workspace
+from rulelife.evidence import promotion
+from rulelife.evidence.datasets import latest_dataset
 from rulelife.monitoring import nightly
 from rulelife.monitoring.model_changes import latest_change
 from rulelife.serving.bundle import BundleStore
@@ -97,3 +102,76 @@ def test_the_daily_metrics_carry_the_dominant_version_and_the_versions_seen(ws):
         rows = session.exec(select(DailyMetricRow)).all()
     assert {(r.model_version, r.model_versions) for r in rows} == {("model-1", '{"model-1": 81, "model-2": 9}')}
     assert len(history) == 2
+
+
+@pytest.fixture
+def review_ws(rules_workspace):
+    """The shared two rules, active, with a 3-day review window after a model change."""
+    from rulelife.serving import publish
+
+    workspace = rules_workspace(model_revalidate_days="3")
+    for rule_id in ("order_tracking.where", "faq.hours"):
+        publish.set_state(workspace, rule_id, "active", actor="ana", reason="test setup")
+    return workspace
+
+
+def tickets_of(store: Store, check: str) -> list:
+    from rulelife.monitoring import tickets
+
+    return [t for t in tickets.list_tickets(store, status=None) if t.check == check]
+
+
+def test_after_a_change_the_floor_tickets_in_the_window_one_ticket_lists_the_moved_rule_then_the_floor_disables(
+        review_ws):
+    ws, store = review_ws, Store.from_workspace(review_ws)
+    # Days 1-3: model-1 agrees with both rules on all 40 labelled fires. Day 4 on: model-2 labels half of
+    # order_tracking.where's fires faq (20 / 40); faq.hours keeps 40 / 40. Review window: days 4-6.
+    reports = {}
+    for n in range(1, 8):
+        write_day(ws, day(n), ["model-1" if n < 4 else "model-2"], where_agree=40 if n < 4 else 20)
+        reports[n] = nightly.run_nightly(ws, day(n))
+    assert [n for n, r in reports.items() if "change" in r.model and r.model["change"]["first_day"] == "2026-02-04"] \
+        == [4, 5, 6, 7]
+    # The floor (0.95, 3 known days) is under on days 4, 5, 6: on day 6, inside the window, a ticket, no disable.
+    floor_day6 = [f for f in reports[6].findings if f["check"] == "agreement_floor"]
+    assert [(f["subject"], f["action"]) for f in floor_day6] == [("order_tracking.where", "ticket")]
+    assert all(not r.disabled for n, r in reports.items() if n < 7)
+    # Day 6 closes the window: one ticket lists the rule whose agreement moved (120/120 before, 60/120 after).
+    assert reports[6].model["revalidation"]["moved"] == ["order_tracking.where"]
+    (ticket,) = tickets_of(store, "model_revalidation")
+    assert ticket.subject == "model:model-2" and ticket.findings == 1
+    evidence = json.loads(ticket.evidence)
+    assert evidence["moved"] == ["order_tracking.where"]
+    assert [(r["rule_id"], r["before_n"], r["before_agree"], r["after_n"], r["after_agree"])
+            for r in evidence["rules"]] == [("faq.hours", 120, 120, 120, 120),
+                                            ("order_tracking.where", 120, 120, 120, 60)]
+    # After the window the floor acts again: day 7 disables the rule.
+    assert reports[7].disabled == ["order_tracking.where"]
+    # Re-running the window's last day files nothing twice.
+    again = nightly.run_nightly(ws, day(6))
+    assert "revalidation" not in again.model and len(tickets_of(store, "model_revalidation")) == 1
+    assert count(store, EventRow, EventRow.type == "model.changed") == 1
+
+
+def test_a_safety_false_positive_disables_at_once_inside_the_review_window(review_ws):
+    ws = review_ws
+    write_day(ws, day(1), ["model-1"])
+    nightly.run_nightly(ws, day(1))
+    frame = write_day(ws, day(2), ["model-2"])
+    frame.loc[0, "model_intent"] = "return_request"  # model-2 calls one "where is my order" a return: a safety FP
+    frame.to_parquet(ws.log_dir / f"queries-{day(2)}.parquet", index=False)
+    report = nightly.run_nightly(ws, day(2))
+    assert report.model["change"]["first_day"] == "2026-02-02"
+    assert report.disabled == ["order_tracking.where"]
+
+
+def test_revalidate_without_since_starts_at_the_latest_model_change(review_ws):
+    ws, store = review_ws, Store.from_workspace(review_ws)
+    for n in range(1, 5):
+        write_day(ws, day(n), ["model-1" if n < 3 else "model-2"])
+        nightly.run_nightly(ws, day(n), monitors=[])
+    assert promotion.latest_model_change(store) == day(3)
+    result = CliRunner().invoke(app, ["--workspace", str(ws.root), "revalidate", "--within-days", "1000"])
+    assert "evidence from 2026-02-03 on: the model changed that day" in result.output
+    snapshot = latest_dataset(store, "order_tracking.where")
+    assert snapshot.meta["model_versions"] == {"model-2": 80}  # days 3 and 4 only: 40 labelled fires a day
