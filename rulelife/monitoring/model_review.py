@@ -14,9 +14,11 @@ a closed ticket brings a second one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
+import pandas as pd
 from sqlmodel import select
 
 from rulelife.evidence.evaluation.stats import wilson_interval
@@ -25,7 +27,7 @@ from rulelife.monitoring.model_changes import ModelChange, review_window
 from rulelife.monitoring.tickets import record_finding
 from rulelife.store import DailyMetricRow, ModelChangeRow, Store
 
-__all__ = ["CHECK", "AgreementShift", "agreement_shifts", "revalidate_change"]
+__all__ = ["CHECK", "AgreementShift", "agreement_shifts", "revalidate_change", "shifts_in"]
 
 CHECK = "model_revalidation"
 
@@ -63,22 +65,39 @@ class AgreementShift:
                 "after_agreement": self.after_agree / self.after_n if self.after_n else None, "moved": self.moved}
 
 
-def agreement_shifts(store: Store, rules: dict[str, RuleInfo], before: tuple[date, date],
+def agreement_shifts(store: Store, rules: Mapping[str, RuleInfo], before: tuple[date, date],
                      after: tuple[date, date]) -> list[AgreementShift]:
     """Each active rule's labelled fires and agreements (all locales) in the two inclusive day windows."""
-    active = {rid: info.version for rid, info in rules.items() if info.state == "active"}
     with store.session() as session:
         rows = session.exec(select(DailyMetricRow).where(DailyMetricRow.day >= before[0],
                                                          DailyMetricRow.day <= after[1])).all()
-    sums = {rid: [0, 0, 0, 0] for rid in active}  # before_n, before_agree, after_n, after_agree
-    for row in rows:
-        if active.get(row.rule_id) != row.rule_version or (row.serving or "active") != "active":
-            continue
-        at = 0 if before[0] <= row.day <= before[1] else 2 if after[0] <= row.day <= after[1] else None
-        if at is not None:
-            sums[row.rule_id][at] += row.shadow_n
-            sums[row.rule_id][at + 1] += row.agree_n
-    return [AgreementShift(rid, active[rid], *sums[rid]) for rid in sorted(active)]
+    history = pd.DataFrame([{"date": pd.Timestamp(r.day), "rule_id": r.rule_id, "rule_version": r.rule_version,
+                             "serving": r.serving, "shadow_n": r.shadow_n, "agree_n": r.agree_n} for r in rows],
+                           columns=["date", "rule_id", "rule_version", "serving", "shadow_n", "agree_n"])
+    return shifts_in(history, rules, before, after)
+
+
+def shifts_in(history: pd.DataFrame, rules: Mapping[str, RuleInfo], before: tuple[date, date],
+              after: tuple[date, date]) -> list[AgreementShift]:
+    """:func:`agreement_shifts` of a metrics table (the monitors' ``history``) instead of the store."""
+    active = {rid: info.version for rid, info in rules.items() if info.state == "active"}
+    serving = history["serving"].fillna("active") if "serving" in history else pd.Series("active", index=history.index)
+    current = history["rule_id"].map(active)
+    rows = history[(serving == "active").to_numpy(dtype=bool)
+                   & (history["rule_version"] == current).fillna(False).to_numpy(dtype=bool)]
+    day = rows["date"].dt.date
+
+    def sums(window: tuple[date, date]) -> pd.DataFrame:
+        inside = rows[((day >= window[0]) & (day <= window[1])).to_numpy(dtype=bool)]
+        return inside.groupby("rule_id")[["shadow_n", "agree_n"]].sum()
+
+    old, new = sums(before), sums(after)
+
+    def get(frame: pd.DataFrame, rid: str, column: str) -> int:
+        return int(frame.at[rid, column]) if rid in frame.index else 0
+
+    return [AgreementShift(rid, active[rid], get(old, rid, "shadow_n"), get(old, rid, "agree_n"),
+                           get(new, rid, "shadow_n"), get(new, rid, "agree_n")) for rid in sorted(active)]
 
 
 def revalidate_change(store: Store, day: date, change: ModelChange, rules: dict[str, RuleInfo], days: int,

@@ -10,17 +10,20 @@ change (:mod:`rulelife.monitoring.model_changes`).
 'model-1'
 >>> dominant({"b": 5, "a": 5}), dominant({})
 ('a', None)
+>>> changes([("d1", "m1"), ("d2", None), ("d3", "m1"), ("d4", "m2"), ("d5", "m2")])
+[('d4', 'm1', 'm2')]
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["day_versions", "dominant", "versions_json"]
+__all__ = ["changes", "day_versions", "dominant", "versions_json"]
 
 
 def dominant(versions: Mapping[str, int]) -> str | None:
@@ -28,6 +31,22 @@ def dominant(versions: Mapping[str, int]) -> str | None:
     if not versions:
         return None
     return min(versions, key=lambda v: (-versions[v], v))
+
+
+def changes(dominants: Iterable[tuple[Any, str | None]]) -> list[tuple[Any, str, str]]:
+    """``(first_day, previous, version)`` of each model change in days given in order with their dominant version.
+
+    A day naming no version is not counted (the next counted day compares with
+    the last one that named one); the first version is a start, not a change.
+    """
+    found, last = [], None
+    for day, version in dominants:
+        if version is None:
+            continue
+        if last is not None and version != last:
+            found.append((day, last, version))
+        last = version
+    return found
 
 
 def day_versions(models: pd.DataFrame) -> dict[date, dict[str, int]]:
