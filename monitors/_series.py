@@ -27,6 +27,7 @@ __all__ = [
     "demo_context",
     "demo_history",
     "points",
+    "since_model_change",
     "upto",
 ]
 
@@ -40,6 +41,18 @@ SERIES = ["rule_id", "locale"]
 def upto(history: pd.DataFrame, day: date) -> pd.DataFrame:
     """Rows dated on or before ``day``: a monitor never looks into the future."""
     return history[history["date"] <= pd.Timestamp(day)]
+
+
+def since_model_change(rows: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
+    """Rows dated on or after the latest model change (all rows when none is known).
+
+    Agreement is measured against the model's labels: before a retrain the
+    rule was judged by another model, so a level learned there says nothing
+    about the rule under the new one.
+    """
+    if context.model_changed_on is None:
+        return rows
+    return rows[rows["date"] >= pd.Timestamp(context.model_changed_on)]
 
 
 def active_current(history: pd.DataFrame, rules: Mapping[str, RuleInfo], *, state: str = "active") -> pd.DataFrame:
@@ -122,9 +135,11 @@ def demo_history(agree_n: Iterable[int], shadow_n: Iterable[int], *, start: str 
 
 
 def demo_context(day: date, *, rule_id: str = "faq.opening_hours", intent: str = "faq", version: str = "v1",
-                 state: str = "active", expires_at=None, settings=None) -> MonitorContext:
+                 state: str = "active", expires_at=None, settings=None,
+                 model_changed_on: date | None = None) -> MonitorContext:
     """A context knowing one rule (for doctests and examples)."""
     from rulelife.config import Settings
 
     info = RuleInfo(rule_id=rule_id, intent=intent, state=state, version=version, expires_at=expires_at)
-    return MonitorContext(day=day, settings=settings or Settings(), rules={rule_id: info})
+    return MonitorContext(day=day, settings=settings or Settings(), rules={rule_id: info},
+                          model_changed_on=model_changed_on)

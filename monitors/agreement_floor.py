@@ -9,6 +9,11 @@ extends the run nor passes the rule, because a 5-sample day says nothing
 either way. The run must end on ``context.day`` itself: when ``context.day`` is
 unknown, the finding waits for the next known day rather than disabling on
 stale evidence (and a re-run of an earlier day still reproduces its verdict).
+
+In the review window after a model change (``context.in_model_review``) the
+finding is a ticket, not a disable: the labels moved under the rule, and the
+nightly's re-validation of the change asks a person to judge it. Once the
+window is over, a run below the floor disables as before.
 """
 
 from __future__ import annotations
@@ -96,12 +101,17 @@ class AgreementFloor(Monitor):
         first = run["date"].min()
         skipped = own[(own["date"] > first) & (own["shadow_n"] < min_shadow)]["date"]
         run_values = ", ".join(f"{a / n:.1%}" for a, n in zip(run["agree_n"], run["shadow_n"]))
+        review = context.in_model_review
+        verdict = (f"; the model changed on {context.model_changed_on}, so it is ticketed for review, not "
+                   "disabled" if review else ", so it is disabled")
         return Finding(
-            subject=rule_id, check=self.name, severity=Severity.CRITICAL, action=Action.DISABLE,
-            day=context.day, locale=locale,
+            subject=rule_id, check=self.name, severity=Severity.WARNING if review else Severity.CRITICAL,
+            action=Action.TICKET if review else Action.DISABLE, day=context.day, locale=locale,
             summary=(f"{rule_id} agreed with the model less than {floor:.0%} of the time in {locale} "
-                     f"on {days} consecutive measured days ({run_values}), so it is disabled."),
+                     f"on {days} consecutive measured days ({run_values}){verdict}."),
             evidence={
+                "model_changed_on": None if context.model_changed_on is None else context.model_changed_on.isoformat(),
+                "in_model_review": review,
                 "locale": locale, "rule_version": str(run["rule_version"].iloc[0]),
                 "floor": floor, "days": days, "min_shadow": min_shadow,
                 "run_dates": [d.date().isoformat() for d in run["date"]],

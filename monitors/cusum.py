@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 import ruptures as rpt
 
-from monitors._series import SERIES, active_current, check_int, check_positive, points, upto
+from monitors._series import SERIES, active_current, check_int, check_positive, points, since_model_change, upto
 from rulelife.errors import ConfigError
 from rulelife.monitoring.contract import Action, Finding, Monitor, MonitorContext, Severity
 
@@ -187,6 +187,10 @@ class AgreementCusum(Monitor):
         Shadow samples a day needs to count.
         Days with fewer are unknown: skipped, neither a pass nor a reset.
 
+    A series starts at the rule's current version and, when the context
+    names a model change (``model_changed_on``), again at the change: the
+    baseline is the first ``baseline_days`` known days under the new model.
+
     Examples
     --------
     >>> from datetime import date, timedelta
@@ -213,10 +217,16 @@ class AgreementCusum(Monitor):
         self.min_shadow = check_int(self.name, "min_shadow", min_shadow, 1)
         self.h = calibrated_h(self.k, self.arl0, self.baseline_days)  # refuses an arl0 no h can reach
 
+    @staticmethod
+    def _rows(history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
+        # A model change restarts the baseline: mu0 is learned again from the new model's labels, so a
+        # shift the retrain caused is not blamed on the rule (it goes to the re-validation ticket instead).
+        return since_model_change(active_current(upto(history, context.day), context.rules), context)
+
     def statistics(self, history: pd.DataFrame, context: MonitorContext) -> pd.DataFrame:
         """Per known day after the baseline of every active series: ``mu0``, ``x``, ``z`` and ``S``;
         ``value`` is ``S``, ``high`` the alarm threshold ``h`` and ``alarm`` is ``S > h``."""
-        rows = active_current(upto(history, context.day), context.rules)
+        rows = self._rows(history, context)
         # Unknown days contribute a zero step, so dropping them is exact.
         known = rows[rows["shadow_n"] >= self.min_shadow]
         rank = known.groupby(SERIES, sort=False).cumcount()
@@ -243,7 +253,7 @@ class AgreementCusum(Monitor):
         alarmed = last.index[last.to_numpy()]
         if alarmed.empty:
             return []
-        rows = active_current(upto(history, context.day), context.rules).groupby(SERIES, sort=False)
+        rows = self._rows(history, context).groupby(SERIES, sort=False)
         stat_groups = stats.groupby(SERIES, sort=False)
         return [self._finding(context, stat_groups.get_group(key), rows.get_group(key), self.min_shadow, self.k,
                               self.h)

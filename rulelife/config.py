@@ -142,6 +142,12 @@ class Settings(BaseSettings):
                                                          "promotes with `rulelife promote`")
 
     # The model's side: residual accuracy against the baseline frozen at each bundle change.
+    # A retrained model: the review window after a change of the log's dominant model_version.
+    model_revalidate_days: int = Field(7, ge=1, description="days after a model change (the log's dominant "
+                                                            "model_version changed) in which the nightly re-validates "
+                                                            "every active rule against the new model's labels, files "
+                                                            "one model:<version> ticket, and tickets agreement-floor "
+                                                            "failures instead of disabling")
     residual_check: bool = Field(False, description="the nightly measures the model's accuracy on the residual (needs "
                                                     "a true_intent column in the log) and files a ticket on a drop")
     residual_margin: float = Field(0.05, ge=0.0, le=1.0, description="residual accuracy this far below its bundle's "

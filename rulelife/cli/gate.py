@@ -265,10 +265,15 @@ def promote(
 def revalidate(ctx: typer.Context, log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
                within_days: Annotated[int | None, typer.Option(help="Days ahead of expiry to revalidate.")] = None,
                actor: ActorOption = "cli", engine: EngineOption = "local", as_json: JsonOption = False) -> None:
-    """Rebuild datasets and re-run the gate for rules near or past expiry (exit 1 if any fails)."""
+    """Rebuild datasets and re-run the gate for rules near or past expiry (exit 1 if any fails); without
+    --since the evidence starts at the latest model change, when the model changed."""
     from rulelife.evidence import promotion
+    from rulelife.store import Store
 
     ws = workspace(ctx)
+    changed = None if since else promotion.latest_model_change(Store.from_workspace(ws))
+    if changed is not None and not as_json:
+        console.print(f"evidence from {changed} on: the model changed that day (give --since to choose)")
     results = promotion.revalidate(ws, actor=actor, log=log or None, since=parse_day(since, "--since"),
                                    until=parse_day(until, "--until"), within_days=within_days, engine=engine)
     if as_json:

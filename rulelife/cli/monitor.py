@@ -215,3 +215,14 @@ def quality(
                         ["monitor", "alarm days", "per 1000 rule-days", "subjects"],
                         [[f["monitor"], f["alarm_days"], f["per_1000_rule_days"], ", ".join(f["subjects"][:6])]
                          for f in report.false_alarms]))
+    change = report.model_change
+    if change:
+        console.print(f"model change ({change['scenario']}, from {change['start']}): seen on {change['seen_on']}; "
+                      f"re-validation lists {', '.join(change.get('listed', [])) or 'none'} "
+                      f"(relabelled: {', '.join(change['relabelled_rules'])})", highlight=False)
+        console.print(table("on the relabelled rules, told of the change vs not",
+                            ["", "CUSUM alarm days", "first alarm", "floor disables in window",
+                             "floor tickets in window", "floor disables after"],
+                            [[name, c["cusum_alarm_days"], c["cusum_first_alarm"], c["floor_disables_in_window"],
+                              c["floor_tickets_in_window"], c["floor_disables_after_window"]]
+                             for name, c in ((n, change[n]) for n in ("told", "untold") if n in change)]))

@@ -9,6 +9,13 @@ matched against the scenarios' ground truth: a finding on a rule (or a bundle
 intent × locale) that a scenario affects, on or after its first day, is a
 detection of the most recent such scenario; any other finding is a false
 alarm.
+
+The monitors are told of a model change as the nightly tells them (the first
+day the log's dominant ``model_version`` differs). The ``model_retrain``
+path is scored on its own (:attr:`QualityReport.model_change`): whether the
+change is seen on its first day, whether the re-validation at the end of the
+review window lists exactly the rules the relabel moved, and what the
+agreement monitors do on those rules told of the change and not told.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from rulelife.errors import ConfigError, GateRefused
 from rulelife.evidence import promotion
 from rulelife.monitoring.contract import MonitorContext, RuleInfo, load_monitors
 from rulelife.monitoring.metrics import RuleVersionInfo, count_chunk, finalize
+from rulelife.monitoring.model_changes import review_window
+from rulelife.monitoring.model_review import shifts_in
+from rulelife.monitoring.model_versions import changes
 from rulelife.serving import publish
 from rulelife.serving.replay import replay
 from rulelife.serving.runtime import RuleClassifier
@@ -46,6 +56,7 @@ class QualityReport:
     detections: list[dict] = field(default_factory=list)  # per scenario × monitor
     false_alarms: list[dict] = field(default_factory=list)  # per monitor
     refused: list[str] = field(default_factory=list)
+    model_change: dict = field(default_factory=dict)  # the model_retrain path (see _score_model_change)
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +66,7 @@ class QualityReport:
             "detections": self.detections,
             "false_alarms": self.false_alarms,
             "refused": self.refused,
+            "model_change": self.model_change,
         }
 
 
@@ -131,21 +143,71 @@ def monitor_quality(
         far = datetime.now().astimezone() + timedelta(days=3650)  # expiry is not what is being scored
         rules = {r.id: RuleInfo(r.id, r.intent, "active", r.version, far) for r in bundle.rules}
         monitors = load_monitors(settings.enabled_monitors, settings)
-        findings = []
         days = sorted(history["date"].dt.date.unique())
-        for day in days:
-            upto = history[history["date"] <= pd.Timestamp(day)]
-            context = MonitorContext(day=day, settings=settings, rules=rules)
-            for monitor in monitors:
-                findings.extend(monitor.check(upto, context))
+        dominants = history.groupby(history["date"].dt.date)["model_version"].first()
+        found = changes((d, None if pd.isna(v) else str(v)) for d, v in dominants.items())
+        findings = _run(history, monitors, days, settings, rules, found)
         report = QualityReport(live=(launch, launch + timedelta(days=live_days - 1)), rules=len(rules),
                                rule_days=len(rules) * len(days), refused=refused)
         _score(report, findings, scenarios, intents, [m.name for m in monitors])
+        retrain = next((sc for sc in scenarios if sc.kind == "model_retrain"), None)
+        if retrain is not None:
+            agreement = [m for m in monitors if m.name in ("agreement_cusum", "agreement_floor")]
+            untold = _run(history, agreement, days, settings, rules, [])
+            report.model_change = _score_model_change(retrain, found, history, rules, settings, findings, untold)
         store.dispose()
         return report
     finally:
         if cleanup:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(history: pd.DataFrame, monitors, days, settings, rules, found) -> list:
+    """Every monitor's findings day by day, told of the model changes in ``found`` as the nightly tells them."""
+    findings = []
+    for day in days:
+        upto = history[history["date"] <= pd.Timestamp(day)]
+        seen = [first for first, _, _ in found if first <= day]
+        context = MonitorContext(day=day, settings=settings, rules=rules, model_changed_on=seen[-1] if seen else None)
+        for monitor in monitors:
+            findings.extend(monitor.check(upto, context))
+    return findings
+
+
+def _score_model_change(retrain: Scenario, found, history, rules, settings, told, untold) -> dict:
+    """The retrain path: seen on its day? the moved rules listed? alarms and disables, told vs untold."""
+    days = settings.model_revalidate_days
+    seen = next((first for first, _, version in found if version == retrain.model_version), None)
+    out: dict = {"scenario": retrain.name, "start": retrain.start_day.isoformat(),
+                 "seen_on": None if seen is None else seen.isoformat(), "seen_on_first_day": seen == retrain.start_day,
+                 "relabelled_rules": sorted(retrain.rules), "review_days": days}
+    if seen is None:
+        return out
+    start, end = review_window(seen, days)
+    shifts = shifts_in(history, rules, (start - timedelta(days=days), start - timedelta(days=1)), (start, end))
+    listed = sorted(s.rule_id for s in shifts if s.moved)
+    measured = {s.rule_id for s in shifts if s.before_n and s.after_n}
+    out.update(listed=listed, missed=sorted(set(retrain.rules) & measured - set(listed)),
+               wrongly_listed=sorted(set(listed) - set(retrain.rules)),
+               unmeasured=sorted(set(retrain.rules) - measured))
+
+    def on_moved(findings, check):
+        return [f for f in findings if f.check == check and f.day >= seen and f.subject in retrain.rules]
+
+    for name, findings in (("told", told), ("untold", untold)):
+        alarms = on_moved(findings, "agreement_cusum")
+        disables = [f for f in on_moved(findings, "agreement_floor") if f.action.value == "disable"]
+        out[name] = {
+            "cusum_alarm_days": len({(f.subject, f.day) for f in alarms}),
+            "cusum_first_alarm": min((f.day for f in alarms), default=None),
+            "floor_disables_in_window": len({f.subject for f in disables if f.day <= end}),
+            "floor_disables_after_window": len({f.subject for f in disables if f.day > end}),
+            "floor_tickets_in_window": len({f.subject for f in on_moved(findings, "agreement_floor")
+                                            if f.day <= end and f.action.value == "ticket"}),
+        }
+        first = out[name]["cusum_first_alarm"]
+        out[name]["cusum_first_alarm"] = None if first is None else first.isoformat()
+    return out
 
 
 def _score(report: QualityReport, findings, scenarios, intents, monitor_names) -> None:

@@ -121,6 +121,8 @@ ROW_CHECKS = (
      lambda F, known: F.col("query_id").rlike(r"[\p{Cc}\p{Cf}]")),
     ("expect_column_values_to_have_no_control_characters(locale)",
      lambda F, known: F.col("locale").rlike(r"[\p{Cc}\p{Cf}]")),
+    ("expect_column_values_to_have_no_control_characters(model_version)",
+     lambda F, known: F.col("model_version").rlike(r"[\p{Cc}\p{Cf}]")),
     ("expect_column_values_to_be_in_set(model_intent)",
      lambda F, known: F.col("model_intent").isNotNull() & ~F.col("model_intent").isin(*sorted(known))
      if known else F.lit(False)),
@@ -202,6 +204,8 @@ def read_window(spark, F, paths: list[str], since, until, source: str, report: L
         frame = frame.withColumn("shadow_rules", F.lit(None).cast("string"))
     if "lexicon_veto" not in frame.columns:  # optional: a log without it had no lexicon veto
         frame = frame.withColumn("lexicon_veto", F.lit(None).cast("string"))
+    if "model_version" not in frame.columns:  # optional: a log without it does not say which model labelled it
+        frame = frame.withColumn("model_version", F.lit(None).cast("string"))
     report.files_read.extend(frame.inputFiles())
     if not (since or until):
         return frame

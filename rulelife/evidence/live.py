@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlmodel import select
@@ -68,6 +68,8 @@ class LiveEvidence:
     safety_fp: int
     fp_by_class: dict[str, int]
     recent_daily_labelled: float  # labelled rows a day over the last RECENT_DAYS days with rows
+    # Labelled rows by the model version that was dominant on their day (the metrics name no finer source).
+    model_versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def agreement(self) -> float | None:
@@ -120,7 +122,10 @@ def live_evidence(store: Store, rule_id: str, *, until: date | None = None) -> L
         rows = session.exec(query.order_by(DailyMetricRow.day)).all()
     by_class: dict[str, int] = {}
     daily: dict[date, int] = {}
+    models: dict[str, int] = {}
     for row in rows:
+        if row.model_version is not None:
+            models[row.model_version] = models.get(row.model_version, 0) + row.shadow_n
         for intent, n in json.loads(row.fp_by_class).items():
             by_class[intent] = by_class.get(intent, 0) + int(n)
         daily[row.day] = daily.get(row.day, 0) + row.shadow_n
@@ -132,6 +137,7 @@ def live_evidence(store: Store, rule_id: str, *, until: date | None = None) -> L
         fires=sum(r.fires for r in rows), labelled=sum(r.shadow_n for r in rows),
         agree=sum(r.agree_n for r in rows), safety_fp=sum(r.safety_fp for r in rows), fp_by_class=by_class,
         recent_daily_labelled=sum(recent) / len(recent) if recent else 0.0,
+        model_versions=dict(sorted(models.items())),
     )
 
 
@@ -232,6 +238,7 @@ def promote_live(workspace: Workspace, rule_id: str, *, actor: str, store: Store
             expires_at=status.expires_at,
             metrics=json.dumps({"evidence": KIND, "window": window, "labelled": evidence.labelled,
                                 "agree": evidence.agree, "safety_false_positives": evidence.safety_fp}),
+            model_versions=json.dumps(evidence.model_versions) if evidence.model_versions else None,
         ))
     published = publish_active(workspace, actor=actor, store=store,
                                reason=f"{rule_id} promoted on live evidence") if republish else None

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from sqlmodel import select
+
 from rulelife.config import Workspace
 from rulelife.engines.fold import fold_log
 from rulelife.errors import GateRefused, LifecycleError
@@ -33,7 +35,7 @@ from rulelife.rules.lexicon import load_lexicon
 from rulelife.rules.lifecycle import State, check_transition
 from rulelife.rules.matcher import compile_lexicon
 from rulelife.serving.publish import PublishResult, already_in, publish_active, set_state
-from rulelife.store import EvaluationRow, PromotionRow, Store, registry, utcnow
+from rulelife.store import EvaluationRow, ModelChangeRow, PromotionRow, Store, registry, utcnow
 from rulelife.store.selection import day_after, latest_selection
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "build_datasets",
     "build_rule_dataset",
     "evaluate",
+    "latest_model_change",
     "promote",
     "revalidate",
 ]
@@ -186,6 +189,12 @@ def _windows(store: Store, rule_id: str, snapshot: DatasetSnapshot) -> dict:
             "evidence_window": evidence.to_list() if evidence else None}
 
 
+def model_versions_of(snapshot: DatasetSnapshot) -> str | None:
+    """The model versions whose labels a dataset holds (JSON, version -> labelled fires), None if unnamed."""
+    found = snapshot.meta.get("model_versions") or {}
+    return json.dumps(found, sort_keys=True) if found else None
+
+
 @dataclass(frozen=True)
 class PromotionResult:
     status: registry.RuleStatus
@@ -269,6 +278,7 @@ def promote(workspace: Workspace, rule_id: str, *, actor: str, to: State | str =
             kind="promote", expires_at=new_status.expires_at,
             metrics=json.dumps({"agreement": result.evaluation.production.to_dict(),
                                 "safety_false_positives": result.evaluation.safety_false_positives, **windows}),
+            model_versions=model_versions_of(result.snapshot),
         ))
         evaluated = EvaluationResult(result.evaluation, result.decision, result.snapshot, row.id)
     published = publish_active(workspace, actor=actor, store=store,
@@ -287,14 +297,27 @@ class RevalidationResult:
         return {"rule_id": self.rule_id, "passed": self.passed, "action": self.action, "detail": self.detail}
 
 
+def latest_model_change(store: Store) -> date | None:
+    """The first day of the newest model change the nightly recorded (None: the model never changed)."""
+    with store.session() as session:
+        row = session.exec(select(ModelChangeRow).order_by(ModelChangeRow.first_day.desc())).first()
+    return None if row is None else row.first_day
+
+
 def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] | None = None,
                since: date | None = None, until: date | None = None, within_days: int | None = None,
                store: Store | None = None, now: datetime | None = None, engine: str = "local",
                spark=None) -> list[RevalidationResult]:
     """Rebuild datasets (on ``engine``) and re-run the gate for active rules expiring within
     ``within_days`` and for expired rules. A pass extends an active rule's
-    expiry or brings an expired rule back; a refusal changes nothing."""
+    expiry or brings an expired rule back; a refusal changes nothing.
+
+    Without ``since`` the datasets start at the latest model change, when
+    there is one (:func:`latest_model_change`): a rule is re-validated against
+    the labels of the model that serves now, not a mix with its predecessor's.
+    """
     store = store or Store.from_workspace(workspace)
+    since = since if since is not None else latest_model_change(store)
     now = now or utcnow()
     horizon = now + timedelta(days=workspace.settings.revalidate_within_days if within_days is None else within_days)
     due = [s for s in registry.list_rules(store)
@@ -333,6 +356,7 @@ def revalidate(workspace: Workspace, *, actor: str, log: Path | Sequence[Path] |
                 evaluation_id=row.id, at=utcnow(), actor=actor, from_state="active", to_state="active",
                 kind="revalidate", expires_at=new.expires_at,
                 metrics=json.dumps({"agreement": result.evaluation.production.to_dict()}),
+                model_versions=model_versions_of(result.snapshot),
             ))
         results.append(RevalidationResult(status.rule_id, True, "extended", []))
     return results

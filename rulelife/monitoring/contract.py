@@ -150,12 +150,27 @@ class RuleInfo:
 
 @dataclass(frozen=True)
 class MonitorContext:
-    """The day being monitored, the settings, and the registry's view of the rules."""
+    """The day being monitored, the settings, and the registry's view of the rules.
+
+    ``model_changed_on`` is the first day of the latest change of the model
+    that labels the traffic, on or before ``day`` (None: none known). A
+    monitor judging agreement treats the days before it as another model's
+    evidence; :attr:`in_model_review` says the day falls in the review window
+    that follows it (``settings.model_revalidate_days`` days).
+    """
 
     day: date
     settings: Settings
     rules: Mapping[str, RuleInfo]
     examples: Mapping[str, list[dict]] = field(default_factory=dict)  # rule id -> example disagreeing queries
+    model_changed_on: date | None = None
+
+    @property
+    def in_model_review(self) -> bool:
+        """``day`` is one of the ``model_revalidate_days`` days that start at ``model_changed_on``."""
+        if self.model_changed_on is None:
+            return False
+        return 0 <= (self.day - self.model_changed_on).days < self.settings.model_revalidate_days
 
 
 # What statistics() returns: one row per (rule_id, locale, date) the monitor judged, in date order

@@ -72,6 +72,9 @@ def registry_message(row: EventRow) -> Message:
 def _summary(kind: str, actor: str, data: dict) -> str:
     """One line a person reads in a chat channel."""
     rule = data.get("rule_id", "")
+    if kind == "model.changed":
+        return (f"the model changed from {data.get('previous_version')} to {data.get('version')} on "
+                f"{data.get('first_day')}: agreement baselines restart there and the active rules are re-validated")
     if kind == "rule.promotion_refused":
         return f"promotion of {rule} to {data.get('target')} refused ({actor}): " + "; ".join(data.get("reasons", []))
     if kind == "rule.revalidated":

@@ -21,6 +21,11 @@ no active rule takes, since only the shadow sample labels the others.
 ``vetoed`` counts the rows whose ``lexicon_veto`` names the rule: a safety
 lexicon phrase stopped it where it would have answered (the message went to
 the model). Such a row is not one of the rule's fires.
+
+``models`` counts the rows per day and ``model_version`` (the model that
+labelled them, where the log says): a day's *dominant* version, the one
+that labelled most of its rows, is what the nightly compares day to day to
+see a retrained model (:mod:`rulelife.monitoring.model_changes`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from rulelife.monitoring.contract import METRIC_COLUMNS
+from rulelife.monitoring.model_versions import day_versions, dominant, versions_json
 from rulelife.rules.matcher import locale_applies
 
 __all__ = ["SERVING", "MetricCounts", "RuleVersionInfo", "count_chunk", "finalize"]
@@ -63,12 +69,14 @@ class MetricCounts:
     classes: per (date, rule_id, rule_version, locale, serving, model_intent): disagreeing labelled fires
     traffic: per (date, locale): queries
     examples: per rule_id, the few disagreeing shadow queries with the smallest ids
+    models: per (date, model_version): rows naming that model version
     """
 
     hits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, *_HIT_SUMS]))
     classes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*_KEYS, "model_intent", "n"]))
     traffic: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["date", "locale", "traffic"]))
     examples: dict[str, list[dict]] = field(default_factory=dict)
+    models: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["date", "model_version", "n"]))
 
     def __add__(self, other: MetricCounts) -> MetricCounts:
         def add(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -87,6 +95,7 @@ class MetricCounts:
             classes=add(self.classes, other.classes, [*_KEYS, "model_intent"]),
             traffic=add(self.traffic, other.traffic, ["date", "locale"]),
             examples=examples,
+            models=add(self.models, other.models, ["date", "model_version"]),
         )
 
 
@@ -119,6 +128,7 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
         .groupby(["date", "locale"], as_index=False, sort=True)["traffic"]
         .sum()
     )
+    models = _model_rows(chunk, date, n)
     hit = chunk["rule_id"].notna().to_numpy()
     tagged = chunk["shadow_rules"].notna().to_numpy() if "shadow_rules" in chunk else np.zeros(len(chunk), bool)
     vetoes = _veto_hits(chunk, date, locale, n)
@@ -127,7 +137,8 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
         if unknown:
             raise KeyError(f"rule ids in the log that no bundle of the day holds: {sorted(unknown)}")
     if not hit.any() and not tagged.any():
-        return MetricCounts(hits=vetoes if not vetoes.empty else MetricCounts().hits, traffic=traffic)
+        return MetricCounts(hits=vetoes if not vetoes.empty else MetricCounts().hits, traffic=traffic,
+                            models=models)
     rows = chunk[hit]
     active = pd.DataFrame({
         "date": date[hit],
@@ -178,7 +189,19 @@ def count_chunk(chunk: pd.DataFrame, rule_intents: Mapping[str, str], safety_int
             {"query_id": r.query_id, "text": r.text, "locale": r.locale, "model_intent": str(r.model_intent)}
             for r in group.head(_EXAMPLES).itertuples()
         ]
-    return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
+    return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples, models=models)
+
+
+def _model_rows(chunk: pd.DataFrame, date, n: np.ndarray) -> pd.DataFrame:
+    """Per (date, model_version): the rows that name the version (a blank or missing cell names none)."""
+    if "model_version" not in chunk:
+        return MetricCounts().models
+    version = chunk["model_version"].astype("string")
+    named = (version.notna() & (version.str.strip() != "")).to_numpy(dtype=bool, na_value=False)
+    if not named.any():
+        return MetricCounts().models
+    frame = pd.DataFrame({"date": date[named], "model_version": version[named].astype(str), "n": n[named]})
+    return frame.groupby(["date", "model_version"], as_index=False, sort=True)["n"].sum()
 
 
 def _veto_hits(chunk: pd.DataFrame, date, locale, n: np.ndarray) -> pd.DataFrame:
@@ -272,8 +295,15 @@ def finalize(counts: MetricCounts, rules: Iterable[RuleVersionInfo]) -> pd.DataF
         if dtype in ("string", "int64", "float64", "Float64"):
             table[column] = table[column].astype(dtype)
     table["serving"] = table["serving"].astype("string")
-    # serving and vetoed follow the monitors' columns: a reader of METRIC_COLUMNS sees the table it always did.
-    return table[[*METRIC_COLUMNS, "serving", "vetoed"]].sort_values(_KEYS, ignore_index=True)
+    # The model behind the day's labels: its dominant version and every version named (JSON, version -> rows).
+    days = day_versions(counts.models)
+    on = table["date"].dt.date
+    table["model_version"] = pd.array([dominant(days.get(d, {})) for d in on], dtype="string")
+    table["model_versions"] = pd.array([versions_json(days.get(d, {})) for d in on], dtype="string")
+    # serving, vetoed and the model columns follow the monitors' columns: a reader of METRIC_COLUMNS sees
+    # the table it always did.
+    return table[[*METRIC_COLUMNS, "serving", "vetoed", "model_version", "model_versions"]].sort_values(
+        _KEYS, ignore_index=True)
 
 
 def _one_row_per_version(table: pd.DataFrame) -> pd.DataFrame:

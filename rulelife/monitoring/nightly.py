@@ -17,6 +17,11 @@ Unattended and idempotent. For one UTC day, under a job lock:
    with ``residual_check`` on, freeze the residual baseline of a bundle seen
    for the first time and ticket a residual-accuracy drop below it
    (:mod:`rulelife.monitoring.residual_check`);
+   a change of the model that labels the traffic (the log's dominant
+   ``model_version``) is recorded once, with a ``model.changed`` event; the
+   monitors are told the latest change, and at the end of its review
+   window every active rule is re-validated against the new model's labels
+   (:mod:`rulelife.monitoring.model_changes`);
 4. republish the bundle if what is active changed (a no-op otherwise); while
    a rollback pins the bundle, leave it (less any rule just taken out of
    traffic), report ``bundle_pinned`` and keep one ``bundle_pinned`` ticket
@@ -58,6 +63,9 @@ from rulelife.monitoring.contract import (
 )
 from rulelife.monitoring.lexicon_review import review_lexicon
 from rulelife.monitoring.metrics import RuleVersionInfo, finalize, fp_json
+from rulelife.monitoring.model_changes import detect_change, latest_change, record_day
+from rulelife.monitoring.model_review import revalidate_change
+from rulelife.monitoring.model_versions import day_versions
 from rulelife.monitoring.outbox import DeliveryReport, deliver_pending, sinks_for
 from rulelife.monitoring.residual_check import residual_findings
 from rulelife.monitoring.tickets import close_ticket, record_event, record_finding
@@ -90,6 +98,7 @@ class NightlyReport:
     bundle: int | None = None
     bundle_published: bool = False
     bundle_pinned: dict | None = None  # the pin that kept the registry's rules unpublished, and what waits
+    model: dict = field(default_factory=dict)  # the day's dominant model version, and the latest model change
     deliveries: DeliveryReport = field(default_factory=DeliveryReport)
     notes: list[str] = field(default_factory=list)
 
@@ -157,6 +166,8 @@ def _write_metrics(store: Store, day: date, table: pd.DataFrame, examples: dict[
                 agreement=None if pd.isna(row.agreement) else float(row.agreement),
                 safety_fp=int(row.safety_fp), fp_by_class=fp_json(row.fp_by_class),
                 examples=json.dumps(examples.get(row.rule_id, [])), serving=row.serving, vetoed=int(row.vetoed),
+                model_version=None if pd.isna(row.model_version) else row.model_version,
+                model_versions=None if pd.isna(row.model_versions) else row.model_versions,
             ))
     return len(table)
 
@@ -284,12 +295,18 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         table = finalize(counts, live)
         report.metric_rows = _write_metrics(store, day, table, counts.examples)
         report.status = "ok"
+        report.model["version"] = record_day(store, day, day_versions(counts.models).get(day, {}))
+        detect_change(store, day, actor=actor, notes=report.notes)
+    change = latest_change(store, day)
+    if change is not None:
+        report.model["change"] = change.to_dict()
     history, examples = load_history(store, day)
     rules = _rule_infos(store)
     gone = sorted(set(history["rule_id"]) - set(rules)) if not history.empty else []
     if gone:
         report.notes.append(f"metrics mention rules the registry no longer has (ignored): {', '.join(gone)}")
-    context = MonitorContext(day=day, settings=workspace.settings, rules=rules, examples=examples)
+    context = MonitorContext(day=day, settings=workspace.settings, rules=rules, examples=examples,
+                             model_changed_on=None if change is None else change.first_day)
     findings: list[Finding] = []
     for monitor in monitors:
         findings.extend(monitor.check(history, context))
@@ -298,6 +315,12 @@ def _run_locked(workspace, store, day, source, actor, report, deliver, monitors,
         findings.extend(residual_findings(workspace, store, day, source, engine, spark, report.notes))
     report.findings = [f.to_dict() for f in findings]
     _apply(workspace, store, findings, actor, report)
+    if change is not None:
+        review = revalidate_change(store, day, change, rules, settings.model_revalidate_days,
+                                   list(sinks_for(workspace)))
+        if review is not None:
+            report.model["revalidation"] = review
+            report.tickets_opened += review["ticket_id"] is not None
     if workspace.settings.shadow_auto_promote:
         outcomes = promote_ready(workspace, store, day, actor)
         report.promoted = [o.rule_id for o in outcomes if o.promoted]

@@ -53,7 +53,7 @@ from rulelife.querylog.sources import describe
 
 __all__ = ["count_spark", "partial_rows"]
 
-_KEYS = ("kind", "date", "rule_id", "rule_version", "locale", "serving", "model_intent", "reason")
+_KEYS = ("kind", "date", "rule_id", "rule_version", "locale", "serving", "model_intent", "model_version", "reason")
 _SUMS = ("fires", "shadow_n", "agree_n", "safety_fp", "vetoed", "n")
 _EXAMPLE = ("ex_query_id", "ex_text", "ex_locale", "ex_model_intent")
 _SCHEMA = pa.schema(
@@ -105,9 +105,11 @@ def _grouped(frame, F, known: frozenset[str] | None, intents: Mapping[str, str])
         F.when(hit | tagged, F.col("model_intent")).alias("model_intent"),
         F.when(example, F.col("query_id")).alias("query_id"),
         F.when(example, F.col("text")).alias("text"),
+        # Every row keeps its model version: count_chunk counts the rows of each per day (a few values a day).
+        F.col("model_version"),
         bad.alias("bad"),
     ).groupBy("ts", "locale", "rule_id", "rule_version", "shadow", "shadow_rules", "lexicon_veto", "model_intent",
-              "query_id", "text", "bad").agg(F.count(F.lit(1)).alias("n"))
+              "query_id", "text", "model_version", "bad").agg(F.count(F.lit(1)).alias("n"))
 
 
 def partial_rows(batches: Iterator[pa.RecordBatch], intents: Mapping[str, str], safety: Sequence[str]
@@ -154,6 +156,7 @@ def _to_batch(counts: MetricCounts, rows: int, quarantined: int, reasons: Counte
         counts.hits.assign(kind="hit"),
         counts.classes.assign(kind="class"),
         counts.traffic.rename(columns={"traffic": "n"}).assign(kind="traffic"),
+        counts.models.assign(kind="model"),
         pd.DataFrame({"kind": "read", "reason": ["rows", "quarantined"], "n": [rows, quarantined]}),
         pd.DataFrame({"kind": "bad", "reason": list(reasons), "n": list(reasons.values())}),
         pd.DataFrame({"kind": "unknown", "rule_id": sorted(unknown), "n": 1}),
@@ -249,6 +252,7 @@ def _to_counts(summed: pd.DataFrame) -> MetricCounts:
     classes = part("class", [*keys, "model_intent", "n"], [*keys, "model_intent"], empty.classes)
     traffic = part("traffic", ["date", "locale", "n"], ["date", "locale"], empty.traffic)
     traffic = traffic.rename(columns={"n": "traffic"})
+    models = part("model", ["date", "model_version", "n"], ["date", "model_version"], empty.models)
     examples: dict[str, list[dict]] = {}
     for row in summed[summed["kind"] == "example"].itertuples(index=False):
         found: dict[str, dict] = {}
@@ -258,4 +262,4 @@ def _to_counts(summed: pd.DataFrame) -> MetricCounts:
                                                    "locale": item["ex_locale"],
                                                    "model_intent": item["ex_model_intent"]})
         examples[str(row.rule_id)] = [found[q] for q in sorted(found)][:3]
-    return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples)
+    return MetricCounts(hits=hits, classes=classes, traffic=traffic, examples=examples, models=models)

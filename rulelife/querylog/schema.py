@@ -15,7 +15,8 @@ reason reads alike:
   row a rule answered, is a missing confidence like an empty one);
 - ``expect_column_values_to_have_no_control_characters(<col>)``: a control
   or format character (NUL, tab, a bidirectional override) in ``query_id``
-  or ``locale``, which are identifiers.
+  or ``locale``, which are identifiers, or in ``model_version``, free text
+  that names a model and is compared as it is written.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ def control_reason(column: str) -> str:
 
 
 NAN_CONFIDENCE_REASON = "expect_column_values_to_be_a_number_where_model_intent_is_set(model_confidence)"
-# Identifiers: a control or format character in one is corruption, never content.
-_IDENTIFIER_COLUMNS = ("query_id", "locale")
+# Identifiers (and the model's version, which is compared verbatim): a control
+# or format character in one is corruption, never content.
+_IDENTIFIER_COLUMNS = ("query_id", "locale", "model_version")
 _CONTROL_CHARACTER = r"[\p{Cc}\p{Cf}]"
 
 

@@ -8,7 +8,7 @@ parses it.
 
 from __future__ import annotations
 
-__all__ = ["LABEL_COLUMNS", "LEXICON_VETO_KEY_PATTERN", "LOG_COLUMNS", "OPTIONAL_RUNTIME_COLUMNS", "REQUIRED_COLUMNS",
+__all__ = ["LABEL_COLUMNS", "LEXICON_VETO_KEY_PATTERN", "LOG_COLUMNS", "MODEL_VERSION", "OPTIONAL_RUNTIME_COLUMNS", "REQUIRED_COLUMNS",
            "RUNTIME_COLUMNS", "SHADOW_RULES_PATTERN"]
 
 # Column -> kind (string, timestamp: UTC, float, int, bool), in file order.
@@ -25,6 +25,7 @@ LOG_COLUMNS: dict[str, str] = {
     "shadow": "bool",
     "shadow_rules": "string",
     "lexicon_veto": "string",
+    "model_version": "string",
 }
 REQUIRED_COLUMNS = ("query_id", "ts", "text", "locale", "model_intent", "model_confidence")
 # Written by the chatbot runtime; a log from before the rules existed has none.
@@ -41,6 +42,10 @@ RUNTIME_COLUMNS = ("rule_id", "rule_version", "bundle_version", "shadow")
 OPTIONAL_RUNTIME_COLUMNS = ("shadow_rules", "lexicon_veto")
 SHADOW_RULES_PATTERN = r"^[^;@\s]+@[0-9a-f]+(;[^;@\s]+@[0-9a-f]+)*$"
 LEXICON_VETO_KEY_PATTERN = r"^[^;@\s]+@[0-9a-f]+$"
+# ``model_version``: which model labelled the row (free text the service
+# chooses, e.g. ``intent-clf-2026-05``), so the nightly can tell a retrained
+# model from a drifting rule. Optional: a log without it reads as "unknown".
+MODEL_VERSION = "model_version"
 # Written by whoever labels traffic (an annotation job, a replay of a labelled
 # set), never by the runtime: the intent the query truly had. Optional: a log
 # without it reads as "unlabelled", and the model's accuracy is then unknown.

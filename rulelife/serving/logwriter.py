@@ -5,7 +5,8 @@
 >>> if decision.match is None or decision.match.shadow:                # doctest: +SKIP
 ...     intent, confidence = call_model(text)
 >>> writer.write(decision, query_id=qid, text=text, locale=locale,     # doctest: +SKIP
-...              model_intent=intent, model_confidence=confidence)
+...              model_intent=intent, model_confidence=confidence,
+...              model_version="intent-clf-2026-05")
 
 Layout: ``<directory>/date=YYYY-MM-DD/<host>-<pid>-<token>-<seq>.parquet``, the
 day being the row's UTC day, every column of the contract
@@ -39,6 +40,7 @@ import secrets
 import socket
 import threading
 import time
+import unicodedata
 import weakref
 from array import array
 from collections.abc import Sequence
@@ -132,6 +134,7 @@ class QueryLogWriter:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self._missing_versions_said = False
+        self._checked_version: str | None = None
         self._flusher = threading.Thread(target=self._run, name="rulelife-querylog", daemon=True)
         self._flusher.start()
 
@@ -144,13 +147,15 @@ class QueryLogWriter:
 
     def write(self, decision: Decision, *, query_id: str, text: str, locale: str | None = None,
               model_intent: str | None = None, model_confidence: float | None = None,
-              ts: dt.datetime | float | None = None) -> bool:
+              ts: dt.datetime | float | None = None, model_version: str | None = None) -> bool:
         """Buffer one query's row; False when it was dropped (the buffer stayed full ``max_wait`` seconds).
 
         ``model_intent`` and ``model_confidence`` are the model's answer, None
         where it was not called (a rule answered outside the shadow sample).
         ``ts`` is the query's time (a datetime, naive meaning UTC, or epoch
-        seconds); default now.
+        seconds); default now. ``model_version`` names the model that
+        answered (any text without control characters; None: not said), so
+        the nightly can tell a retrained model from a drifting rule.
         """
         if not isinstance(query_id, str) or not query_id:
             raise TypeError(f"query_id must be a non-empty string, got {query_id!r}")
@@ -158,6 +163,9 @@ class QueryLogWriter:
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         if self._closed:
             raise ValueError("this QueryLogWriter is closed")
+        if model_version is not None and model_version != self._checked_version:
+            _check_model_version(model_version)  # once per distinct value: a service passes one constant
+            self._checked_version = model_version
         match = decision.match
         # What the row costs the buffer: its text at two bytes a character (no encoding here), and the rest.
         size = len(text) * 2 + _ROW_OVERHEAD
@@ -166,7 +174,7 @@ class QueryLogWriter:
                match and match.rule_id, match and match.rule_version, decision.bundle_version,
                None if match is None else match.shadow,
                self._shadow_cell(decision) if decision.shadow_rules else None,
-               None if decision.veto is None else format_lexicon_veto(decision.veto), size)
+               None if decision.veto is None else format_lexicon_veto(decision.veto), model_version, size)
         with self._lock:  # the bare lock: a Condition's own `with` costs three times as much
             if (self._held_rows >= self._row_cap or self._held_bytes >= self._byte_cap) and not self._room():
                 self.rows_dropped += 1
@@ -310,6 +318,16 @@ class QueryLogWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_model_version(value) -> None:
+    """Refuse what the reader would quarantine every row for: not text, empty, or a control character."""
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"model_version must be a non-empty string or None, got {value!r}")
+    bad = [c for c in value if unicodedata.category(c) in ("Cc", "Cf")]
+    if bad:
+        raise ValueError(f"model_version {value!r} holds the control character {bad[0]!r}; the log reader would "
+                         "quarantine every row naming it. Pass the version as plain text, e.g. 'intent-clf-2026-05'")
 
 
 def _micros(ts: dt.datetime | float | None) -> int:

@@ -14,9 +14,12 @@ this module what the mix looks like on a given day. Three kinds exist:
     ``share_per_day`` a day up to ``max_share``; the other locales shrink in
     proportion.
 ``model_retrain``
-    From ``start_day``, the model's confidences are rescaled
-    (:func:`rulelife.simulate.model.rescale_confidence` with
-    ``confidence_scale``); its predictions are unchanged.
+    From ``start_day``, the log's ``model_version`` is ``model_version``
+    (before it, :data:`BASE_MODEL_VERSION`), the model's confidences are
+    rescaled (:func:`rulelife.simulate.model.rescale_confidence` with
+    ``confidence_scale``), and a ``relabel_share`` of the rows it labelled
+    ``relabel_from`` it now labels ``relabel_to`` (the new model draws the
+    line between two intents elsewhere); its other predictions are unchanged.
 
 ``rules`` records the shipped rule ids the scenario is expected to affect, so
 a monitor's findings can be scored against ground truth.
@@ -37,22 +40,26 @@ from rulelife.simulate import phrasings
 from rulelife.simulate.catalog import INTENT_SHARES, INTENTS, LOCALE_SHARES, LOCALES
 
 __all__ = [
+    "BASE_MODEL_VERSION",
     "KINDS",
     "Scenario",
     "confidence_scale_on",
     "default_scenarios",
     "intent_shares_on",
     "locale_shares_on",
+    "model_on",
     "rephrasings_on",
     "write_ground_truth",
 ]
 
 KINDS = ("rephrase", "locale_growth", "model_retrain")
+# The model_version of simulated traffic before any retrain.
+BASE_MODEL_VERSION = "model-1"
 
 _PARAMETERS = {
     "rephrase": ("phrasings", "share", "volume_factor"),
     "locale_growth": ("share_per_day", "max_share"),
-    "model_retrain": ("confidence_scale",),
+    "model_retrain": ("confidence_scale", "model_version", "relabel_from", "relabel_to", "relabel_share"),
 }
 
 
@@ -73,6 +80,10 @@ class Scenario:
     share_per_day: float = 0.0
     max_share: float = 0.0
     confidence_scale: float = 1.0
+    model_version: str = "model-2"
+    relabel_from: str = ""
+    relabel_to: str = ""
+    relabel_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("intents", "locales", "rules"):
@@ -113,6 +124,16 @@ class Scenario:
     def _check_model_retrain(self) -> None:
         if self.confidence_scale <= 0:
             raise ValueError(f"confidence_scale must be greater than 0, got {self.confidence_scale}")
+        if not isinstance(self.model_version, str) or not self.model_version.strip() \
+                or self.model_version == BASE_MODEL_VERSION:
+            raise ValueError(f"model_version must name the new model (not {BASE_MODEL_VERSION!r}, the one before "
+                             f"it), got {self.model_version!r}")
+        if not 0 <= self.relabel_share <= 1:
+            raise ValueError(f"relabel_share must be in [0, 1], got {self.relabel_share}")
+        if self.relabel_share > 0 and (self.relabel_from not in INTENTS or self.relabel_to not in INTENTS
+                                       or self.relabel_from == self.relabel_to):
+            raise ValueError(f"relabel_from and relabel_to must be two different intents of {', '.join(INTENTS)}, "
+                             f"got {self.relabel_from!r} and {self.relabel_to!r}")
 
     def active_on(self, day: dt.date) -> bool:
         return day >= self.start_day
@@ -219,11 +240,18 @@ def default_scenarios(start: dt.date, days: int) -> list[Scenario]:
             kind="model_retrain",
             start_day=at["model_retrain"],
             description=(
-                "A retrained model is less sure of itself: every confidence is pulled towards 0.5 "
-                "(logits times 0.6) while its predictions stay the same, so confidence "
-                "distributions and confidence-thresholded miners shift; rule agreement does not."
+                "A retrained model (model-2) is less sure of itself: every confidence is pulled towards "
+                "0.5 (logits times 0.6), and it labels a fifth of what model-1 called promotion as faq. "
+                "The promotion rules did not change, yet their agreement drops: the nightly must see a "
+                "model change, not a rule failure."
             ),
+            intents=("promotion",),
+            rules=("promotion.deals", "promotion.es_discount", "promotion.ja_coupon_sale"),
             confidence_scale=0.6,
+            model_version="model-2",
+            relabel_from="promotion",
+            relabel_to="faq",
+            relabel_share=0.2,
         ),
     ]
 
@@ -274,3 +302,11 @@ def confidence_scale_on(day: dt.date, scenarios: Sequence[Scenario]) -> float:
             scale *= s.confidence_scale
     return scale
 
+
+
+def model_on(day: dt.date, scenarios: Sequence[Scenario]) -> tuple[str, list[Scenario]]:
+    """The model_version labelling ``day`` (the newest started retrain's) and the retrains that relabel then."""
+    started = sorted((s for s in scenarios if s.kind == "model_retrain" and s.active_on(day)),
+                     key=lambda s: s.start_day)
+    version = started[-1].model_version if started else BASE_MODEL_VERSION
+    return version, [s for s in started if s.relabel_share > 0]

@@ -28,6 +28,7 @@ from rulelife.simulate.scenarios import (
     confidence_scale_on,
     intent_shares_on,
     locale_shares_on,
+    model_on,
     rephrasings_on,
 )
 
@@ -41,6 +42,8 @@ LOG_DTYPES: dict[str, str] = {
     **{c: t for c, t in CONTRACT_DTYPES.items() if c in REQUIRED_COLUMNS},
     "true_intent": "string",
     **{c: t for c, t in CONTRACT_DTYPES.items() if c in RUNTIME_COLUMNS},
+    # The model that labelled the row (model-1, then a model_retrain scenario's version).
+    "model_version": "string",
 }
 LOG_COLUMNS = tuple(LOG_DTYPES)
 
@@ -58,6 +61,7 @@ _SUFFIXES = {"ja-JP": ("", "？？", "！", "…"), "default": ("", "??", "!!", 
 # Per-query typo rate by locale (IME input makes Japanese typos rarer).
 _TYPO_RATE = np.array([0.04 if loc != "ja-JP" else 0.02 for loc in LOCALES])
 _MAX_VOLUME = 60  # highest volume number in a {vol} slot
+_RELABEL_STREAM = 7919  # the third seed word of the retrain relabel's generator
 
 
 def simulate_traffic(
@@ -171,6 +175,13 @@ def _simulate_day(day: dt.date, queries_per_day: int, seed: int, scenarios: list
     scale = confidence_scale_on(day, scenarios)
     if scale != 1.0:
         confidence = rescale_confidence(confidence, scale)
+    version, relabels = model_on(day, scenarios)
+    if relabels:
+        # Its own stream, so a relabel changes no other draw of the day.
+        relabel_u = np.random.default_rng([seed, day.toordinal(), _RELABEL_STREAM]).random(n)
+        for s in relabels:
+            moved = (model_intent == INTENTS.index(s.relabel_from)) & (relabel_u < s.relabel_share)
+            model_intent = np.where(moved, INTENTS.index(s.relabel_to), model_intent).astype(model_intent.dtype)
 
     ts_us = _draw_times(rng, locale)
     order = np.argsort(ts_us, kind="stable")
@@ -185,6 +196,7 @@ def _simulate_day(day: dt.date, queries_per_day: int, seed: int, scenarios: list
     noise = (case[order], punct[order], typo_kind[order], typo_at[order])
     columns["text"] = _render(template[order], {k: v[order] for k, v in slots.items()}, locale[order], noise)
     columns["query_id"] = _query_ids(day, n)
+    columns["model_version"] = np.full(n, version, dtype=object)
     return columns
 
 
@@ -288,6 +300,7 @@ def _to_frame(columns: dict) -> pd.DataFrame:
         "rule_version": pa.nulls(n, pa.string()),
         "bundle_version": pa.nulls(n, pa.int64()),
         "shadow": pa.nulls(n, pa.bool_()),
+        "model_version": columns["model_version"],
     }
     return pd.DataFrame({name: pd.array(values, dtype=LOG_DTYPES[name]) for name, values in data.items()})
 

@@ -21,6 +21,7 @@ Event types (the README's Events section documents their payloads):
 ``bundle.published``       CURRENT moved to a new bundle
 ``bundle.rolled_back``     CURRENT re-pointed at an earlier bundle, which is now pinned
 ``bundle.unpinned``        the pin was lifted: publishes follow the registry again
+``model.changed``          the log's dominant ``model_version`` changed (the nightly; once per change)
 =========================  ==================================================
 """
 

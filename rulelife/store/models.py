@@ -16,6 +16,8 @@ __all__ = [
     "EvaluationRow",
     "EventDeliveryRow",
     "EventRow",
+    "ModelChangeRow",
+    "ModelDayRow",
     "NightlyRunRow",
     "PromotionRow",
     "ResidualBaselineRow",
@@ -131,6 +133,9 @@ class PromotionRow(SQLModel, table=True):
     kind: str = Field(default="promote", max_length=20)  # promote | revalidate
     expires_at: datetime | None = None
     metrics: str = Field(default="{}", sa_type=Text)
+    # The model versions that labelled the evidence (JSON, version -> labelled rows); NULL on rows written
+    # before the log named model versions, or when it did not.
+    model_versions: str | None = Field(default=None, sa_type=Text)
 
 
 class SelectionRow(SQLModel, table=True):
@@ -182,6 +187,10 @@ class DailyMetricRow(SQLModel, table=True):
     # Messages a safety-lexicon phrase sent to the model where this rule would
     # have answered; NULL on rows written before vetoes were counted.
     vetoed: int | None = None
+    # The model behind the day's labels: the version that labelled most rows, and every version named
+    # (JSON, version -> rows); NULL when the log names none.
+    model_version: str | None = Field(default=None, max_length=200)
+    model_versions: str | None = Field(default=None, sa_type=Text)
 
 
 class TicketRow(SQLModel, table=True):
@@ -324,3 +333,34 @@ class ResidualBaselineRow(SQLModel, table=True):
     residual_labelled: int
     residual_correct: int
     summary: str = Field(default="{}", sa_type=Text)  # residual share, accuracies with intervals, confidences
+
+
+class ModelDayRow(SQLModel, table=True):
+    """The model versions one counted day's log named, and the dominant one (a re-run replaces the row)."""
+
+    __tablename__ = "model_days"
+
+    day: date = Field(primary_key=True)
+    model_version: str = Field(max_length=200)  # dominant: labelled most of the day's rows
+    versions: str = Field(default="{}", sa_type=Text)  # JSON, version -> rows
+    counted_at: datetime
+
+
+class ModelChangeRow(SQLModel, table=True):
+    """A model change: the first counted day whose dominant version differs from the previous counted day's.
+
+    The first version ever seen is a start, not a change, and has no row.
+    ``revalidated_on`` and ``ticket_id`` are set once, when the nightly has
+    re-validated the active rules against the new model's labels and filed
+    the one ticket of the change.
+    """
+
+    __tablename__ = "model_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    first_day: date = Field(unique=True)
+    version: str = Field(max_length=200)
+    previous_version: str = Field(max_length=200)
+    detected_at: datetime
+    revalidated_on: date | None = None
+    ticket_id: int | None = None

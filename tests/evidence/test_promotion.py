@@ -331,3 +331,20 @@ def test_stored_evaluations_are_listed_shown_and_compared(ws):
     assert result.exit_code == 1 and f"evaluation 999 is not one of {rule_id}'s" in result.output
     result = runner.invoke(app, ["--workspace", str(ws.root), "evaluations", "compare", "faq.opening_hours"])
     assert result.exit_code == 1 and "faq.opening_hours has 0 stored evaluation(s); compare needs two" in result.output
+
+
+def test_the_dataset_and_the_promotion_name_the_model_versions_of_their_labels(ws):
+    # Replace the log: 400 opening-hours queries, the first 250 labelled by model-1, the rest by model-2.
+    for path in ws.log_dir.glob("*.parquet"):
+        path.unlink()
+    write_log(ws, traffic())
+    path = next(ws.log_dir.glob("*.parquet"))
+    frame = pd.read_parquet(path)
+    frame["model_version"] = ["model-1" if i < 250 else "model-2" for i in range(len(frame))]
+    frame.to_parquet(path, index=False)
+    built = promotion.build_rule_dataset(ws, "faq.opening_hours", actor="ana")
+    assert built.snapshot.meta["model_versions"] == {"model-1": 250, "model-2": 150}
+    promotion.promote(ws, "faq.opening_hours", actor="ben")
+    with Store.from_workspace(ws).session() as session:
+        row = session.exec(select(PromotionRow).where(PromotionRow.rule_id == "faq.opening_hours")).one()
+    assert json.loads(row.model_versions) == {"model-1": 250, "model-2": 150}

@@ -148,3 +148,19 @@ def test_any_weights_count_as_the_rows_repeated(weights):
 def test_weights_that_are_not_one_positive_integer_a_row_are_refused(weights, message):
     with pytest.raises(ValueError, match=message):
         count_chunk(day_log(), INTENTS, SAFETY, weights=weights)
+
+
+def test_the_day_names_its_dominant_model_version_and_every_version_seen():
+    frame = day_log()
+    # 6 rows by model-1, 3 by model-2 (a canary), one row naming none (blank counts as none).
+    frame["model_version"] = pd.array(["model-1"] * 6 + ["model-2"] * 3 + ["  "], dtype="string")
+    counts = count_chunk(frame.iloc[:4], INTENTS, SAFETY) + count_chunk(frame.iloc[4:], INTENTS, SAFETY)
+    assert counts.models["n"].tolist() == [6, 3]
+    t = finalize(counts, RULES)
+    assert set(t["model_version"]) == {"model-1"}
+    assert set(t["model_versions"]) == {'{"model-1": 6, "model-2": 3}'}
+
+
+def test_a_log_without_model_version_names_none():
+    t = table(day_log())
+    assert t["model_version"].isna().all() and t["model_versions"].isna().all()

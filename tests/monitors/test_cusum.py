@@ -1,8 +1,9 @@
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
 
+from monitors._series import demo_context, demo_history
 from monitors.cusum import _MU0_RANGE, AgreementCusum, _siegmund_arl, calibrated_h, lower_cusum, siegmund_h, standardise
 from rulelife.errors import ConfigError
 from rulelife.monitoring.contract import Action, Severity
@@ -219,3 +220,22 @@ def test_statistics_carry_the_threshold_and_every_verdict(series, context, day):
     assert (stats["high"] == calibrated_h(0.5, 2000.0, 14)).all() and (stats["value"] == stats["S"]).all()
     alarms = {d.date() for d in stats.loc[stats["alarm"], "date"]}
     assert alarms == {day(i) for i in range(60) if monitor.check(hist, context(day(i)))}
+
+
+def test_told_of_a_model_change_the_cusum_restarts_its_baseline_there():
+    # 0.97 under model-1; model-2 (from day 40) labels the rule at 0.90; the rule itself drifts to 0.80 on day 80.
+    rng = np.random.default_rng(0)
+    p = np.r_[np.full(40, 0.97), np.full(40, 0.90), np.full(20, 0.80)]
+    history = demo_history(rng.binomial(50, p), [50] * 100)
+    monitor = AgreementCusum()
+    start, changed = date(2026, 1, 1), date(2026, 1, 1) + timedelta(days=40)
+
+    def first_alarm(told):
+        return next(i for i in range(100)
+                    if monitor.check(history, demo_context(start + timedelta(days=i), model_changed_on=told)))
+
+    assert first_alarm(None) == 45  # untold: the retrain is blamed on the rule five days in
+    assert first_alarm(changed) == 82  # told: a new 14-day baseline at 0.90, and the rule's own drift is caught
+    stats = monitor.statistics(history, demo_context(start + timedelta(days=99), model_changed_on=changed))
+    assert stats["date"].min() == np.datetime64(changed + timedelta(days=14))  # judged after the new baseline
+    assert stats["mu0"].iloc[0] == pytest.approx(history["agree_n"][40:54].sum() / (14 * 50))

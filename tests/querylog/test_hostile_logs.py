@@ -204,3 +204,19 @@ def test_a_line_cut_inside_a_multibyte_character_costs_only_that_line(tmp_path, 
         "expect_column_values_to_be_utf8(text)": "q4",
     }
     assert_every_row_accounted(report, frame, quarantine, 6)
+
+
+def test_model_version_is_free_text_but_a_control_character_quarantines_the_row(tmp_path):
+    path = _parquet(tmp_path / "log.parquet", query_id=["q0", "q1", "q2", "q3"], model_intent=["x"] * 4,
+                    model_confidence=[0.5] * 4,
+                    model_version=["intent-clf 2026/05 (β)", "model-2\x00", None, "model\u202e-2"])
+    frame, _, quarantine = read(path, tmp_path)
+    assert frame["query_id"].tolist() == ["q0", "q2"]
+    assert frame["model_version"].tolist()[0] == "intent-clf 2026/05 (β)" and frame["model_version"].isna().tolist()[1]
+    assert quarantine["_reason"].tolist() == ["expect_column_values_to_have_no_control_characters(model_version)"] * 2
+
+
+def test_a_log_without_model_version_reads_it_as_unknown(tmp_path):
+    path = _parquet(tmp_path / "log.parquet", query_id=["q0"], model_intent=["x"], model_confidence=[0.5])
+    frame, _, quarantine = read(path, tmp_path)
+    assert str(frame["model_version"].dtype) == "string" and frame["model_version"].isna().all() and quarantine.empty

@@ -222,3 +222,20 @@ def test_bad_arguments_are_refused(clf, tmp_path):
             writer.write(clf.decide("hi"), query_id="", text="hi")
     with pytest.raises(ValueError, match="closed"):
         writer.write(clf.decide("hi"), query_id="q", text="hi")
+
+
+def test_model_version_is_written_where_given_and_null_elsewhere(tmp_path, clf):
+    with QueryLogWriter(tmp_path / "logs", classifier=clf) as writer:
+        for i, version in enumerate(["model-1", None, "model-2"]):
+            decision = clf.decide("what are your opening hours", locale="en-US", query_id=f"q{i}")
+            writer.write(decision, query_id=f"q{i}", text="what are your opening hours", locale="en-US",
+                         ts=NOON, model_version=version)
+    assert [row["model_version"] for row in rows_of(tmp_path / "logs")] == ["model-1", None, "model-2"]
+
+
+@pytest.mark.parametrize("bad, error", [("model\x00-2", ValueError), ("", TypeError), (2, TypeError)])
+def test_a_model_version_the_reader_would_quarantine_is_refused_at_write(tmp_path, clf, bad, error):
+    with QueryLogWriter(tmp_path / "logs", classifier=clf) as writer:
+        decision = clf.decide("sale", locale="en-US", query_id="q0")
+        with pytest.raises(error, match="model_version"):
+            writer.write(decision, query_id="q0", text="sale", locale="en-US", model_version=bad)

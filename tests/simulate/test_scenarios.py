@@ -120,8 +120,10 @@ def test_locale_growth_grows_the_spanish_share_from_its_day(drifted):
 
 
 def test_model_retrain_lowers_confidence_but_not_accuracy(drifted):
-    before = _between(drifted, GROWTH, RETRAIN)
-    after = drifted[drifted["day"] >= RETRAIN]
+    # Outside the intent it relabels (promotion, see the next test).
+    kept = drifted[drifted["model_intent"] != "faq"]
+    before = _between(kept, GROWTH, RETRAIN)
+    after = kept[kept["day"] >= RETRAIN]
     assert after["model_confidence"].mean() < before["model_confidence"].mean() - 0.04
     accuracy = [(part["model_intent"] == part["true_intent"]).mean() for part in (before, after)]
     assert accuracy[1] == pytest.approx(accuracy[0], abs=0.02)
@@ -132,6 +134,21 @@ def test_model_retrain_lowers_confidence_but_not_accuracy(drifted):
 
     assert error(before) < 0.05 < error(after)  # the retrained model is under-confident
     assert confidence_scale_on(RETRAIN - dt.timedelta(days=1), default_scenarios(START, DAYS)) == 1.0
+
+
+def test_model_retrain_names_the_new_model_and_relabels_a_fifth_of_promotion_as_faq(drifted):
+    versions = drifted.groupby("day")["model_version"].unique()
+    assert all(list(v) == ["model-1"] for d, v in versions.items() if d < RETRAIN)
+    assert all(list(v) == ["model-2"] for d, v in versions.items() if d >= RETRAIN)
+    same_day = simulate_traffic(start=RETRAIN, days=1, queries_per_day=5000, seed=3)
+    relabelled = simulate_traffic(start=RETRAIN, days=1, queries_per_day=5000, seed=3,
+                                  scenarios=[s for s in default_scenarios(START, DAYS) if s.name == "model_retrain"])
+    # The relabel draws from its own stream: every other column is the day without the retrain.
+    assert (same_day["text"] == relabelled["text"]).all()
+    moved = same_day["model_intent"] != relabelled["model_intent"]
+    assert set(same_day["model_intent"][moved]) == {"promotion"} and set(relabelled["model_intent"][moved]) == {"faq"}
+    # A fifth of what model-1 called promotion (a binomial share of ~350 rows: within 0.05 of 0.2).
+    assert moved.sum() / (same_day["model_intent"] == "promotion").sum() == pytest.approx(0.2, abs=0.05)
 
 
 def test_intent_shares_by_hand():
@@ -156,7 +173,8 @@ def test_ground_truth_json(tmp_path):
     assert campaign["locales"] == ["en-US", "es-ES"]
     assert "order_tracking.order_status" in campaign["rules"]
     assert campaign["parameters"] == {"phrasings": "order_return_campaign", "share": 0.5, "volume_factor": 2.0}
-    assert records[3]["parameters"] == {"confidence_scale": 0.6}
+    assert records[3]["parameters"] == {"confidence_scale": 0.6, "model_version": "model-2",
+                                        "relabel_from": "promotion", "relabel_to": "faq", "relabel_share": 0.2}
     assert all(r["description"] for r in records)
     shipped = {rf.rule.id for rf in load_rules(RULES_DIR)}
     named = {rule for r in records for rule in r["rules"]}
@@ -183,6 +201,10 @@ def test_scenarios_are_frozen():
             "grows exactly one locale",
         ),
         ({"kind": "model_retrain", "confidence_scale": 0.0}, "confidence_scale must be greater than 0, got 0.0"),
+        ({"kind": "model_retrain", "model_version": "model-1"}, "model_version must name the new model"),
+        ({"kind": "model_retrain", "relabel_share": 0.2, "relabel_from": "promotion", "relabel_to": "promotion"},
+         "relabel_from and relabel_to must be two different intents"),
+        ({"kind": "model_retrain", "relabel_share": 1.5}, "relabel_share must be in [0, 1], got 1.5"),
     ],
 )
 def test_invalid_scenarios_are_refused(changes, message):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -50,6 +51,12 @@ def make_runtime_log(root: Path, *, days: int = DAYS, queries_per_day: int = 150
     last_day = log["ts"].dt.date == START + dt.timedelta(days=days - 1)
     replayed = pd.concat([replay(log[~last_day].reset_index(drop=True), first),
                           replay(log[last_day].reset_index(drop=True), second)], ignore_index=True)
+    # The model: model-1, a model-2 canary on one row in ten of the second day, model-2 on the last day
+    # (the simulator's own model_version column is replaced, not appended to).
+    day_index = (replayed["ts"].dt.date - START).map(lambda d: d.days).to_numpy()
+    canary = (day_index == 1) & (np.arange(len(replayed)) % 10 == 0)
+    replayed["model_version"] = pd.array(np.where((day_index >= days - 1) & (days > 1) | canary, "model-2",
+                                                  "model-1"), dtype="string")
     if bad_rows:
         replayed.loc[7, "model_confidence"] = 1.5  # out of [0, 1]
         replayed.loc[11, "text"] = "   "  # blank

@@ -8,14 +8,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlmodel import select
 
 from rulelife.config import Workspace
 from rulelife.errors import LogError
-from rulelife.monitoring import counting
+from rulelife.monitoring import counting, nightly
 from rulelife.monitoring.metrics import finalize
 from rulelife.monitoring.nightly import live_rules
 from rulelife.querylog import LogReport
 from rulelife.serving.bundle import BundleStore
+from rulelife.store import ModelChangeRow, ModelDayRow, Store
 
 from .conftest import DAYS, START, make_runtime_log
 
@@ -93,6 +95,7 @@ def test_hostile_rows_are_quarantined_alike_and_empty_files_hold_no_rows(spark, 
     frame.loc[unlabelled[:2], "model_confidence"] = float("nan")  # a missing confidence: kept
     frame.loc[labelled[3], "query_id"] = "q\x00nul"
     frame.loc[labelled[4], "locale"] = "en-US\u202e"
+    frame.loc[labelled[5], "model_version"] = "model-2\x07"
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.set_column(table.column_names.index("model_confidence"), "model_confidence",
                              pa.array(frame["model_confidence"].to_numpy(), pa.float64(), from_pandas=False))
@@ -105,6 +108,37 @@ def test_hostile_rows_are_quarantined_alike_and_empty_files_hold_no_rows(spark, 
         "expect_column_values_to_be_a_number_where_model_intent_is_set(model_confidence)": 3,
         "expect_column_values_to_have_no_control_characters(query_id)": 1,
         "expect_column_values_to_have_no_control_characters(locale)": 1,
+        "expect_column_values_to_have_no_control_characters(model_version)": 1,
     }
     assert remote[3].rows_read == local[3].rows_read == len(frame)
     assert remote[3].files_empty == local[3].files_empty == [str(path.parent / "empty.parquet")]
+
+
+def test_model_versions_are_counted_alike(spark, runtime_log):
+    workspace, log = runtime_log
+    local = counting.daily_counts(workspace, RANGE, log=log, engine="local").counts.models
+    remote = counting.daily_counts(workspace, RANGE, log=log, engine="spark", spark=spark).counts.models
+    pd.testing.assert_frame_equal(remote.reset_index(drop=True), local.reset_index(drop=True))
+    by_day = local.groupby(local["date"].dt.date)
+    # Day 1 model-1 only; day 2 a model-2 canary beside model-1; day 3 model-2 only.
+    assert [sorted(g["model_version"]) for _, g in by_day] == [["model-1"], ["model-1", "model-2"], ["model-2"]]
+    day2 = local[local["date"].dt.date == START + dt.timedelta(days=1)].set_index("model_version")["n"]
+    assert day2["model-1"] > 8 * day2["model-2"]
+
+
+def test_the_nightly_sees_the_same_model_change_on_spark(spark, tmp_path):
+    found = {}
+    for engine in ("local", "spark"):
+        workspace, log = make_runtime_log(tmp_path / engine, queries_per_day=400, bad_rows=False, files_per_day=1)
+        store = Store.from_workspace(workspace)
+        reports = [nightly.run_nightly(workspace, START + dt.timedelta(days=i), log=log, engine=engine,
+                                       spark=spark if engine == "spark" else None, monitors=[], deliver=False)
+                   for i in range(DAYS)]
+        with store.session() as session:
+            days = [(r.day, r.model_version, r.versions) for r in session.exec(select(ModelDayRow)
+                                                                                .order_by(ModelDayRow.day))]
+            changes = [(r.first_day, r.previous_version, r.version) for r in session.exec(select(ModelChangeRow))]
+        found[engine] = (days, changes, [r.model for r in reports])
+        store.dispose()
+    assert found["spark"] == found["local"]
+    assert found["local"][1] == [(START + dt.timedelta(days=2), "model-1", "model-2")]  # the canary day is no change

@@ -156,6 +156,8 @@ class DatasetBuilder:
         # _near[(word, intent)]: labelled queries holding the rule's content word, per safety
         # intent; intent "" counts all of them (see rulelife.evidence.datasets.neighbourhood).
         self._near: Counter = Counter()
+        # _models[v]: fired, labelled rows model version v labelled (the log's model_version, where it names one).
+        self._models: Counter[str] = Counter()
 
     def add(
         self, chunk: pd.DataFrame, normalized: list[str | None] | None = None, fires: np.ndarray | None = None
@@ -218,6 +220,9 @@ class DatasetBuilder:
             for row in unsafe.sort_values("query_id").head(_EXAMPLES).itertuples()])
         for key, count in rows["stratum_key"].value_counts().items():
             self._population[str(key)] += int(count)
+        if "model_version" in rows:
+            for version, count in rows["model_version"].dropna().value_counts().items():
+                self._models[str(version)] += int(count)
         self._production.offer(rows)
 
     def _add_negatives(self, rows: pd.DataFrame) -> None:
@@ -249,6 +254,7 @@ class DatasetBuilder:
         self._safety_fp.update(other._safety_fp)
         self._safety_examples = _first_examples(self._safety_examples, other._safety_examples)
         self._near.update(other._near)
+        self._models.update(other._models)
         return self
 
     def __getstate__(self) -> dict:
@@ -289,6 +295,8 @@ class DatasetBuilder:
             "high_traffic": self.fires >= self.settings.high_traffic_fires,
             "mix": mix,
             "population": dict(self._population),
+            # Which model's labels the evidence is: a dataset spanning a retrain names both versions.
+            "model_versions": dict(sorted(self._models.items())),
             "allocation": allocation,
             "hard_negative_available": dict(self._negative_counts),
             "safety_fp_in_log": dict(self._safety_fp),
