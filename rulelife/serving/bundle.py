@@ -536,10 +536,16 @@ def _dump_state(states: tuple) -> bytes:
                 slices.extend(parts)
                 fields[j] = []
         skeleton.append(tuple(fields))
-    out = [pickle.dumps(tuple(skeleton), protocol=5)]
+    # One pickler for the whole stream, as one unpickler reads it: its memo carries over from
+    # pickle to pickle, so a value repeated across slices is stored once and read as one object.
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=5)
+    pickler.dump(tuple(skeleton))
     if plan:
-        out += [pickle.dumps(plan, protocol=5), *(pickle.dumps(part, protocol=5) for part in slices)]
-    return b"".join(out)
+        pickler.dump(plan)
+        for part in slices:
+            pickler.dump(part)
+    return out.getvalue()
 
 
 def _load_state(data: bytes) -> tuple:
