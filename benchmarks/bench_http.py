@@ -32,6 +32,7 @@ the context of every figure.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import multiprocessing
 import os
@@ -147,7 +148,7 @@ def _read_records(path: str) -> list[tuple[float, float, int]]:
 def _window_stats(rows: list[tuple[float, float, int]], start: float, end: float) -> dict:
     inside = sorted((r for r in rows if start <= r[0] < end), key=lambda r: r[0])
     latencies = sorted(r[1] for r in inside)
-    reloads = sum(1 for a, b in zip(inside, inside[1:]) if a[2] != b[2])  # across connections: an upper bound
+    reloads = sum(1 for a, b in itertools.pairwise(inside) if a[2] != b[2])  # across connections: an upper bound
     changes = len({r[2] for r in inside})
     return {"requests": len(latencies), "rps": len(latencies) / (end - start),
             "p50_ms": percentile(latencies, 0.50) * 1e3, "p99_ms": percentile(latencies, 0.99) * 1e3,

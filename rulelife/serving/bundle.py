@@ -560,7 +560,7 @@ def _load_state(data: bytes) -> tuple:
         return states
     plan = reader.load()
     if not isinstance(states, tuple) or not isinstance(plan, list):
-        raise ValueError("not a sliced pair of matcher states")
+        raise TypeError("not a sliced pair of matcher states")
     states = [list(state) if isinstance(state, tuple) else state for state in states]
     for step in plan:
         if not (isinstance(step, list) and len(step) == 3 and all(type(n) is int and n >= 0 for n in step)
