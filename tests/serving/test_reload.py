@@ -97,3 +97,16 @@ def test_a_bundle_of_the_format_before_slices_loads_from_its_state(tmp_path, mon
     reloaded = read_bundle(bundle.path)
     assert reloaded.matcher._rules is None  # from its compiled state, not rebuilt from the rules
     assert reloaded.matcher.match("opening hours?").rule_id == "faq.hours"
+
+
+def test_a_reload_works_out_the_locales_already_seen_before_it_serves(tmp_path):
+    store = BundleStore(tmp_path)
+    publish_rules(store, [WHERE])
+    clf = RuleClassifier.from_store(tmp_path)
+    for locale in ("en-US", "fr-FR", None):
+        clf.classify("hello", locale=locale)
+    publish_rules(store, [WHERE, HOURS])
+
+    assert clf.refresh()
+    assert list(clf.bundle.matcher._locale_cache) == ["en-US", "fr-FR", None]  # before any query of bundle 2
+    assert clf.classify("opening hours", locale="fr-FR").bundle_version == 2
