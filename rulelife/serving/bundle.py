@@ -19,13 +19,16 @@ JSON; the content hash and the checksum cover it, and the header names its
 version. A bundle without a lexicon is the format it was before.
 
 The header carries the bundle number, creation time, rulelife and
-normalisation versions, the content hash (rules and normalisation version
-only, so equal content has an equal hash whatever its number) and a checksum
+normalisation versions, the content hash (rules, lexicon and normalisation
+version only, so equal content has an equal hash whatever its number;
+recomputed on every load, and a runtime reloading equal content keeps the
+matcher it has) and a checksum
 (SHA-256) over everything else, so a truncated or edited file is refused.
 
 The compiled state is what the matcher's hot path reads (per-rule columns, key
 table, automata; see :meth:`~rulelife.rules.matcher.Matcher.state`), so a load
-rebuilds nothing: a pickle of plain containers, unpickled with every global
+rebuilds nothing: a pickle of plain containers (its long lists in slices of
+their own, so request threads run between them), unpickled with every global
 refused, then each automaton's node data as raw bytes (sizes in the header),
 which pyahocorasick builds from in place. A compiled state that is anything
 but what rulelife writes is refused as tampering; one written for another
