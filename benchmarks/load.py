@@ -11,7 +11,6 @@ restores a pyahocorasick automaton).
 from __future__ import annotations
 
 import gc
-import io
 import json
 import pickle
 import tempfile
@@ -24,7 +23,7 @@ from benchmarks._memory import measure_in_subprocess
 from benchmarks._synth import synth_rules
 from benchmarks._timing import interleaved, median, paired_ratio
 from rulelife.rules.matcher import Matcher
-from rulelife.serving.bundle import BundleStore, _checksum, _CompiledOnly, _join_automaton, read_bundle
+from rulelife.serving.bundle import BundleStore, _checksum, _join_automaton, _load_state, read_bundle
 from rulelife.serving.publish import publish_rules
 
 __all__ = ["bench_load", "loaded_memory"]
@@ -58,7 +57,7 @@ def _breakdown(path: Path) -> dict[str, float]:
     t2 = clock()
     gc.disable()  # as read_bundle does
     try:
-        serving, _ = _CompiledOnly(io.BytesIO(state)).load()
+        serving, _ = _load_state(state)
         serving = _join_automaton(serving, chunks[: len(header["automaton_chunks"][0])])
         t3 = clock()
         matcher = Matcher.from_state(serving, list)

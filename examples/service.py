@@ -43,6 +43,11 @@ def call_model(text: str, locale: str | None) -> tuple[str, float]:
 class Handler(BaseHTTPRequestHandler):
     classifier: RuleClassifier
     writer: QueryLogWriter
+    # Keep-alive (every answer has a Content-Length): a chatbot front end reuses its connections,
+    # and a new TCP connection per query would cost more than classifying it. Without Nagle's
+    # delay a small answer leaves at once instead of waiting for the client's ACK.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
         if self.path == "/classify":
@@ -64,6 +69,7 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self) -> dict | None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True  # the unread body would be taken for the next request
             self._send(413, {"error": f"a request body may hold {MAX_BODY} bytes"})
             return None
         try:
@@ -97,6 +103,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 

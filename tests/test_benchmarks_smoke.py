@@ -147,3 +147,33 @@ def test_bench_log_columns_reports_every_figure():
         assert f["rows_valid"][0] == f["rows_valid"][1] > 0  # both logs hold the same valid rows
     assert report["cold"]["files_cached"] == [0, 0] and report["warm"]["files_cached"] == [1, 1]
     assert "cold" in bench_log_columns.format_table(report)
+
+
+def test_bench_http_reports_every_window_and_ratio():
+    from benchmarks import bench_http
+
+    tiny = bench_http.Config(patterns=300, connections=2, client_processes=1, window_s=1.0, settle_s=0.1, reps=1,
+                             publish_every_s=0.5, poll_s=0.05)
+    report = bench_http.run(tiny, progress=lambda msg: None)
+    json.loads(json.dumps(report, default=str))
+
+    assert sorted(w["way"] for w in report["windows"]) == ["equal", "publish", "quiet"]
+    for w in report["windows"]:
+        assert _positive(w["rps"]) and _positive(w["p99_ms"]) and w["bundles_seen"] >= 1
+    for way in ("publish", "equal"):
+        assert _positive(report[way]["p99_ratio"]) and _positive(report[way]["rps_ratio"])
+    assert "publish / quiet" in bench_http.format_table(report)
+
+
+def test_bench_locales_and_bench_shards_report_every_figure():
+    from benchmarks import bench_locales, bench_shards
+
+    report = bench_locales.run(bench_locales.Config(patterns=300, locales=50, reps=1), progress=lambda msg: None)
+    assert _positive(report["ratio"]) and report["cached_locales"] >= 1
+    assert "random locales" in bench_locales.format_table(report)
+
+    report = bench_shards.run(bench_shards.Config(patterns=400, shards=(1, 2), queries=100, reps=1),
+                              progress=lambda msg: None)
+    assert [row["shards"] for row in report["rows"]] == [1, 2]
+    assert report["rows"][0]["walk_ratio"] == 1.0 and _positive(report["rows"][1]["walk_ratio"])
+    assert "walk ratio" in bench_shards.format_table(report)

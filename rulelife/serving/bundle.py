@@ -19,13 +19,16 @@ JSON; the content hash and the checksum cover it, and the header names its
 version. A bundle without a lexicon is the format it was before.
 
 The header carries the bundle number, creation time, rulelife and
-normalisation versions, the content hash (rules and normalisation version
-only, so equal content has an equal hash whatever its number) and a checksum
+normalisation versions, the content hash (rules, lexicon and normalisation
+version only, so equal content has an equal hash whatever its number;
+recomputed on every load, and a runtime reloading equal content keeps the
+matcher it has) and a checksum
 (SHA-256) over everything else, so a truncated or edited file is refused.
 
 The compiled state is what the matcher's hot path reads (per-rule columns, key
 table, automata; see :meth:`~rulelife.rules.matcher.Matcher.state`), so a load
-rebuilds nothing: a pickle of plain containers, unpickled with every global
+rebuilds nothing: a pickle of plain containers (its long lists in slices of
+their own, so request threads run between them), unpickled with every global
 refused, then each automaton's node data as raw bytes (sizes in the header),
 which pyahocorasick builds from in place. A compiled state that is anything
 but what rulelife writes is refused as tampering; one written for another
@@ -60,6 +63,7 @@ import os
 import pickle
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,7 +98,11 @@ _UNCHECKED = ("checksum", "signature")
 _MAX_HEADER = 1 << 20  # bytes: a header is a few hundred; a longer line is no header  # header fields the checksum cannot cover: they are made from it
 # What the compiled state is: the automaton's library and pickle protocol, and the
 # matcher state layout. A bundle of another format is rebuilt from its rules.
-_AUTOMATON_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-raw+{Matcher.STATE_FORMAT}"
+_UNSLICED_FORMAT = f"pyahocorasick-{package_version('pyahocorasick')}-raw+{Matcher.STATE_FORMAT}"
+# Since the state is written in slices (see _dump_state); a bundle of the format
+# before, one pickle, is the same stream without slices and is read as it is.
+_AUTOMATON_FORMAT = _UNSLICED_FORMAT + "+sliced"
+_SLICE = 8192  # items of a state list per pickle: unpickling one takes about a millisecond at 100K patterns
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +261,7 @@ def encode_bundle(rules: Sequence[Rule | CompiledRule], number: int, lexicon=Non
     # _split_automaton); the shadow matcher's state follows the serving one's.
     shadow = matcher.shadow_matcher
     states, chunks = zip(*(_split_automaton(m.state()) if m is not None else (None, []) for m in (matcher, shadow)))
-    state_bytes = pickle.dumps(states, protocol=5)
+    state_bytes = _dump_state(states)
     compiled_bytes = state_bytes + b"".join(chunk for part in chunks for chunk in part)
     payload = rules_bytes + lexicon_bytes + compiled_bytes
     header = {
@@ -329,19 +337,33 @@ def _header_problem(header) -> str | None:
     return None
 
 
-def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=None) -> Bundle:
+def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=None,
+                reuse: Bundle | None = None) -> Bundle:
     """Read, verify and load a bundle file.
 
     Raises :class:`BundleIntegrityError` if it is truncated, modified, not the
     one ``expected_checksum`` names, not signed by ``public_key`` (an Ed25519
-    public key, PEM bytes or a path; see :mod:`rulelife.serving.signing`) when one is given, or if
-    its compiled state is anything but what rulelife writes.
+    public key, PEM bytes or a path; see :mod:`rulelife.serving.signing`) when one is given, if
+    its content hash is not the hash of its rules and lexicon, or if its
+    compiled state is anything but what rulelife writes.
+
+    ``reuse``: a loaded bundle whose matcher the new one takes over when their
+    contents are equal (a republish that changed nothing but the number), so
+    nothing is decoded. Equal means the content hash recomputed from this
+    file's verified rules and lexicon, never the header's word for it.
     """
     path = Path(path)
     if public_key is not None:
         public_key = signing.load_public_key(public_key)
     header, front, compiled = _verified(path, expected_checksum, public_key)
     rules_size = header["rules_bytes"]
+    # The checksum covers the header, but whoever can write the folder can recompute it:
+    # the content hash is checked against the content, since equal hashes share a matcher.
+    if _content_hash(front[:rules_size], front[rules_size:]) != header["content_hash"]:
+        raise BundleIntegrityError(f"{path} claims a content hash its rules and lexicon do not have: it was "
+                                   "tampered with; publish a good one with `rulelife bundle publish`")
+    if reuse is not None and reuse.content_hash == header["content_hash"]:
+        return _bundle(header, reuse.matcher, path)
     # Decoding makes many small objects that all live as long as the bundle;
     # pausing the collector meanwhile saves it scanning them again and again.
     collecting = gc.isenabled()
@@ -353,7 +375,7 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=
             lexicon = tuple(LexiconPhrase.from_dict(item) for item in phrases)
         rules = _RulesJson(front[:rules_size])  # decoded when first asked for (explain, Bundle.rules)
         del front
-        if header.get("automaton_format") == _AUTOMATON_FORMAT:
+        if header.get("automaton_format") in (_AUTOMATON_FORMAT, _UNSLICED_FORMAT):
             matcher = _load_compiled(path, compiled, header, rules, lexicon)
         else:  # another pyahocorasick or an older layout: rebuild from the rules, which the checksum vouches for
             matcher = Matcher(rules.all(), lexicon=lexicon)
@@ -361,6 +383,10 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=
         del compiled  # 50 MB at 100K patterns: kept only inside the automata
         if collecting:
             gc.enable()
+    return _bundle(header, matcher, path)
+
+
+def _bundle(header: dict, matcher: Matcher, path: Path) -> Bundle:
     return Bundle(
         number=int(header["number"]),
         created_at=header["created_at"],
@@ -466,7 +492,7 @@ def _load_compiled(path: Path, compiled: list[bytes], header: dict, rules: _Rule
         if "automaton_chunks" not in header:
             raise ValueError("the header does not say how its automata are laid out")
         state_data, *chunks = compiled
-        states = _CompiledOnly(io.BytesIO(state_data)).load()
+        states = _load_state(state_data)
         if not isinstance(states, tuple) or len(states) != 2:
             raise ValueError("not a pair of matcher states")
         count = len(header["automaton_chunks"][0])
@@ -488,6 +514,74 @@ def _load_compiled(path: Path, compiled: list[bytes], header: dict, rules: _Rule
                "publisher alone (or sign bundles: `rulelife bundle keygen`)")
     log.error("refusing bundle %s: %s", path, message)
     raise BundleIntegrityError(message)
+
+
+def _dump_state(states: tuple) -> bytes:
+    """The pair of matcher states as a stream of pickles, so a load can unpickle it in slices.
+
+    First the pair with every list longer than :data:`_SLICE` items left
+    empty; then, if any was, the plan ``[[state, field, slices], ...]`` and
+    each such list's slices, ``_SLICE`` items a pickle. Unpickling is one C
+    call holding the interpreter lock: a 100K-pattern state in one pickle
+    stalls every request thread for 25-35 ms, a slice for about one. A small
+    state is the one pickle it always was.
+    """
+    skeleton, plan, slices = [], [], []
+    for i, state in enumerate(states):
+        if state is None:
+            skeleton.append(None)
+            continue
+        fields = list(state)
+        for j, value in enumerate(fields):
+            if isinstance(value, list) and len(value) > _SLICE:
+                parts = [value[k: k + _SLICE] for k in range(0, len(value), _SLICE)]
+                plan.append([i, j, len(parts)])
+                slices.extend(parts)
+                fields[j] = []
+        skeleton.append(tuple(fields))
+    # One pickler for the whole stream, as one unpickler reads it: its memo carries over from
+    # pickle to pickle, so a value repeated across slices is stored once and read as one object.
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=5)
+    pickler.dump(tuple(skeleton))
+    if plan:
+        pickler.dump(plan)
+        for part in slices:
+            pickler.dump(part)
+    return out.getvalue()
+
+
+def _load_state(data: bytes) -> tuple:
+    """Inverse of :func:`_dump_state`, letting request threads run between slices.
+
+    ValueError (or an unpickling error) for a stream it never writes.
+    """
+    stream = io.BytesIO(data)
+    reader = _CompiledOnly(stream)
+    states = reader.load()
+    if stream.tell() == len(data):
+        return states
+    plan = reader.load()
+    if not isinstance(states, tuple) or not isinstance(plan, list):
+        raise TypeError("not a sliced pair of matcher states")
+    states = [list(state) if isinstance(state, tuple) else state for state in states]
+    for step in plan:
+        if not (isinstance(step, list) and len(step) == 3 and all(type(n) is int and n >= 0 for n in step)
+                and step[0] < len(states) and isinstance(states[step[0]], list)
+                and step[1] < len(states[step[0]]) and states[step[0]][step[1]] == []):
+            raise ValueError("a slice plan that names no emptied list")
+        i, j, count = step
+        whole: list = []
+        for _ in range(count):
+            part = reader.load()
+            if type(part) is not list:
+                raise ValueError("a slice that is not a list")
+            whole += part
+            time.sleep(0)  # the lock goes to a waiting request thread now, not at the switch interval
+        states[i][j] = whole
+    if stream.tell() != len(data):
+        raise ValueError("bytes after the last slice")
+    return tuple(tuple(state) if isinstance(state, list) else state for state in states)
 
 
 def _split_automaton(state: tuple) -> tuple[tuple, list[bytes]]:
@@ -847,10 +941,11 @@ class BundleStore:
             )
         return self.pointed(pointer)
 
-    def pointed(self, pointer: dict) -> Bundle:
-        """Load and verify the bundle ``pointer`` (as :meth:`pointer` returns it) names."""
+    def pointed(self, pointer: dict, *, reuse: Bundle | None = None) -> Bundle:
+        """Load and verify the bundle ``pointer`` (as :meth:`pointer` returns it) names
+        (``reuse`` as :func:`read_bundle`'s)."""
         return read_bundle(self.root / pointer["file"], expected_checksum=pointer["checksum"],
-                           public_key=self.public_key)
+                           public_key=self.public_key, reuse=reuse)
 
     def history(self) -> list[dict]:
         if not self.history_file.exists():

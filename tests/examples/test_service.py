@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -84,6 +85,32 @@ def test_classify_log_health_and_reload(service, tmp_path):
                   key=lambda row: row["query_id"])
     assert [(r["query_id"], r["rule_id"], r["bundle_version"], r["model_intent"]) for r in rows] == [
         ("q-1", "faq.hours", 1, None), ("q-2", None, 1, "unknown"), ("q-3", "promotion.sale", 2, None)]
+
+
+def test_queries_share_one_keep_alive_connection_and_an_oversized_body_closes_it(service):
+    _, start = service
+    url, proc = start("--poll", "3600")
+    host, port = url.split("//")[1].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    answers, sockets = [], set()
+    for n, text in enumerate(["opening hours", "summer sale", "opening hours please"]):
+        connection.request("POST", "/classify", json.dumps({"text": text, "query_id": f"k-{n}"}))
+        response = connection.getresponse()
+        answers.append((response.version, json.loads(response.read())["source"]))
+        sockets.add(id(connection.sock))
+    assert answers == [(11, "rule"), (11, "model"), (11, "rule")]
+    assert len(sockets) == 1  # one TCP connection for the three
+
+    # A body announced too long is never read; none is sent here, so the server's close is clean.
+    connection.putrequest("POST", "/classify")
+    connection.putheader("Content-Length", str(64 << 10 | 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert (response.status, response.getheader("Connection")) == (413, "close")
+    response.read()
+    assert connection.sock is None  # closed, so the unread body cannot pass for the next request
+    connection.close()
+    stop(proc)
 
 
 def test_forked_workers_each_pick_up_a_publish(service):
