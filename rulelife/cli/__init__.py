@@ -3,6 +3,7 @@ function each; :class:`RulelifeGroup` turns library errors into exit code 1."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -63,6 +64,7 @@ app.command("mine")(mine_commands.mine)
 app.command("report")(report_command)
 app.command("residual")(model_commands.residual)
 app.command("compare-models")(model_commands.compare_models)
+app.command("calibration")(model_commands.calibration)
 
 
 def _version(value: bool) -> None:
@@ -307,7 +309,7 @@ def quickstart(
 
 
 def _pct(x) -> str:
-    return "" if x is None or x != x else f"{x:.1%}"
+    return "" if x is None or math.isnan(x) else f"{x:.1%}"
 
 
 def hoist_workspace(argv: list[str]) -> list[str]:

@@ -44,6 +44,7 @@ __all__ = [
     "CONTRACT_DTYPES",
     "LABEL_COLUMNS",
     "LEXICON_VETO_KEY_PATTERN",
+    "MODEL_COLUMNS",
     "NAN_CONFIDENCE_REASON",
     "OPTIONAL_RUNTIME_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -59,10 +60,14 @@ __all__ = [
 # Kind of a contract column (serving.logrow) -> the pandas dtype iter_log gives it.
 _DTYPE_OF_KIND = {"string": "string", "timestamp": "datetime64[us, UTC]", "float": "Float64", "int": "Int64",
                   "bool": "boolean"}
+# Optional: which model version answered the row (whoever calls the model
+# knows it; a retrained model is a new version). A log without it, or a row
+# with it empty, reads as version "unknown".
+MODEL_COLUMNS: dict[str, str] = {"model_version": "string"}
 # Column -> pandas dtype of every chunk iter_log yields, in this order (the
-# runtime's columns, then the optional labels); extra columns follow in file order, unchanged.
+# runtime's columns, the model's version, then the optional labels); extra columns follow in file order, unchanged.
 CONTRACT_DTYPES: dict[str, str] = {name: _DTYPE_OF_KIND[kind]
-                                   for name, kind in (LOG_COLUMNS | LABEL_COLUMNS).items()}
+                                   for name, kind in (LOG_COLUMNS | MODEL_COLUMNS | LABEL_COLUMNS).items()}
 
 _STRING_COLUMNS = tuple(c for c, d in CONTRACT_DTYPES.items() if d == "string" and c not in OPTIONAL_RUNTIME_COLUMNS)
 _TRUE = {"true", "t", "1", "yes", "y"}
