@@ -65,12 +65,17 @@ def fold_log(
     spark=None,
     chunk_rows: int = CHUNK_ROWS,
     pool: ProcessPoolExecutor | None = None,
+    columns: Sequence[str] = (),
 ) -> Any:
     """``combine`` of ``step(chunk)`` over the valid rows of ``source`` in ``[since, until]``.
 
     ``local-pool`` starts ``workers`` processes (default: every core) for
     the fold, or uses ``pool`` (a spawn-context ``ProcessPoolExecutor``)
     so several folds pay the start-up once (see :class:`LogFold`).
+
+    ``columns`` names the log columns outside the contract that ``step``
+    reads (a candidate model's answers, say): the local engines hand a step
+    every column of the file, Spark reads the contract's and these.
 
     ``report`` is filled with what was read, skipped and quarantined.
     Raises :class:`~rulelife.errors.LogError` as the reader does (no file,
@@ -89,7 +94,7 @@ def fold_log(
         return _fold_pool(step, combine, source, report, chunk_rows, options, workers, pool)
     from rulelife.engines.spark_fold import fold_spark
 
-    return fold_spark(spark, step, combine, source, report=report, chunk_rows=chunk_rows, **options)
+    return fold_spark(spark, step, combine, source, report=report, chunk_rows=chunk_rows, columns=columns, **options)
 
 
 class LogFold:

@@ -25,16 +25,19 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from rulelife._compat import quiet_pyspark_import
+from rulelife.errors import LogError
 from rulelife.querylog import LogReport
-from rulelife.querylog.schema import CONTRACT_DTYPES, coerce
+from rulelife.querylog.schema import CONTRACT_DTYPES, coerce, parse_reason
 from rulelife.querylog.sources import describe
 
 __all__ = ["fold_partition", "fold_spark"]
 
+_VETO_REASON = parse_reason("lexicon_veto")
 _DDL = "rows bigint, quarantined bigint, reasons string, payload binary"
 _SCHEMA = pa.schema([("rows", pa.int64()), ("quarantined", pa.int64()), ("reasons", pa.string()),
                      ("payload", pa.binary())])
@@ -60,8 +63,12 @@ def fold_partition(batches: Iterator[pa.RecordBatch], step, combine, chunk_rows:
     for batch in batches:
         table = pa.Table.from_batches([batch])
         bad = table.column("bad").to_numpy(zero_copy_only=False)
-        frame, _ = coerce(table.drop_columns(["bad"]), Path("<spark partition>"))
+        frame, failures = coerce(table.drop_columns(["bad"]), Path("<spark partition>"))
         rows += len(frame)
+        veto_bad = failures.get(_VETO_REASON)
+        if veto_bad is not None:  # a malformed lexicon_veto cell (parsed in Python), as the local reader quarantines it
+            bad_reasons[_VETO_REASON] += int(veto_bad.sum())
+            bad = np.where(veto_bad & (bad == 0), 1 << len(reasons), bad)
         if bad.any():
             quarantined += int((bad != 0).sum())
             for bit, reason in enumerate(reasons):
@@ -97,8 +104,12 @@ def _merger(combine):
 
 
 def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: int, since=None, until=None,
-               known_intents=None, quarantine_dir=None):
-    """fold_log on Spark (see the module docstring); ``spark`` None: a local session on every core."""
+               known_intents=None, quarantine_dir=None, columns=()):
+    """fold_log on Spark (see the module docstring); ``spark`` None: a local session on every core.
+
+    ``columns``: log columns outside the contract the step reads; the driver refuses one the log lacks
+    (a worker's error would reach the user as a Java stack trace).
+    """
     with quiet_pyspark_import(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # pyspark's pandas-version check
         from pyspark.sql import functions as F
@@ -111,6 +122,10 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
     where = describe(source)
     with job_conf(spark):
         frame = read_window(spark, F, paths, since, until, where, report, require_runtime=False)
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            raise LogError(f"{where}: the log has no column {absent[0]!r}, which this count reads; its columns: "
+                           f"{', '.join(frame.columns)}")
         bad = bad_bits(F, frozenset(known_intents) if known_intents else None)
         reasons = [reason for reason, _ in ROW_CHECKS]
 
@@ -121,8 +136,9 @@ def fold_spark(spark, step, combine, source, *, report: LogReport, chunk_rows: i
             warnings.simplefilter("ignore", FutureWarning)
             # Every contract column the log holds (coerce adds the absent ones as NA), so a step sees what
             # it would see locally: the runtime's columns and the optional labels too.
-            columns = [F.col(c) for c in CONTRACT_DTYPES if c in frame.columns]
-            parts = frame.select(*columns, bad.alias("bad")
+            wanted = [*(c for c in CONTRACT_DTYPES if c in frame.columns),
+                      *(c for c in dict.fromkeys(columns) if c not in CONTRACT_DTYPES)]
+            parts = frame.select(*(F.col(c) for c in wanted), bad.alias("bad")
                                  ).mapInArrow(partial, _DDL)
             rdd = parts.rdd.map(_unpack)
             empty = (0, 0, Counter(), None)

@@ -222,13 +222,15 @@ class CalibrationReport:
 
     def to_dict(self) -> dict:
         return {"basis": self.basis, "threshold": self.threshold, "reference": self.reference,
-                "reference_precision": self.target, "versions": [v.to_dict() for v in self.versions]}
+                "reference_precision": None if math.isnan(self.target) else self.target, "versions": [v.to_dict() for v in self.versions]}
 
     def lines(self) -> list[str]:
         """One line a version, as the CLI and the health page print it."""
         basis = "true labels" if self.basis == "true" else "the rules' answers on the shadow sample (no true labels)"
-        out = [(f"calibration against {basis}; reference version {self.reference}: precision "
-                f"{self.target:.3f} at confidence >= {self.threshold:.2f}")]
+        reference = (f"precision {self.target:.3f} at confidence >= {self.threshold:.2f}"
+                     if not math.isnan(self.target) else f"no labelled row at confidence >= {self.threshold:.2f}, "
+                     "so no precision to keep")
+        out = [f"calibration against {basis}; reference version {self.reference}: {reference}"]
         for v in self.versions:
             p = v.precision
             at = (f"precision at >= {self.threshold:.2f} {p['accuracy']:.3f} (95% {p['low']:.3f}-{p['high']:.3f}, "

@@ -42,11 +42,10 @@ def rule_intents(store: Store) -> dict[str, str]:
                 session.exec(select(RuleVersionRow.rule_id, RuleVersionRow.intent).order_by(RuleVersionRow.id))}
 
 
-def _fold(workspace: Workspace, step, log, since, until, engine: str, spark, combine=None):
-    options = {"combine": combine} if combine is not None else {}
+def _fold(workspace: Workspace, step, log, since, until, engine: str, spark, columns: Sequence[str] = ()):
     return fold_log(step, log if log is not None else workspace.log_dir, since=since, until=until, engine=engine,
                     spark=spark, known_intents=workspace.settings.intents or None,
-                    quarantine_dir=workspace.quarantine_dir, **options)
+                    quarantine_dir=workspace.quarantine_dir, columns=columns)
 
 
 def measure_residual(workspace: Workspace, *, log=None, since: dt.date | None = None, until: dt.date | None = None,
@@ -121,4 +120,5 @@ def compare_models(workspace: Workspace, *, candidate_column: str | None = None,
                                                    intent_column=candidate_columns[1]))
     else:
         step = ComparePass(column=candidate_column)
-    return _fold(workspace, step, log, since, until, engine, spark)
+    columns = (candidate_column,) if candidate_column is not None else ()
+    return _fold(workspace, step, log, since, until, engine, spark, columns)
