@@ -298,6 +298,7 @@ def quickstart(
         stopped = ", ".join(f"{rule} by {phrase!r}" for rule, phrase in example["veto"].items())
         console.print(f"safety lexicon: {result.vetoes} live queries went to the model although a rule fired, e.g. "
                       f"{example['text']!r} ({example['locale']}, {example['day']}): {stopped}", highlight=False)
+    _print_model_side(result)
     console.print(table("auto-disabled by the nightly job", ["day", "rule"],
                         [[day, rule_id] for day, rule_id in result.disabled]) if result.disabled
                   else "no rule was auto-disabled")
@@ -306,6 +307,23 @@ def quickstart(
                         ["id", "subject", "check", "severity", "findings", "first day", "last day", "status"],
                         [[t["id"], t["subject"], t["check"], t["severity"], t["findings"], t["first_day"],
                           t["last_day"], t["status"]] for t in result.tickets]))
+
+
+def _print_model_side(result) -> None:
+    """The residual accuracy shift and the training-mix export of the quickstart's live days."""
+    r = result.residual
+    if r and r["all_accuracy"]["n"]:
+        a, res = r["all_accuracy"], r["residual_accuracy"]
+        console.print(f"model accuracy on the residual {res['accuracy']:.3f} (95% {res['low']:.3f}-{res['high']:.3f}, "
+                      f"n={res['n']:,}) vs {a['accuracy']:.3f} on all labelled traffic (n={a['n']:,}): "
+                      f"{result.residual_shift:+.3f}" + (", the rules took the easy queries, so an unchanged model "
+                                                         "looks worse on what it serves"
+                                                         if result.residual_shift < 0 else ""), highlight=False)
+    mix = result.training_mix
+    if mix:
+        sources = ", ".join(f"{k} {v:,}" for k, v in mix["rows_by_source"].items())
+        console.print(f"training mix for the model's next version: {mix['rows']:,} rows ({sources}) in {mix['path']} "
+                      "(rulelife export training-mix)", highlight=False)
 
 
 def _pct(x) -> str:
