@@ -146,7 +146,9 @@ def test_calibration_cli(ws):
     assert "model v2: n=19, ECE" in result.output and "threshold 0.9900 keeps the reference's precision" in result.output
     assert "reliability curve" in result.output
     data = json.loads(invoke(ws, "calibration", "--json", "--reference", "v3").output)
-    assert data["reference"] == "v3" and data["reference_precision"] is not None
+    # v3 has no row at >= 0.95: no precision to keep, so no threshold for anyone.
+    assert data["reference"] == "v3" and data["reference_precision"] is None
+    assert [v["threshold"] for v in data["versions"]] == [None, None, None]
     assert [v["version"] for v in data["versions"]] == ["v1", "v2", "v3"]
     missing = invoke(ws, "calibration", "--reference", "v9")
     assert missing.exit_code == 1 and "has no labelled row" in missing.output
@@ -157,3 +159,12 @@ def test_calibration_cli_without_labels_exits_1(ws):
     result = invoke(ws, "calibration")
     assert result.exit_code == 1
     assert "no labelled row in the log window to measure calibration against" in result.output
+
+
+def test_model_version_from_a_csv_log_blank_is_unknown(ws):
+    # The reader gives the optional column its dtype; a blank cell and a log without it read as "unknown".
+    log = frame([(0.97, True), (0.97, False), (0.6, True)], versions=["v1", "", "v1"])
+    log.to_csv(ws.log_dir / "queries.csv", index=False)
+    report = measure_calibration(ws)
+    assert {v.version: v.n for v in report.versions} == {"v1": 2, "unknown": 1}
+    assert report.version("v1").precision["correct"] == 1 and report.version("unknown").precision["correct"] == 0
