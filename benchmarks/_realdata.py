@@ -98,13 +98,15 @@ def check_safety(safety: Sequence[str], intents: Sequence[str]) -> None:
                         f"spelled as the data spells them ({', '.join(intents)})")
 
 
-def model_traffic(data: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+def model_traffic(data: pd.DataFrame, *, folds: int = 5, seed: int = 0, regularization: float = 10.0) -> pd.DataFrame:
     """Out-of-fold model predictions as a ``DAYS``-day en-US query log, ``true_intent`` kept as an extra column.
 
     Every row is labelled by a model that never saw it, so the log carries the
     model's real mistakes. The model, TF-IDF word 1-2-grams and char_wb
     2-5-grams into a logistic regression, stands in for the production model:
     char n-grams make it robust to the typos and inflections of real traffic.
+    ``regularization`` is the regression's ``C`` (a larger one: a surer model);
+    the rows, their order and their times depend on ``seed`` only.
     """
     smallest = data["intent"].value_counts()
     if smallest.min() < folds:
@@ -113,7 +115,7 @@ def model_traffic(data: pd.DataFrame, *, folds: int = 5, seed: int = 0) -> pd.Da
     model = make_pipeline(
         make_union(TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True),
                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
-        LogisticRegression(C=10.0, max_iter=2000))
+        LogisticRegression(C=regularization, max_iter=2000))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     proba = cross_val_predict(model, data["text"], data["intent"], cv=cv, method="predict_proba")
     classes = np.array(sorted(data["intent"].unique()))  # predict_proba's column order

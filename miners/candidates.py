@@ -39,6 +39,7 @@ from miners.ngrams import SUBSTRING_LANGUAGES, is_substring_locale, words
 from miners.passes import Halves, PhrasePass, RulePass, add_capped, add_halves, frames_fold
 from miners.probes import RuleCounts, jaccard
 from rulelife.evidence.evaluation.stats import wilson_interval
+from rulelife.mining import MIN_CONFIDENCE
 from rulelife.mining.mine import Skip
 from rulelife.rules.definition import MAX_INTENT_LENGTH, Rule, intent_slug
 from rulelife.rules.matcher import CompiledRule, Matcher, compile_rule, normalize_locale
@@ -198,7 +199,7 @@ class CandidateMiner:
     [('order_tracking.mined_en_package', ('package', 'track'), 30), ('refund.mined_en_refund', ('refund', 'want'), 30)]
     """
 
-    def __init__(self, *, min_confidence: float = 0.95, min_support: int = 20, min_precision: float = 0.97,
+    def __init__(self, *, min_confidence: float = MIN_CONFIDENCE, min_support: int = 20, min_precision: float = 0.97,
                  exclude_from: float = 0.8, max_exclude_loss: float = 0.1, safety_intents: Sequence[str] = (),
                  max_words: int = 4, min_chars: int = 2, max_chars: int = 6, max_share: float = 0.5,
                  max_patterns: int = 8, max_probes: int = 60, min_chunk_count: int = 2, max_keys: int = 500_000,
@@ -258,7 +259,8 @@ class CandidateMiner:
         if self.merge not in _MERGES:
             raise ValueError(f"Unknown merge type: {self.merge!r}, expected one of {_MERGES}.")
         if isinstance(self.safety_intents, str):
-            raise ValueError(f"safety_intents must be a list of intents, got the string {self.safety_intents!r}")
+            # ValueError as every other parameter check of the miner raises (callers catch one kind)
+            raise ValueError(f"safety_intents must be a list of intents, got the string {self.safety_intents!r}")  # noqa: TRY004
 
     def fit(self, chunks: ChunkSource | None = None, *, active_rules: Iterable[Rule] = (),
             rules: Iterable[Rule] = (), fold: Fold | None = None) -> CandidateMiner:

@@ -79,6 +79,10 @@ class LogError(RulelifeError, ValueError):
     """A query log cannot be read or has no usable rows."""
 
 
+class NoLabels(LogError):
+    """The log window holds no labelled row to measure the model against."""
+
+
 class GateRefused(LifecycleError):
     """The promotion gate refused a rule version; ``reasons`` lists every failed check."""
 

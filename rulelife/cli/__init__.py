@@ -3,6 +3,7 @@ function each; :class:`RulelifeGroup` turns library errors into exit code 1."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -63,6 +64,7 @@ app.command("mine")(mine_commands.mine)
 app.command("report")(report_command)
 app.command("residual")(model_commands.residual)
 app.command("compare-models")(model_commands.compare_models)
+app.command("calibration")(model_commands.calibration)
 
 
 def _version(value: bool) -> None:
@@ -296,6 +298,7 @@ def quickstart(
         stopped = ", ".join(f"{rule} by {phrase!r}" for rule, phrase in example["veto"].items())
         console.print(f"safety lexicon: {result.vetoes} live queries went to the model although a rule fired, e.g. "
                       f"{example['text']!r} ({example['locale']}, {example['day']}): {stopped}", highlight=False)
+    _print_model_side(result)
     console.print(table("auto-disabled by the nightly job", ["day", "rule"],
                         [[day, rule_id] for day, rule_id in result.disabled]) if result.disabled
                   else "no rule was auto-disabled")
@@ -306,8 +309,25 @@ def quickstart(
                           t["last_day"], t["status"]] for t in result.tickets]))
 
 
+def _print_model_side(result) -> None:
+    """The residual accuracy shift and the training-mix export of the quickstart's live days."""
+    r = result.residual
+    if r and r["all_accuracy"]["n"]:
+        a, res = r["all_accuracy"], r["residual_accuracy"]
+        console.print(f"model accuracy on the residual {res['accuracy']:.3f} (95% {res['low']:.3f}-{res['high']:.3f}, "
+                      f"n={res['n']:,}) vs {a['accuracy']:.3f} on all labelled traffic (n={a['n']:,}): "
+                      f"{result.residual_shift:+.3f}" + (", the rules took the easy queries, so an unchanged model "
+                                                         "looks worse on what it serves"
+                                                         if result.residual_shift < 0 else ""), highlight=False)
+    mix = result.training_mix
+    if mix:
+        sources = ", ".join(f"{k} {v:,}" for k, v in mix["rows_by_source"].items())
+        console.print(f"training mix for the model's next version: {mix['rows']:,} rows ({sources}) in {mix['path']} "
+                      "(rulelife export training-mix)", highlight=False)
+
+
 def _pct(x) -> str:
-    return "" if x is None or x != x else f"{x:.1%}"
+    return "" if x is None or math.isnan(x) else f"{x:.1%}"
 
 
 def hoist_workspace(argv: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Annotated
 
@@ -9,10 +10,11 @@ import typer
 
 from rulelife.cli._common import ActorOption, EngineOption, JsonOption, console, parse_day, print_json, table, workspace
 from rulelife.cli.gate import LogOption, SinceOption, UntilOption
+from rulelife.mining import MIN_CONFIDENCE
 
 
 def _pct(x: float) -> str:
-    return "n/a" if x != x else f"{x:.1%}"
+    return "n/a" if math.isnan(x) else f"{x:.1%}"
 
 
 def _heldout(c) -> str:
@@ -39,7 +41,7 @@ def mine(
     since: SinceOption = None,
     until: UntilOption = None,
     min_confidence: Annotated[float, typer.Option("--min-confidence", min=0.0, max=1.0,
-                                                  help="Model confidence that makes a prediction a seed.")] = 0.95,
+                                                  help="Model confidence that makes a prediction a seed.")] = MIN_CONFIDENCE,
     min_support: Annotated[int, typer.Option("--min-support", min=1,
                                              help="Confident queries a phrase needs, and agreeing queries a rule needs.")] = 20,
     min_precision: Annotated[float, typer.Option("--min-precision", min=0.0, max=1.0,

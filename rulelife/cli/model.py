@@ -1,4 +1,4 @@
-"""The model's side: ``rulelife residual``, ``rulelife export training-mix``, ``rulelife compare-models``."""
+"""The model's side: ``rulelife residual``, ``export training-mix``, ``compare-models``, ``calibration``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from rulelife.cli._common import (
     workspace,
 )
 from rulelife.cli.gate import LogOption, SinceOption, UntilOption, _frame
+from rulelife.mining import MIN_CONFIDENCE
 
 export_app = typer.Typer(help="Export data for the model's next training run.", no_args_is_help=True)
 
@@ -137,3 +138,38 @@ def compare_models(ctx: typer.Context,
     columns = ["scope", "intent", "n", "agreement", "labelled", "current_accuracy", "current_low", "current_high",
                "candidate_accuracy", "candidate_low", "candidate_high", "decision"]
     _frame(frame[columns], "candidate vs current, per scope and intent (95% Wilson intervals)")
+
+
+def calibration(ctx: typer.Context,
+                reference: Annotated[str | None, typer.Option(
+                    "--reference", help="Model version whose precision the others' thresholds keep "
+                                        "(default: the oldest version in the window).")] = None,
+                threshold: Annotated[float, typer.Option(
+                    "--threshold", min=0.0, max=1.0, help="Confidence threshold to measure precision at "
+                                                          "(default: the miner's).")] = MIN_CONFIDENCE,
+                labels_file: Annotated[Path | None, typer.Option(
+                    "--labels-file", help="CSV or Parquet file of true intents, joined by query id.")] = None,
+                labels_id_column: Annotated[str, typer.Option(help="Query id column of --labels-file.")
+                                            ] = "query_id",
+                labels_intent_column: Annotated[str, typer.Option(help="Intent column of --labels-file.")
+                                                ] = "true_intent",
+                log: LogOption = None, since: SinceOption = None, until: UntilOption = None,
+                engine: EngineOption = "local", as_json: JsonOption = False) -> None:
+    """Calibration of each model version where labels exist: expected calibration error, the reliability
+    curve, precision at the miner's confidence threshold, and the threshold that keeps the reference's."""
+    from rulelife.model.run import measure_calibration
+
+    ws = workspace(ctx)
+    report = measure_calibration(ws, log=log or None, reference=reference, threshold=threshold,
+                                 labels_file=labels_file, labels_columns=(labels_id_column, labels_intent_column),
+                                 engine=engine, **_window(since, until))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    for line in report.lines():
+        console.print(line, highlight=False)
+    import pandas as pd
+
+    rows = [{"version": v.version, **{k: c[k] for k in ("low", "high", "n", "confidence", "accuracy")}}
+            for v in report.versions for c in v.curve if c["n"]]
+    _frame(pd.DataFrame(rows), "reliability curve (10 equal-width bins; confidence and accuracy are bin means)")

@@ -32,6 +32,7 @@ from rulelife.evidence import promotion
 from rulelife.evidence.evaluation.stats import wilson_interval
 from rulelife.evidence.live import live_evidence
 from rulelife.mining.mine import mine_workspace
+from rulelife.model.run import export_training_mix, measure_residual
 from rulelife.monitoring import nightly, tickets
 from rulelife.report import write_report
 from rulelife.rules.lifecycle import State
@@ -91,6 +92,15 @@ class QuickstartResult:
     shadow_day: date | None = None
     vetoes: int = 0  # live queries the safety lexicon sent to the model although a rule fired
     veto_example: dict | None = None  # the first of them: text, the rule it stopped, the phrase
+    residual: dict | None = None  # ResidualReport.summary() of the live days: accuracy on the residual vs all
+    training_mix: dict | None = None  # the export's folder, rows and rows by label source
+
+    @property
+    def residual_shift(self) -> float | None:
+        """The model's accuracy on the residual minus its accuracy on all labelled traffic."""
+        if not self.residual or not self.residual["all_accuracy"]["n"]:
+            return None
+        return self.residual["residual_accuracy"]["accuracy"] - self.residual["all_accuracy"]["accuracy"]
 
     def to_dict(self) -> dict:
         return {
@@ -110,6 +120,9 @@ class QuickstartResult:
             "shadow_day": self.shadow_day.isoformat() if self.shadow_day else None,
             "vetoes": self.vetoes,
             "veto_example": self.veto_example,
+            "residual": self.residual,
+            "residual_shift": self.residual_shift,
+            "training_mix": self.training_mix,
         }
 
     @property
@@ -240,6 +253,14 @@ def run_quickstart(
     intents = {rule.id: rule.intent for rule in classifier.bundle.rules}
     summary = summarize_replay(served, intents)
     opened = [tickets.ticket_dict(t) for t in tickets.list_tickets(store, status="all")]
+    # The model's side of the live days: the residual it served (the simulator's log has true labels),
+    # and the training mix for its next version, with rule-answered queries put back in.
+    residual = measure_residual(workspace, since=launch, until=last, store=store).summary()
+    progress.step(f"model accuracy on the residual {residual['residual_accuracy']['accuracy']:.3f} vs "
+                  f"{residual['all_accuracy']['accuracy']:.3f} on all labelled traffic")
+    mix_dir = workspace.root / "training-mix"
+    manifest = export_training_mix(workspace, mix_dir, since=launch, until=last, store=store)
+    progress.step(f"training mix: {manifest['rows']:,} rows written to {mix_dir}")
     report = write_report(workspace, workspace.root / "rule-health.html", store=store)
     progress.step(f"rule health page written to {report.path}")
     store.dispose()
@@ -260,6 +281,9 @@ def run_quickstart(
         shadow_day=shadow_day,
         vetoes=vetoes,
         veto_example=veto_example,
+        residual=residual,
+        training_mix={"path": str(mix_dir), "rows": manifest["rows"], "rows_by_source": manifest["rows_by_source"],
+                      "content_hash": manifest["content_hash"]},
     )
 
 

@@ -25,17 +25,19 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from rulelife._compat import quiet_pyspark_import
 from rulelife.errors import LogError
 from rulelife.querylog import LogReport
-from rulelife.querylog.schema import CONTRACT_DTYPES, coerce
+from rulelife.querylog.schema import CONTRACT_DTYPES, coerce, parse_reason
 from rulelife.querylog.sources import describe
 
 __all__ = ["fold_partition", "fold_spark"]
 
+_VETO_REASON = parse_reason("lexicon_veto")
 _DDL = "rows bigint, quarantined bigint, reasons string, payload binary"
 _SCHEMA = pa.schema([("rows", pa.int64()), ("quarantined", pa.int64()), ("reasons", pa.string()),
                      ("payload", pa.binary())])
@@ -61,8 +63,12 @@ def fold_partition(batches: Iterator[pa.RecordBatch], step, combine, chunk_rows:
     for batch in batches:
         table = pa.Table.from_batches([batch])
         bad = table.column("bad").to_numpy(zero_copy_only=False)
-        frame, _ = coerce(table.drop_columns(["bad"]), Path("<spark partition>"))
+        frame, failures = coerce(table.drop_columns(["bad"]), Path("<spark partition>"))
         rows += len(frame)
+        veto_bad = failures.get(_VETO_REASON)
+        if veto_bad is not None:  # a malformed lexicon_veto cell (parsed in Python), as the local reader quarantines it
+            bad_reasons[_VETO_REASON] += int(veto_bad.sum())
+            bad = np.where(veto_bad & (bad == 0), 1 << len(reasons), bad)
         if bad.any():
             quarantined += int((bad != 0).sum())
             for bit, reason in enumerate(reasons):

@@ -23,6 +23,7 @@ from rulelife._files import atomic_write
 from rulelife.config import Workspace
 from rulelife.engines.fold import LogFold
 from rulelife.errors import ConfigError, RuleError
+from rulelife.mining import MIN_CONFIDENCE
 from rulelife.plugins import MINERS, load_plugin
 from rulelife.querylog import LogReport
 from rulelife.rules.definition import intent_slug, rule_to_yaml
@@ -91,7 +92,7 @@ def mine_workspace(
     log: Path | Sequence[Path] | None = None,
     since: date | None = None,
     until: date | None = None,
-    min_confidence: float = 0.95,
+    min_confidence: float = MIN_CONFIDENCE,
     min_support: int = 20,
     min_precision: float = 0.97,
     actor: str = "miner",
@@ -139,8 +140,9 @@ def mine_workspace(
                           "0.5 is the default")
     report = MiningReport(window=(since, until), days=0, min_confidence=min_confidence)
     source = log if log is not None else workspace.log_dir
-    options = dict(engine=engine, known_intents=settings.intents or None, quarantine_dir=workspace.quarantine_dir,
-                   workers=workers, spark=spark, chunk_rows=miner.chunk_rows)
+    options = {"engine": engine, "known_intents": settings.intents or None,
+               "quarantine_dir": workspace.quarantine_dir, "workers": workers, "spark": spark,
+               "chunk_rows": miner.chunk_rows}
     chosen, heldout = split_window(source, since, until, holdout, options)
     progress.step(f"mining the choosing days {chosen.start if chosen else since}..{chosen.end if chosen else until}")
     # The miner reads its days three times; the first read fills the log report.

@@ -25,7 +25,7 @@ import pandas as pd
 from rulelife.errors import LogError
 from rulelife.model.residual import accuracy
 
-__all__ = ["COMPARE_FIELDS", "CompareCounts", "ComparePass", "decide", "read_candidates"]
+__all__ = ["COMPARE_FIELDS", "CompareCounts", "ComparePass", "decide", "read_by_query_id", "read_candidates"]
 
 COMPARE_FIELDS = ("n", "agree", "labelled", "current_correct", "candidate_correct", "candidate_only", "current_only")
 SCOPES = ("residual", "all")
@@ -129,17 +129,28 @@ class ComparePass:
 def read_candidates(path: Path, *, id_column: str = "query_id", intent_column: str = "candidate_intent"
                     ) -> dict[str, str]:
     """The candidate's answers from a CSV or Parquet file, by query id."""
+    return read_by_query_id(path, id_column=id_column, value_column=intent_column, what="candidate",
+                            options=("--candidate-id-column", "--candidate-intent-column"))
+
+
+def read_by_query_id(path: Path, *, id_column: str, value_column: str, what: str, options: tuple[str, str]
+                     ) -> dict[str, str]:
+    """``value_column`` of a CSV or Parquet file, by query id (blank values left out).
+
+    ``what`` names the file in messages and ``options`` the two CLI options
+    that rename its columns, so each command's errors point at its own fix.
+    """
     path = Path(path)
     if not path.is_file():
-        raise LogError(f"{path}: no such candidate file; pass a CSV or Parquet file with columns "
-                       f"{id_column}, {intent_column}")
+        raise LogError(f"{path}: no such {what} file; pass a CSV or Parquet file with columns "
+                       f"{id_column}, {value_column}")
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
-    absent = [c for c in (id_column, intent_column) if c not in frame.columns]
+    absent = [c for c in (id_column, value_column) if c not in frame.columns]
     if absent:
         raise LogError(f"{path}: missing column(s) {', '.join(absent)}; it has {', '.join(map(str, frame.columns))}. "
-                       "Rename them or pass --candidate-id-column / --candidate-intent-column")
+                       f"Rename them or pass {options[0]} / {options[1]}")
     duplicated = frame[id_column][frame[id_column].duplicated()]
     if not duplicated.empty:
-        raise LogError(f"{path}: query id {duplicated.iloc[0]!r} appears more than once; keep one answer a query")
-    values = frame[intent_column].astype("string").replace("", pd.NA)
+        raise LogError(f"{path}: query id {duplicated.iloc[0]!r} appears more than once; keep one row a query")
+    values = frame[value_column].astype("string").replace("", pd.NA)
     return {str(k): str(v) for k, v in zip(frame[id_column], values) if not pd.isna(v)}

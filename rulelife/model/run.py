@@ -15,7 +15,9 @@ from sqlmodel import select
 from rulelife.config import Workspace
 from rulelife.engines.fold import fold_log
 from rulelife.errors import ConfigError
-from rulelife.model.compare import CompareCounts, ComparePass, read_candidates
+from rulelife.mining import MIN_CONFIDENCE
+from rulelife.model.calibration import CalibrationPass, CalibrationReport, calibrate
+from rulelife.model.compare import CompareCounts, ComparePass, read_by_query_id, read_candidates
 from rulelife.model.residual import ResidualPass, ResidualReport
 from rulelife.model.training_mix import (
     MixCount,
@@ -30,7 +32,7 @@ from rulelife.model.training_mix import (
 from rulelife.serving.bundle import BundleStore
 from rulelife.store import RuleVersionRow, Store
 
-__all__ = ["compare_models", "export_training_mix", "measure_residual", "rule_intents"]
+__all__ = ["compare_models", "export_training_mix", "measure_calibration", "measure_residual", "rule_intents"]
 
 
 def rule_intents(store: Store) -> dict[str, str]:
@@ -53,6 +55,21 @@ def measure_residual(workspace: Workspace, *, log=None, since: dt.date | None = 
     store = store or Store.from_workspace(workspace)
     counts = _fold(workspace, ResidualPass(rule_intents(store)), log, since, until, engine, spark)
     return ResidualReport(counts)
+
+
+def measure_calibration(workspace: Workspace, *, log=None, since: dt.date | None = None,
+                        until: dt.date | None = None, reference: str | None = None,
+                        threshold: float = MIN_CONFIDENCE, labels_file: Path | None = None,
+                        labels_columns: Sequence[str] = ("query_id", "true_intent"), store: Store | None = None,
+                        engine: str = "local", spark=None) -> CalibrationReport:
+    """Each model version's calibration over the log window, and the threshold that keeps the reference
+    version's precision at ``threshold`` (see :mod:`rulelife.model.calibration`)."""
+    labels = (read_by_query_id(labels_file, id_column=labels_columns[0], value_column=labels_columns[1],
+                               what="labels", options=("--labels-id-column", "--labels-intent-column"))
+              if labels_file is not None else None)
+    store = store or Store.from_workspace(workspace)
+    counts = _fold(workspace, CalibrationPass(rule_intents(store), labels), log, since, until, engine, spark)
+    return calibrate(counts, reference=reference, threshold=threshold)
 
 
 def export_training_mix(workspace: Workspace, out: Path, *, share: float = 0.3, residual_rate: float = 1.0,

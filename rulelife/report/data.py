@@ -119,6 +119,7 @@ class ResidualView:
     analysis: object | None = None  # rulelife.evidence.analysis.BundleAnalysis
     model: dict | None = None  # rulelife.model.residual.ResidualReport.summary() of the window
     fallback: str | None = None  # rulelife.model.fallback.FallbackReadiness.line()
+    calibration: list[str] | None = None  # rulelife.model.calibration.CalibrationReport.lines(), or why none
 
 
 @dataclass
@@ -483,7 +484,18 @@ def _residual(workspace: Workspace, since: date, until: date) -> ResidualView:
 
     model = measure_residual(workspace, since=since, until=until)
     return ResidualView(f"bundle {bundle.number} (the current one) over the query log of {since}..{until}",
-                        bundle.number, analysis, model.summary(), fallback_readiness(model).line())
+                        bundle.number, analysis, model.summary(), fallback_readiness(model).line(),
+                        _calibration(workspace, since, until))
+
+
+def _calibration(workspace: Workspace, since: date, until: date) -> list[str]:
+    from rulelife.errors import NoLabels
+    from rulelife.model.run import measure_calibration
+
+    try:
+        return measure_calibration(workspace, since=since, until=until).lines()
+    except NoLabels:
+        return ["calibration: unknown (no true_intent labels and no shadow sample in the window)"]
 
 
 def gather(workspace: Workspace, store: Store, *, since: date | None = None, until: date | None = None,

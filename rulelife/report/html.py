@@ -554,7 +554,10 @@ def _model_on_residual(view) -> str:
                     "all labelled traffic: a model that did not change serves a harder residual.")
     else:
         accuracy = "Model accuracy: unknown (the log has no true_intent labels)."
-    return f'<p data-model="residual">{accuracy}</p><p data-model="fallback">{_e(view.fallback)}.</p>'
+    calibration = "".join(f"<li>{_e(line)}</li>" for line in view.calibration or [])
+    calibration = f'<ul data-model="calibration">{calibration}</ul>' if calibration else ""
+    return (f'<p data-model="residual">{accuracy}</p><p data-model="fallback">{_e(view.fallback)}.</p>'
+            + calibration)
 
 
 

@@ -45,6 +45,17 @@ def test_quickstart_gates_serves_and_monitors(tmp_path):
     assert result.vetoes > 0 and result.veto_example["veto"]
     assert all(rule.split("@")[0].split(".")[0] not in ("return_request", "escalation")
                for rule in result.veto_example["veto"])
+    # The rules take the easy queries: the model is less accurate on the residual it serves than on all traffic.
+    all_traffic, residual = result.residual["all_accuracy"], result.residual["residual_accuracy"]
+    assert result.residual_shift == residual["accuracy"] - all_traffic["accuracy"] < 0
+    assert residual["n"] < all_traffic["n"]
+    # The training mix is written into the workspace, rule-answered queries included.
+    mix = result.training_mix
+    manifest = json.loads((result.workspace.root / "training-mix" / "manifest.json").read_text())
+    assert mix["path"] == str(result.workspace.root / "training-mix") and mix["rows"] == manifest["rows"] > 0
+    answered = sum(sum(by_source.values()) for stratum, by_source in manifest["rows_by_stratum"].items()
+                   if not stratum.startswith("<residual>|"))
+    assert 0 < answered < mix["rows"]
 
 
 def test_quickstart_cli_is_rerunnable(tmp_path):
@@ -60,4 +71,10 @@ def test_quickstart_cli_is_rerunnable(tmp_path):
     steps = first.stderr.splitlines()
     assert steps[0].endswith("shipped rules registered as candidates")
     assert [s for s in steps if s.startswith("gate: ")] and steps[-1].startswith("rule health page written to ")
+    assert [s for s in steps if s.startswith("model accuracy on the residual ")]
+    assert data["training_mix"]["rows"] > 0 and data["residual_shift"] is not None
+    text = runner.invoke(app, [*args[:-1]])  # the same run, for a person
+    assert text.exit_code == 0, text.output
+    assert "model accuracy on the residual " in text.stdout and " on all labelled traffic (n=" in text.stdout
+    assert "rows (" in text.stdout and "training-mix (rulelife export training-mix)" in text.stdout
     assert again.stderr.splitlines()[0].endswith(": 0 shipped rules registered as candidates")
