@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -147,7 +146,6 @@ class _Reader:
         self.quarantine_dir = quarantine_dir
         self.validate = validate
         self.report = report
-        self.run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         self._names: set[str] = set()
         self._reasons: Counter[str] = Counter()  # this call's, even when the report is shared
         self._quarantines: list[str] = []  # written now or by the run a cache marker came from
@@ -215,7 +213,7 @@ class _Reader:
         validator = FileValidator(known_intents=self.known_intents) if self.validate else None
         writer = None
         if self.validate and self.quarantine_dir is not None:
-            writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self.run_id,
+            writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self._read_id(key),
                                       taken=self._names, columns=raw.columns())
         bad: dict[str, list[int]] = defaultdict(list)
         rows, unsplit, whole, finished = 0, 0, True, False
@@ -261,6 +259,14 @@ class _Reader:
         if key is not None and finished and whole and raw.complete:
             quarantine = str(writer.path) if bad or unsplit else None
             save_verdict(self.quarantine_dir, key, raw.path, Verdict(rows=rows, bad=dict(bad), quarantine_file=quarantine))
+
+    def _read_id(self, key: str) -> str:
+        """The quarantine file's id: the same for the same read of the same file (its verdict key and
+        the window), so a read killed after its quarantine file was written and before its marker was
+        saved rewrites that file when run again instead of quarantining its rows a second time."""
+        if self._lo is None and self._hi is None:
+            return key[:16]
+        return f"{key[:16]}-{self.since or 'start'}-{self.until or 'end'}"
 
     def _unsplit(self, raw: RawFile, writer: QuarantineWriter | None) -> int:
         """Quarantine (or count) the CSV records the parser set aside since the last call."""
