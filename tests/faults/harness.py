@@ -81,7 +81,8 @@ def _bad_rows_csv(path: Path, day: date) -> None:
 def build_stages(out: Path, db_url: str | None = None, schema: str | None = None) -> dict[str, Path]:
     """Build every stage under ``out`` (one folder each), in order; return them by name.
 
-    With ``db_url`` (PostgreSQL) only the ``live`` stage is built, in ``schema``.
+    With ``db_url`` (PostgreSQL) the registry is built in ``schema`` and each
+    stage's tables are copied into ``<schema>_<stage>``.
     """
     from rulelife.config import Workspace
     from rulelife.demo.quickstart import shipped_rules_dir
@@ -103,10 +104,11 @@ def build_stages(out: Path, db_url: str | None = None, schema: str | None = None
     stages: dict[str, Path] = {}
 
     def snap(name: str) -> None:
-        if db_url is None:
-            target = out / name
-            shutil.copytree(ws.root, target, symlinks=True)
-            stages[name] = target
+        target = out / name
+        shutil.copytree(ws.root, target, symlinks=True)
+        stages[name] = target
+        if db_url is not None:
+            copy_schema(db_url, schema, f"{schema}_{name}")
 
     shutil.copytree(shipped_rules_dir(), ws.rules_dir, dirs_exist_ok=True)
     traffic = simulate_traffic(start=START, days=HISTORY_DAYS + LIVE_DAYS, queries_per_day=QUERIES_PER_DAY, seed=11)
@@ -122,7 +124,9 @@ def build_stages(out: Path, db_url: str | None = None, schema: str | None = None
     passing = [rule_id for rule_id in candidates
                if promotion._evaluate(store, ws, rule_id, None).decision.passed]
     held = passing[:3]
-    (out / "meta.json").write_text(json.dumps({"held": held, "some": candidates[:3], "passing": passing}))
+    active = [r for r in candidates if r not in held]
+    (out / "meta.json").write_text(json.dumps({"held": held, "some": candidates[:3], "passing": passing,
+                                               "active": active}))
     # The rest made active without the gate (as an operator may): a live set large enough for the
     # monitors to find something, weak rules included.
     for number, rule_id in enumerate(r for r in candidates if r not in held):
@@ -142,9 +146,25 @@ def build_stages(out: Path, db_url: str | None = None, schema: str | None = None
     _bad_rows_csv(ws.log_dir / f"date={LAST.isoformat()}" / "extra.csv", LAST)
     store.dispose()
     snap("live")
-    if db_url is not None:
-        stages["live"] = ws.root
     return stages
+
+
+def copy_schema(url: str, source: str, target: str) -> None:
+    """Copy every table of PostgreSQL schema ``source`` into a new schema ``target``."""
+    from rulelife.store import Store
+
+    Store(url, schema=target).dispose()  # the tables, empty
+    engine = sqlalchemy.create_engine(url)
+    meta = sqlalchemy.MetaData(schema=source)
+    meta.reflect(engine)
+    with engine.begin() as conn:
+        for table in meta.sorted_tables:
+            conn.execute(sqlalchemy.text(f'INSERT INTO "{target}"."{table.name}" SELECT * FROM "{source}"."{table.name}"'))
+            if "id" in table.columns:
+                conn.execute(sqlalchemy.text(
+                    f"SELECT setval(pg_get_serial_sequence('\"{target}\".\"{table.name}\"', 'id'), "
+                    f'COALESCE(MAX(id), 0) + 1, false) FROM "{target}"."{table.name}"'))
+    engine.dispose()
 
 
 # ---------------------------------------------------------------- running
@@ -372,3 +392,106 @@ def trial(ref: Reference, stages: dict[str, Path], scratch: Path, seed: int) -> 
     result.divergences += diff(ref.state, read_state(ws))
     result.locks_held = locks_free(ws)
     return result
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+PG_URL = os.environ.get("RULELIFE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+class SqliteStages:
+    """The stages on SQLite, with the interface of :class:`PostgresStage`."""
+
+    backend = "sqlite"
+
+    def __init__(self, out: Path):
+        self.stages = build_stages(out / "stages")
+
+    def prepare(self, stage: str, target: Path) -> tuple[Path, dict]:
+        return _copy(self.stages[stage], target), {}
+
+    def store(self, ws: Path, env: dict):
+        from rulelife.store import Store
+
+        return Store(f"sqlite:///{ws / 'rulelife.db'}")
+
+    def close(self) -> None:
+        pass
+
+
+def meta(stages: dict[str, Path]) -> dict:
+    return json.loads((next(iter(stages.values())).parent / "meta.json").read_text())
+
+
+class PostgresStage:
+    """The stages with their registry on PostgreSQL, built once in schemas of their own; each run gets
+    a copy of its stage's tables in a fresh schema (the workspace's files copied as for SQLite)."""
+
+    def __init__(self, out: Path, url: str = PG_URL):
+        self.url, self.out = url, out
+        self.base = f"faults_{os.getpid()}_{random.randrange(1 << 30):x}"
+        self.count = 0
+        self.stages = build_stages(out / "stages", db_url=url, schema=self.base)
+
+    def prepare(self, stage: str, target: Path) -> tuple[Path, dict]:
+        """A copy of ``stage`` at ``target`` and the environment that points a command at its schema."""
+        self.count += 1
+        schema = f"{self.base}_run{self.count}"
+        copy_schema(self.url, f"{self.base}_{stage}", schema)
+        return _copy(self.stages[stage], target), {"RULELIFE_DB_SCHEMA": schema}
+
+    backend = "postgresql"
+
+    def store(self, ws: Path, env: dict):
+        from rulelife.store import Store
+
+        return Store(self.url, schema=env["RULELIFE_DB_SCHEMA"])
+
+    def read_state(self, ws: Path, env: dict) -> dict:
+        return read_state(ws, db_url=self.url, schema=env["RULELIFE_DB_SCHEMA"])
+
+    def reference(self, command: str = "monitor nightly") -> Reference:
+        ws, env = self.prepare(COMMANDS[command][0], self.out / "reference")
+        done = run(ws, arguments(command, self.stages), env=env)
+        if done.returncode != 0:
+            raise AssertionError(f"the unkilled {command} on PostgreSQL failed ({done.returncode}):\n{done.output}")
+        return Reference(f"{command} (postgresql)", self.read_state(ws, env), done.seconds, done.returncode)
+
+    def trial(self, ref: Reference, seed: int) -> Trial:
+        from rulelife.errors import JobLocked
+        from rulelife.store import Store
+
+        command = ref.command.removesuffix(" (postgresql)")
+        ws, env = self.prepare(COMMANDS[command][0], self.out / "trial")
+        args = arguments(command, self.stages)
+        kill_at = random.Random(f"{ref.command}/{seed}").uniform(0, ref.seconds)
+        first = run(ws, args, kill_at=kill_at, env=env)
+        again = run(ws, args, env=env)
+        for _ in range(50):  # once the server notices the killed session, its advisory lock is free
+            if again.returncode != 75:
+                break
+            time.sleep(0.2)
+            again = run(ws, args, env=env)
+        result = Trial(ref.command, seed, kill_at, first.returncode is None, again.returncode, backend="postgresql")
+        if again.returncode != ref.returncode:
+            result.divergences.append(f"re-run exit {again.returncode}: {again.output.strip()[-400:]}")
+        result.divergences += diff(ref.state, self.read_state(ws, env))
+        store = Store(self.url, schema=env["RULELIFE_DB_SCHEMA"])
+        try:
+            with store.job_lock("nightly"):
+                pass
+        except JobLocked:
+            result.locks_held.append("nightly (advisory)")
+        finally:
+            store.dispose()
+        result.locks_held += locks_free(ws)
+        return result
+
+    def close(self) -> None:
+        engine = sqlalchemy.create_engine(self.url)
+        with engine.begin() as conn:
+            for (name,) in conn.execute(sqlalchemy.text(
+                    "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"),
+                    {"p": f"{self.base}%"}):
+                conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        engine.dispose()
