@@ -223,18 +223,19 @@ _IGNORED = {"id", "ticket_id", "event_id", "run_id", "uid", "attempts", "next_at
 _IGNORED_IN = {"nightly_runs": {"summary"}}
 
 
-def scrub(value, root: str):
+def scrub(value, root: str | tuple[str, ...]):
     if isinstance(value, (bytes, bytearray)):
         value = hashlib.sha256(value).hexdigest()
     if not isinstance(value, str):
         return None if value != value else value  # NaN as None  # noqa: PLR0124
-    value = value.replace(root, "<ws>")
+    for path in (root,) if isinstance(root, str) else root:
+        value = value.replace(path, "<ws>")
     for pattern, repl in _SCRUB:
         value = pattern.sub(repl, value)
     return value
 
 
-def _cell(value, root: str):
+def _cell(value, root):
     if isinstance(value, datetime):
         return "<time>"
     if isinstance(value, date):
@@ -242,7 +243,7 @@ def _cell(value, root: str):
     return scrub(value, root)
 
 
-def _table_rows(conn, table: sqlalchemy.Table, root: str) -> Counter:
+def _table_rows(conn, table: sqlalchemy.Table, root) -> Counter:
     keep = [c for c in table.columns if c.name not in _IGNORED | _IGNORED_IN.get(table.name, set())
             and not c.name.endswith("_at")
             and c.name not in ("ts", "day_started")]
@@ -252,9 +253,11 @@ def _table_rows(conn, table: sqlalchemy.Table, root: str) -> Counter:
     return rows
 
 
-def read_state(workspace: Path, *, db_url: str | None = None, schema: str | None = None) -> dict:
-    """The normalised end state of ``workspace`` (see the module docstring)."""
-    root = str(workspace.resolve())
+def read_state(workspace: Path, *, db_url: str | None = None, schema: str | None = None,
+               copied_from: Path | None = None) -> dict:
+    """The normalised end state of ``workspace`` (see the module docstring); ``copied_from``: the
+    folder it was copied from after its command ran, whose path its rows hold."""
+    root = (str(workspace.resolve()),) + ((str(copied_from.resolve()),) if copied_from else ())
     state: dict = {}
     url = db_url or f"sqlite:///{workspace / 'rulelife.db'}"
     engine = sqlalchemy.create_engine(url)
@@ -287,7 +290,7 @@ def read_state(workspace: Path, *, db_url: str | None = None, schema: str | None
     return state
 
 
-def _quarantine(folder: Path, root: str) -> dict:
+def _quarantine(folder: Path, root) -> dict:
     rows = Counter()
     if folder.exists():
         for path in sorted(folder.glob("*.parquet")):
@@ -343,6 +346,7 @@ class Reference:
     state: dict
     seconds: float
     returncode: int
+    workspace: Path | None = None  # where it ran (the next reference of a scratch folder replaces it)
 
 
 @dataclass
@@ -376,7 +380,7 @@ def reference(command: str, stages: dict[str, Path], scratch: Path) -> Reference
     done = run(ws, args)
     if done.returncode != 0:
         raise AssertionError(f"the unkilled `{command}` failed ({done.returncode}):\n{done.output}")
-    return Reference(command, read_state(ws), done.seconds, done.returncode)
+    return Reference(command, read_state(ws), done.seconds, done.returncode, ws)
 
 
 def trial(ref: Reference, stages: dict[str, Path], scratch: Path, seed: int) -> Trial:

@@ -18,7 +18,7 @@ from tests.conftest import _pg_problem, require_or_skip
 from tests.faults import harness
 
 # Kill points per command in the suite's sample: more where a run is short.
-KILLS = {"sync": 2, "dataset build": 1, "promote": 2, "bundle publish": 2, "monitor nightly": 1, "mine": 1}
+KILLS = {"sync": 1, "dataset build": 1, "promote": 2, "bundle publish": 2, "monitor nightly": 1, "mine": 1}
 PG_KILLS = 1
 
 
@@ -79,14 +79,13 @@ def test_the_comparison_sees_a_doubled_ticket_event_and_a_lost_history_line(stag
     import sqlite3
 
     ref = references("monitor nightly")
-    ws = harness._copy(stages["live"], tmp_path / "ws")
-    assert harness.run(ws, harness.arguments("monitor nightly", stages)).returncode == 0
-    assert harness.diff(ref.state, harness.read_state(ws)) == []
+    ws = harness._copy(ref.workspace, tmp_path / "ws")
+    assert harness.diff(ref.state, harness.read_state(ws, copied_from=ref.workspace)) == []
     with sqlite3.connect(ws / "rulelife.db") as db:
         db.execute("INSERT INTO ticket_events (ticket_id, fingerprint, kind, at, day, body) "
                    "SELECT ticket_id, fingerprint || '-again', kind, at, day, body FROM ticket_events LIMIT 1")
     history = ws / "bundles" / "history.jsonl"
     history.write_text("".join(history.read_text().splitlines(keepends=True)[:-1]))
-    found = harness.diff(ref.state, harness.read_state(ws))
-    assert [line.split(":")[0] for line in found] == ["history", "table:ticket_events"]
+    found = harness.diff(ref.state, harness.read_state(ws, copied_from=ref.workspace))
+    assert [line.split(": ")[0] for line in found] == ["history", "table:ticket_events"]
     assert "extra" in found[1] and "lost []" in found[1]
