@@ -50,7 +50,7 @@ def iter_log(
     known_intents
         When given, a non-empty ``model_intent`` outside this set is a bad row.
     quarantine_dir
-        Where bad rows go (``<stem>-<run-id>.parquet``) and where the
+        Where bad rows go (``<stem>-<read-id>.parquet``) and where the
         validation cache lives (``.validated/``). Without it bad rows are
         still removed, counted in ``report`` and logged, but not written, and
         nothing is cached.

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", help="UTC time to stop starting trials, e.g. 2026-12-07T15:30")
     parser.add_argument("--kills", type=int, default=200, help="kill points per command")
     parser.add_argument("--pg", action="store_true", help="also the nightly on PostgreSQL")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="first seed (a second runner beside another takes its own range of kill points)")
     parser.add_argument("commands", nargs="*", default=list(harness.COMMANDS))
     args = parser.parse_intermixed_args(argv)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=UTC).timestamp() if args.deadline else None
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             refs[command] = harness.reference(command, stages, scratch / "ref")
         print(f"{command}: unkilled run {refs[command].seconds:.1f} s", flush=True)
-    seeds = {command: done.get(command, -1) + 1 for command in commands}
+    seeds = {command: max(done.get(command, -1) + 1, args.first_seed) for command in commands}
     counts = {command: 0 for command in commands}
     with args.out.open("a") as out:
         while any(counts[c] < args.kills for c in commands):
