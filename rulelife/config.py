@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     rules_dir: Path = Field(Path("rules"), description="folder of rule YAML files")
     db_url: str = Field("sqlite:///rulelife.db", description="SQLAlchemy URL of the registry")
     db_schema: str | None = Field(None, description="PostgreSQL schema for the tables (default: search_path)")
+    db_busy_timeout: float = Field(30.0, ge=0, le=3600, description="SQLite: seconds a write waits for another "
+                                                                     "writer before the command gives up (exit 75)")
     bundle_dir: Path = Field(Path("bundles"), description="folder of published bundles and CURRENT")
     bundle_signing_key: Path | None = Field(None, description="Ed25519 private key (PEM, from `rulelife bundle "
                                                               "keygen`) that signs every bundle publish builds")

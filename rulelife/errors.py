@@ -50,6 +50,11 @@ class StoreError(RulelifeError):
     """The registry database cannot be reached or used."""
 
 
+class StoreBusy(StoreError):
+    """Another writer holds the database (SQLite's lock past ``db_busy_timeout``, a PostgreSQL deadlock or
+    serialization conflict); nothing of this command's transaction was kept: run it again."""
+
+
 class LifecycleError(RulelifeError):
     """A lifecycle transition is not allowed from the rule's current state."""
 

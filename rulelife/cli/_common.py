@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from rulelife import progress
-from rulelife.errors import RulelifeError
+from rulelife.errors import JobLocked, RulelifeError, StoreBusy
 
 if TYPE_CHECKING:  # annotations only: commands import what they run, so --help stays fast
     from rulelife.config import Workspace
@@ -58,8 +58,12 @@ EngineOption = Annotated[Engine, typer.Option(
                      "(the active Spark session, or a local one; needs the spark extra).")]
 
 
+EXIT_RETRY = 75  # EX_TEMPFAIL: another writer or run held the database or the job; run it again later
+
+
 class RulelifeGroup(TyperGroup):
-    """Turns every :class:`RulelifeError` into one line on stderr and exit code 1.
+    """Turns every :class:`RulelifeError` into one line on stderr and exit code 1 (75 when the
+    database or a job lock was busy: :class:`StoreBusy`, :class:`JobLocked`; retrying is the fix).
 
     The library raises and never exits; this is the only place that decides
     what a user sees. Anything else is a bug and keeps its traceback.
@@ -74,7 +78,7 @@ class RulelifeGroup(TyperGroup):
             except RulelifeError as exc:
                 err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False,
                                   soft_wrap=True)
-                raise typer.Exit(1) from None
+                raise typer.Exit(EXIT_RETRY if isinstance(exc, StoreBusy | JobLocked) else 1) from None
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

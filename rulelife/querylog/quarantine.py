@@ -1,14 +1,17 @@
 """Where bad rows go, and the validation cache that lets a re-read skip great-expectations.
 
-Quarantine: one Parquet file per source file per run,
-``<quarantine_dir>/<source-stem>-<run-id>.parquet``, holding the bad rows'
+Quarantine: one Parquet file per source file and read,
+``<quarantine_dir>/<source-stem>-<read-id>.parquet``, holding the bad rows'
 columns that were read (the contract's and any a job asked for) as strings plus ``_source_file``, ``_row`` (0-based
 position among the source file's data rows; in a CSV without line breaks
 inside quoted values that is line ``_row + 2``), ``_raw`` and ``_reason``.
 A cell whose bytes are not UTF-8 is kept with each such byte written as
 ``\\xNN``. A CSV record that does not split into the header's fields has no
 row number and no columns: its text is in ``_raw`` (null on every other
-row). It is written atomically
+row). The read id is the file's validation-cache key (below), and the
+window when the read had one: reading the same file the same way again
+(a re-run after a crash) replaces its quarantine file, never adds a second
+copy of its rows. It is written atomically
 (:func:`rulelife._files.atomic_path`): to a temporary name, renamed when the
 file is done, so a reader never sees half a Parquet file.
 

@@ -54,7 +54,7 @@ def iter_log(
     known_intents
         When given, a non-empty ``model_intent`` outside this set is a bad row.
     quarantine_dir
-        Where bad rows go (``<stem>-<run-id>.parquet``) and where the
+        Where bad rows go (``<stem>-<read-id>.parquet``) and where the
         validation cache lives (``.validated/``). Without it bad rows are
         still removed, counted in ``report`` and logged, but not written, and
         nothing is cached.
@@ -175,7 +175,6 @@ class _Reader:
         self.quarantine_dir = quarantine_dir
         self.validate = validate
         self.report = report
-        self.run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         self._names: set[str] = set()
         self._reasons: Counter[str] = Counter()  # this call's, even when the report is shared
         self._quarantines: list[str] = []  # written now or by the run a cache marker came from
@@ -245,7 +244,7 @@ class _Reader:
                      if self.validate else None)
         writer = None
         if self.validate and self.quarantine_dir is not None:
-            writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self.run_id,
+            writer = QuarantineWriter(directory=self.quarantine_dir, source=raw.path, run_id=self._read_id(key),
                                       taken=self._names, columns=raw.read_columns())
         bad: dict[str, list[int]] = defaultdict(list)
         rows, unsplit, whole, finished = 0, 0, True, False
@@ -291,6 +290,19 @@ class _Reader:
         if key is not None and finished and whole and raw.complete:
             quarantine = str(writer.path) if bad or unsplit else None
             save_verdict(self.quarantine_dir, key, raw.path, Verdict(rows=rows, bad=dict(bad), quarantine_file=quarantine))
+
+    def _read_id(self, key: str | None) -> str:
+        """The quarantine file's id: the same for the same read of the same file (its verdict key and
+        the window), so a read killed after its quarantine file was written and before its marker was
+        saved rewrites that file when run again instead of quarantining its rows a second time.
+
+        A file that cannot be cached (a remote store that keeps no modification time) has no key and is
+        read again in full each time: a fresh id per read."""
+        if key is None:
+            return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        if self._lo is None and self._hi is None:
+            return key[:16]
+        return f"{key[:16]}-{self.since or 'start'}-{self.until or 'end'}"
 
     def _unsplit(self, raw: RawFile, writer: QuarantineWriter | None) -> int:
         """Quarantine (or count) the CSV records the parser set aside since the last call."""

@@ -851,8 +851,20 @@ class BundleStore:
     def _append_history(self, action: str, number: int, actor: str, reason: str, **fields) -> None:
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "number": number,
                  "actor": actor, "reason": reason, **fields}
-        with open(self.history_file, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        with open(self.history_file, "a+b") as handle:
+            cut = False
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                cut = handle.read(1) != b"\n"
+            # A line a killed writer left without its end stays a line of its own, never glued to this one.
+            handle.write((b"\n" if cut else b"") + json.dumps(entry, sort_keys=True).encode() + b"\n")
+
+    def _last_move(self) -> dict | None:
+        """The newest history line that moved CURRENT (a publish or a rollback), or None."""
+        for entry in reversed(self.history()):
+            if entry.get("action") in ("publish", "rollback"):
+                return entry
+        return None
 
     def build_and_point(self, rules: Sequence[Rule | CompiledRule], *, actor: str = "", lexicon=None,
                         serving: ServingSettings | None = None, reason: str = "",
@@ -870,7 +882,16 @@ class BundleStore:
             pointer, repaired = None, str(exc)
             log.warning("replacing the damaged CURRENT with a pointer to bundle %s: %s", bundle.number, exc)
         if pointer is not None and pointer["number"] == bundle.number:
-            return PublishResult(bundle, built, False)
+            with self._locked():
+                last = self._last_move()
+                if last is not None and last.get("number") == bundle.number:
+                    return PublishResult(bundle, built, False)
+                # CURRENT moved but its history line was never written (a publish killed between the
+                # two): write it now, so the move is in the history and becomes an event, once.
+                self._append_history("publish", bundle.number, actor, reason,
+                                     previous=last.get("number") if last else None, checksum=bundle.checksum,
+                                     **(extra or {}))
+            return PublishResult(bundle, built, True, repaired)
         return PublishResult(self.publish(bundle.number, actor=actor, reason=reason, extra=extra), built, True,
                              repaired)
 
@@ -950,8 +971,15 @@ class BundleStore:
     def history(self) -> list[dict]:
         if not self.history_file.exists():
             return []
-        lines = self.history_file.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        entries = []
+        for line in self.history_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except ValueError:  # a line a killed writer cut short
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
 
     def rollback_target(self, number: int | None = None) -> int:
         """``number``, or the bundle published before the current one."""

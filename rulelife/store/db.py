@@ -13,14 +13,17 @@ from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
-from rulelife.errors import JobLocked, StoreError
+from rulelife.errors import JobLocked, StoreBusy, StoreError
 from rulelife.store import models  # noqa: F401  (registers the tables)
 
 __all__ = ["Store", "utcnow"]
 
+# Another writer won: SQLite's lock (past the busy timeout, or at once when a read must turn into a
+# write after another commit), a PostgreSQL deadlock or serialization failure. Retrying is the fix.
+_BUSY = ("database is locked", "database table is locked", "deadlock detected", "could not serialize access")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -52,20 +55,25 @@ class Store:
     schema
         PostgreSQL only: keep the tables in this schema (created if missing),
         so several deployments can share one database.
+    busy_timeout
+        SQLite only: seconds a write waits for another writer's lock before
+        it gives up with :class:`StoreBusy`.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None):
+    def __init__(self, url: str, *, schema: str | None = None, busy_timeout: float = 30.0):
         self.url = url
         self.schema = schema
-        self.engine = self._connect(url, schema)
+        self.busy_timeout = busy_timeout
+        self.engine = self._connect(url, schema, busy_timeout)
         self.create_schema()
 
     @classmethod
     def from_workspace(cls, workspace) -> Store:
-        return cls(workspace.db_url, schema=workspace.settings.db_schema)
+        return cls(workspace.db_url, schema=workspace.settings.db_schema,
+                   busy_timeout=workspace.settings.db_busy_timeout)
 
     @staticmethod
-    def _connect(url: str, schema: str | None) -> Engine:
+    def _connect(url: str, schema: str | None, busy_timeout: float = 30.0) -> Engine:
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -75,7 +83,7 @@ class Store:
             ) from None
         kwargs: dict = {}
         if parsed.get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": busy_timeout}
         else:
             kwargs["pool_pre_ping"] = True
             if schema:
@@ -123,6 +131,12 @@ class Store:
 
     def _translate(self, exc: SQLAlchemyError) -> StoreError:
         message = str(exc).lower()
+        if isinstance(exc, DBAPIError) and any(word in message for word in _BUSY):
+            waited = f" after waiting {self.busy_timeout:g} s (db_busy_timeout)" \
+                if self.engine.dialect.name == "sqlite" else ""
+            return StoreBusy(
+                f"the database at {_masked(self.url)} is busy with another writer{waited}: {_first_line(exc)}. "
+                "Nothing of this command was kept; run it again in a moment")
         if isinstance(exc, OperationalError) and any(
             word in message for word in ("connect", "could not", "unable to open", "refused", "timeout")
         ):

@@ -1,0 +1,91 @@
+"""Kill each command at seeded random moments, re-run it, and compare the end state with an unkilled run.
+
+The suite's sample: a few kill points per command (``KILLS``) and one on
+PostgreSQL for the nightly. ``RULELIFE_FAULT_KILLS=N`` runs N per command
+instead, and ``RULELIFE_FAULT_REPORT=FILE`` appends each trial as a JSON line
+(read it with ``python -m tests.faults.summary FILE``); ``long_run.sh`` runs
+the long mode outside pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import _pg_problem, require_or_skip
+from tests.faults import harness
+
+# Kill points per command in the suite's sample: more where a run is short.
+KILLS = {"sync": 1, "dataset build": 1, "promote": 2, "bundle publish": 2, "monitor nightly": 1, "mine": 1}
+PG_KILLS = 1
+
+
+def kills(command: str) -> int:
+    return int(os.environ.get("RULELIFE_FAULT_KILLS", "0")) or KILLS.get(command, PG_KILLS)
+
+
+def record(result: harness.Trial) -> None:
+    out = os.environ.get("RULELIFE_FAULT_REPORT")
+    if out:
+        with open(out, "a") as handle:
+            handle.write(json.dumps(result.to_dict()) + "\n")
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    return harness.build_stages(tmp_path_factory.mktemp("stages"))
+
+
+@pytest.fixture(scope="module")
+def references(stages, tmp_path_factory):
+    found = {}
+
+    def get(command: str) -> harness.Reference:
+        if command not in found:
+            found[command] = harness.reference(command, stages, tmp_path_factory.mktemp("reference"))
+        return found[command]
+
+    return get
+
+
+def check(result: harness.Trial) -> None:
+    record(result)
+    assert result.divergences == [], f"{result.command} killed at {result.kill_at:.2f} s (seed {result.seed})"
+    assert result.locks_held == []
+
+
+@pytest.mark.parametrize("command", list(harness.COMMANDS))
+def test_a_command_killed_at_random_and_run_again_ends_as_an_unkilled_run(command, stages, references, tmp_path):
+    ref = references(command)
+    for seed in range(kills(command)):
+        check(harness.trial(ref, stages, tmp_path, seed))
+
+
+def test_the_nightly_on_postgresql_killed_at_random_and_run_again_ends_as_an_unkilled_run(tmp_path):
+    require_or_skip(_pg_problem(), "RULELIFE_REQUIRE_PG")
+    stage = harness.PostgresStage(tmp_path)
+    try:
+        ref = stage.reference()
+        for seed in range(kills("monitor nightly (postgresql)")):
+            check(stage.trial(ref, seed))
+    finally:
+        stage.close()
+
+
+def test_the_comparison_sees_a_doubled_ticket_event_and_a_lost_history_line(stages, references, tmp_path):
+    """The end-state comparison itself: a row added or a line removed is a divergence it names."""
+    import sqlite3
+
+    ref = references("monitor nightly")
+    ws = harness._copy(ref.workspace, tmp_path / "ws")
+    assert harness.diff(ref.state, harness.read_state(ws, copied_from=ref.workspace)) == []
+    with sqlite3.connect(ws / "rulelife.db") as db:
+        db.execute("INSERT INTO ticket_events (ticket_id, fingerprint, kind, at, day, body) "
+                   "SELECT ticket_id, fingerprint || '-again', kind, at, day, body FROM ticket_events LIMIT 1")
+    history = ws / "bundles" / "history.jsonl"
+    history.write_text("".join(history.read_text().splitlines(keepends=True)[:-1]))
+    found = harness.diff(ref.state, harness.read_state(ws, copied_from=ref.workspace))
+    assert [line.split(": ")[0] for line in found] == ["history", "table:ticket_events"]
+    assert "extra" in found[1] and "lost []" in found[1]
