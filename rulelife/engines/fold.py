@@ -31,7 +31,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -87,7 +87,7 @@ def fold_log(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     report = report if report is not None else LogReport()
-    options = dict(since=since, until=until, known_intents=known_intents, quarantine_dir=quarantine_dir)
+    options = {"since": since, "until": until, "known_intents": known_intents, "quarantine_dir": quarantine_dir}
     if engine == "local":
         return _fold_files(step, combine, source, report, chunk_rows, options)
     if engine == "local-pool":
@@ -128,7 +128,7 @@ class LogFold:
             self._pool.shutdown()
             self._pool = None
 
-    def __enter__(self) -> LogFold:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
