@@ -76,7 +76,7 @@ class ReportResult:
 
 
 def _pct(value, digits: int = 1) -> str:
-    return "n/a" if value is None or value != value else f"{value:.{digits}%}"
+    return "n/a" if value is None or pd.isna(value) else f"{value:.{digits}%}"
 
 
 def _table(headers: list[str], rows: list[list[object]], css: str = "", numeric: tuple[int, ...] = (),
@@ -218,8 +218,8 @@ def _tickets(data: ReportData, known: set[str]) -> str:
     if not data.tickets:
         return _section("tickets", "Open tickets", '<p class="note">No open ticket.</p>')
     out = [_table(["#", "subject", "check", "severity", "locale", "findings", "first day", "last day"],
-                  [[t.id, _rule_link(t.subject, known), _e(t.check), f'<span class="badge {_e(t.severity)}">'
-                    f"{_e(t.severity)}</span>", _e(t.locale or "–"), t.findings, _e(t.first_day), _e(t.last_day)]
+                  [[t.id, _rule_link(t.subject, known), _e(t.check), (f'<span class="badge {_e(t.severity)}">'
+                    f"{_e(t.severity)}</span>"), _e(t.locale or "–"), t.findings, _e(t.first_day), _e(t.last_day)]
                    for t in data.tickets], "tickets", numeric=(0, 5))]
     for t in data.tickets:
         out.append(f'<article class="ticket" id="ticket-{t.id}" data-ticket="{t.id}"><h3>#{t.id} {_e(t.title)}</h3>'
@@ -406,7 +406,7 @@ def _rules(data: ReportData) -> tuple[str, dict]:
                         f'<span data-metric="window-agreement">{_pct(a / n if n else None)}</span> ({a}/{n})',
                         f'<span data-metric="last-agreement">{last_text}</span>',
                         f"{rows['fires'].mean():,.0f}" if rows["fires"].notna().any() else "n/a",
-                        "n/a" if s_last != s_last else f"{s_last:.2f}",
+                        "n/a" if pd.isna(s_last) else f"{s_last:.2f}",
                         f'<span data-metric="vetoed">{data.vetoes.get(rule_id, 0):,}</span>',
                         _e("; ".join(why.get(rule_id, [])))])
         charts, embedded[rule_id] = _rule_charts(data, rule_id, rows, rule_cusum,
@@ -495,8 +495,8 @@ def _shadow(data: ReportData, known: set[str]) -> str:
         window = f"{e.first_day}..{e.last_day}" if e.first_day else "none yet"
         since = "" if e.since == date.min else str(e.since)
         rows.append([_rule_link(e.rule_id, known), _e(e.rule_version), _e(since), _e(window),
-                     f'<span data-metric="shadow-labelled" data-value="{e.labelled}">{e.labelled:,}</span>'
-                     f" / {e.fires:,}",
+                     (f'<span data-metric="shadow-labelled" data-value="{e.labelled}">{e.labelled:,}</span>'
+                      f" / {e.fires:,}"),
                      f'<span data-metric="shadow-agreement" data-value="{_e(e.agreement)}">{_pct(e.agreement)}</span>'
                      + (f" ({_pct(low)}–{_pct(high)})" if e.labelled else ""),
                      f'<span class="{"bad" if e.safety_fp else "ok"}">{e.safety_fp}</span>',
