@@ -17,7 +17,7 @@ from rulelife.cli import app
 from rulelife.engines.fold import fold_log
 from rulelife.errors import LogError
 from rulelife.querylog import LogReport, read_log
-from rulelife.serving.bundle import BundleStore
+from tests.monitoring.test_nightly import runtime_log
 
 DAY1, DAY2 = dt.date(2026, 3, 3), dt.date(2026, 3, 4)
 
@@ -124,20 +124,9 @@ def test_a_missing_bucket_or_folder_is_named(bucket):
 
 
 def runtime_day(workspace, day: dt.date) -> pd.DataFrame:
-    """10 shadow rows where the model agrees, 10 answered rows, 5 faq shadow rows, 5 no rule."""
-    bundle = BundleStore(workspace.bundle_dir).current()
-    versions = {r.id: r.version for r in bundle.rules}
-    rows = ([("where is my order", "order_tracking.where", True, "order_tracking")] * 10
-            + [("where is my order", "order_tracking.where", False, None)] * 10
-            + [("opening hours", "faq.hours", True, "faq")] * 5 + [("hello", None, None, "chitchat")] * 5)
-    frame = pd.DataFrame(rows, columns=["text", "rule_id", "shadow", "model_intent"])
-    frame["query_id"] = [f"q-{day}-{i}" for i in range(len(frame))]
-    frame["ts"] = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=12)
-    frame["locale"] = "en-US"
-    frame["model_confidence"] = [0.9 if m else None for m in frame["model_intent"]]
-    frame["rule_version"] = [versions.get(r) if r else None for r in frame["rule_id"]]
-    frame["bundle_version"] = pd.array([bundle.number if r else None for r in frame["rule_id"]], dtype="Int64")
-    frame["shadow"] = frame["shadow"].astype("boolean")
+    """The nightly test's day (10 shadow rows where the model agrees, 10 answered, 5 faq shadow, 5 no rule)
+    with an unused 400-byte column, as real logs carry."""
+    frame = runtime_log(workspace, day, 10, 0, write=False)
     frame["session_blob"] = "y" * 400
     return frame
 
