@@ -30,7 +30,7 @@ from sqlmodel import delete, select
 from rulelife.monitoring.model_versions import dominant
 from rulelife.store import ModelChangeRow, ModelDayRow, Store, events, utcnow
 
-__all__ = ["ModelChange", "detect_change", "latest_change", "record_day", "review_window"]
+__all__ = ["ModelChange", "all_changes", "detect_change", "latest_change", "record_day", "review_window"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,10 @@ def latest_change(store: Store, until: date | None = None) -> ModelChange | None
     with store.session() as session:
         row = session.exec(query).first()
     return None if row is None else ModelChange.of(row)
+
+
+def all_changes(store: Store) -> list[ModelChange]:
+    """Every recorded model change, oldest first."""
+    with store.session() as session:
+        rows = session.exec(select(ModelChangeRow).order_by(ModelChangeRow.first_day)).all()
+    return [ModelChange.of(row) for row in rows]

@@ -42,6 +42,7 @@ from rulelife.monitoring.contract import (
     empty_history,
     load_monitor,
 )
+from rulelife.monitoring.model_changes import all_changes, review_window
 from rulelife.store import AuditRow, DailyMetricRow, EvaluationRow, PromotionRow, Store, TicketRow, registry, utcnow
 
 __all__ = [
@@ -108,6 +109,26 @@ class EvaluationView:
     passed: bool
     reasons: list[str]
     metrics: dict
+
+
+@dataclass(frozen=True)
+class ModelChangeView:
+    """A model change and where its review stands on the report's last day."""
+
+    first_day: date
+    previous_version: str
+    version: str
+    review_ends: date  # the last day of the review window (the floor tickets instead of disabling)
+    revalidated_on: date | None
+    ticket_id: int | None
+
+    def status(self, today: date) -> str:
+        if self.revalidated_on is not None:
+            ticket = f", ticket #{self.ticket_id}" if self.ticket_id is not None else ""
+            return f"re-validated on {self.revalidated_on}{ticket}"
+        if today <= self.review_ends:
+            return f"in review until {self.review_ends}: agreement-floor failures file tickets, not disables"
+        return f"review ended {self.review_ends}; re-validation runs at the next nightly"
 
 
 @dataclass(frozen=True)
@@ -188,6 +209,7 @@ class ReportData:
     vetoes: dict[str, int] = field(default_factory=dict)  # rule id -> messages the safety lexicon vetoed in the window
     # rule id -> every stored evaluation of the rule, oldest first (``evaluations`` holds the newest)
     evaluation_history: dict[str, list[EvaluationView]] = field(default_factory=dict)
+    model_changes: list[ModelChangeView] = field(default_factory=list)  # oldest first
 
     @property
     def days(self) -> int:
@@ -559,7 +581,13 @@ def gather(workspace: Workspace, store: Store, *, since: date | None = None, unt
         residual=_residual(workspace, since, until) if residual else ResidualView("not computed (residual=False)"),
         shadow=_shadow(store, workspace, until),
         vetoes=load_vetoes(store, since, until),
+        model_changes=_model_changes(store, settings.model_revalidate_days),
     )
+
+
+def _model_changes(store: Store, review_days: int) -> list[ModelChangeView]:
+    return [ModelChangeView(c.first_day, c.previous_version, c.version, review_window(c.first_day, review_days)[1],
+                            c.revalidated_on, c.ticket_id) for c in all_changes(store)]
 
 
 def _in_window(stats: pd.DataFrame | None, since: date, columns: list[str]) -> pd.DataFrame:

@@ -526,7 +526,7 @@ def _residual(data: ReportData) -> str:
     view = data.residual
     if view.analysis is None:
         return _section("residual", "Residual traffic (left to the model)",
-                        f'<p class="note" data-empty="residual">{_e(view.note)}</p>')
+                        f'<p class="note" data-empty="residual">{_e(view.note)}</p>' + _model_changes(data))
     a = view.analysis
     summary = a.residual_summary()
     edges = [*summary["bin_low"].tolist(), 1.0]
@@ -540,7 +540,17 @@ def _residual(data: ReportData) -> str:
                            edges, summary["labelled_share"].fillna(0).tolist(),
                            summary["residual_share"].fillna(0).tolist(), ("all labelled traffic", "residual"))
     return _section("residual", "Residual traffic (left to the model)",
-                    text + _model_on_residual(view) + f'<div class="figure">{chart}</div>')
+                    text + _model_on_residual(view) + _model_changes(data) + f'<div class="figure">{chart}</div>')
+
+
+def _model_changes(data: ReportData) -> str:
+    """Each change of the model that labels the log, and where its review of the active rules stands."""
+    if not data.model_changes:
+        return '<p class="small" data-model="changes">Model changes: none recorded (the log names one model version, or none).</p>'
+    rows = [[_e(c.first_day), _e(c.previous_version), _e(c.version), _e(c.status(data.until))]
+            for c in reversed(data.model_changes)]
+    return ('<h3>Model changes</h3><div data-model="changes">'
+            + _table(["first day", "from", "to", "review"], rows) + "</div>")
 
 
 def _model_on_residual(view) -> str:

@@ -175,3 +175,37 @@ def test_revalidate_without_since_starts_at_the_latest_model_change(review_ws):
     assert "evidence from 2026-02-03 on: the model changed that day" in result.output
     snapshot = latest_dataset(store, "order_tracking.where")
     assert snapshot.meta["model_versions"] == {"model-2": 80}  # days 3 and 4 only: 40 labelled fires a day
+
+
+def test_the_health_page_shows_each_model_change_and_where_its_review_stands(review_ws):
+    from rulelife.report.data import gather
+    from rulelife.report.html import render_report
+
+    ws, store = review_ws, Store.from_workspace(review_ws)
+
+    def changes_on_page() -> str:
+        page = render_report(gather(ws, store, residual=False))
+        start = page.index('data-model="changes"')
+        return page[start:page.index("</div>", start)]
+
+    for n in range(1, 6):  # the change on day 4; a 3-day window: days 4-6
+        write_day(ws, day(n), ["model-1" if n < 4 else "model-2"])
+        nightly.run_nightly(ws, day(n))
+    shown = changes_on_page()
+    assert '<td class="">2026-02-04</td><td class="">model-1</td><td class="">model-2</td>' in shown
+    assert "in review until 2026-02-06" in shown
+
+    write_day(ws, day(6), ["model-2"])
+    nightly.run_nightly(ws, day(6))
+    (ticket,) = tickets_of(store, "model_revalidation")
+    assert f"re-validated on 2026-02-06, ticket #{ticket.id}" in changes_on_page()
+
+
+def test_the_health_page_says_when_no_model_change_is_recorded(ws):
+    from rulelife.report.data import gather
+    from rulelife.report.html import render_report
+
+    write_day(ws, day(1), ["model-1"])
+    nightly.run_nightly(ws, day(1))  # a start, not a change
+    page = render_report(gather(ws, Store.from_workspace(ws), residual=False))
+    assert "Model changes: none recorded" in page
