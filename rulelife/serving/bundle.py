@@ -851,13 +851,16 @@ class BundleStore:
     def _append_history(self, action: str, number: int, actor: str, reason: str, **fields) -> None:
         entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "number": number,
                  "actor": actor, "reason": reason, **fields}
-        with open(self.history_file, "a+b") as handle:
-            cut = False
-            if handle.seek(0, os.SEEK_END) > 0:
-                handle.seek(-1, os.SEEK_END)
-                cut = handle.read(1) != b"\n"
-            # A line a killed writer left without its end stays a line of its own, never glued to this one.
-            handle.write((b"\n" if cut else b"") + json.dumps(entry, sort_keys=True).encode() + b"\n")
+        cut = False  # a line a killed writer left without its end stays a line of its own
+        try:
+            with open(self.history_file, "rb") as tail:
+                if tail.seek(0, os.SEEK_END) > 0:
+                    tail.seek(-1, os.SEEK_END)
+                    cut = tail.read(1) != b"\n"
+        except FileNotFoundError:
+            pass
+        with open(self.history_file, "a", encoding="utf-8") as handle:
+            handle.write(("\n" if cut else "") + json.dumps(entry, sort_keys=True) + "\n")
 
     def _last_move(self) -> dict | None:
         """The newest history line that moved CURRENT (a publish or a rollback), or None."""
