@@ -38,7 +38,7 @@ automaton of the same phrases instead, with the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -604,12 +604,17 @@ class Matcher:
             try:
                 allowed = self._by_specs[meets]
             except KeyError:
-                allowed = frozenset(i for i, locales in enumerate(items) if any(spec in meets for spec in locales))
-                # Every index: None, so the hot path skips the membership test.
-                self._by_specs[meets] = allowed = None if len(allowed) == len(items) else allowed
+                allowed = self._by_specs[meets] = self._meeting(meets)
         if len(self._locale_cache) < 10_000:  # bounded: locales come from user input
             self._locale_cache[locale] = allowed
         return allowed
+
+    def _meeting(self, meets: frozenset[str]) -> frozenset[int] | None:
+        """Indices of the rules and lexicon phrases listing a locale spec in ``meets``; None for every index
+        (so the hot path skips the membership test)."""
+        items = self._locales
+        allowed = frozenset(i for i, locales in enumerate(items) if any(spec in meets for spec in locales))
+        return None if len(allowed) == len(items) else allowed
 
     def match_normalized(self, text: str, locale: str | None, _vetoes: bool = False) -> MatchResult | None:
         """Match an already-normalised query. The hot path: keep it lean.
@@ -822,20 +827,19 @@ class Matcher:
         vetoes: dict[str, str] = {}  # rule id -> first exclude phrase that counted
         lexicon_hits: set[int] = set()  # lexicon phrases that counted (their index in self.lexicon)
         count = len(self.rules)
-        for end, key in self._automaton.iter(normalized) if self._lengths and normalized else ():
+        for end, key, (index, is_exclude, check_left, check_right) in self._explained_hits(normalized):
             length = self._lengths[key]
             start = end - length + 1
-            for index, is_exclude, check_left, check_right in self._entries[key]:
-                item = self.rules[index] if index < count else self.lexicon[index - count]
-                rejection = self._rejection(item.locales, normalized, locale, start, end, check_left, check_right)
-                raw.append((index, key, start, is_exclude, rejection))
-                if rejection is None:
-                    if index >= count:
-                        lexicon_hits.add(index - count)
-                    elif is_exclude:
-                        vetoes.setdefault(item.id, self._phrases[key])
-                    else:
-                        fired[item.id] = max(fired.get(item.id, 0), length)
+            item = self.rules[index] if index < count else self.lexicon[index - count]
+            rejection = self._rejection(item.locales, normalized, locale, start, end, check_left, check_right)
+            raw.append((index, key, start, is_exclude, rejection))
+            if rejection is None:
+                if index >= count:
+                    lexicon_hits.add(index - count)
+                elif is_exclude:
+                    vetoes.setdefault(item.id, self._phrases[key])
+                else:
+                    fired[item.id] = max(fired.get(item.id, 0), length)
         hits = tuple(self._hit(*entry, vetoes) for entry in raw)
         winner, veto = self.match_and_veto_normalized(normalized, locale)
         vetoed = {rule_id: phrase for rule_id, phrase in vetoes.items() if rule_id in fired}
@@ -860,6 +864,16 @@ class Matcher:
             lexicon_vetoed=tuple(lexicon_vetoed),
             veto=veto,
         )
+
+    def _explained_hits(self, normalized: str) -> Iterator[tuple[int, int, tuple]]:
+        """(end, key, entry) for every entry of every key found in ``normalized``: by end,
+        longest first, then by rule index, patterns before excludes, the lexicon's last."""
+        if not (self._lengths and normalized):
+            return
+        entries = self._entries
+        for end, key in self._automaton.iter(normalized):
+            for entry in entries[key]:
+                yield end, key, entry
 
     def _hit(self, index, key, start, is_exclude, rejection, vetoes) -> ExplainedHit:
         phrase = self._phrases[key]

@@ -81,6 +81,7 @@ from rulelife.errors import BundleError, BundleIntegrityError
 from rulelife.rules.matcher import CompiledRule, LexiconPhrase, Matcher, compile_lexicon, compile_rule
 from rulelife.rules.normalize import NORMALIZATION_VERSION
 from rulelife.serving import signing
+from rulelife.serving.lineage import Lineage
 
 if TYPE_CHECKING:  # the pydantic models are for annotations only: serving never loads them
     from rulelife.config import Settings, Workspace
@@ -159,6 +160,9 @@ class Bundle:
     lexicon_version: str | None = None  # None: the bundle holds no safety lexicon
     serving: ServingSettings | None = None  # None: built without workspace settings (the runtime's defaults)
     signing_key: str | None = None  # the fingerprint of the key that signed it; None: unsigned
+    # The bundle loaded whole that this one's matcher derives from (itself, when loaded whole):
+    # what a later load derives from (see rulelife.serving.lineage). None: nothing derives from it.
+    lineage: Lineage | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def rules(self) -> tuple[CompiledRule, ...]:
@@ -338,7 +342,7 @@ def _header_problem(header) -> str | None:
 
 
 def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=None,
-                reuse: Bundle | None = None) -> Bundle:
+                reuse: Bundle | None = None, derive: bool = False) -> Bundle:
     """Read, verify and load a bundle file.
 
     Raises :class:`BundleIntegrityError` if it is truncated, modified, not the
@@ -351,6 +355,11 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=
     contents are equal (a republish that changed nothing but the number), so
     nothing is decoded. Equal means the content hash recomputed from this
     file's verified rules and lexicon, never the header's word for it.
+
+    ``derive``: when the contents differ by a few rules, serve a matcher
+    derived from ``reuse``'s lineage instead of loading this bundle's whole
+    (see :mod:`rulelife.serving.lineage`; pyahocorasick only, for serving:
+    the same answers, and the new bundle's automaton is never restored).
     """
     path = Path(path)
     if public_key is not None:
@@ -363,17 +372,31 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=
         raise BundleIntegrityError(f"{path} claims a content hash its rules and lexicon do not have: it was "
                                    "tampered with; publish a good one with `rulelife bundle publish`")
     if reuse is not None and reuse.content_hash == header["content_hash"]:
-        return _bundle(header, reuse.matcher, path)
+        return _bundle(header, reuse.matcher, path, reuse.lineage)
+    lineage = reuse.lineage if reuse is not None else None
+    if lineage is not None and lineage.content_hash == header["content_hash"]:
+        return _bundle(header, lineage.matcher, path, lineage)  # back to the bundle the served one derives from
+    rules_bytes, lexicon_bytes = front[:rules_size], front[rules_size:]
+    if derive and lineage is not None:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            derived = lineage.derive(rules_bytes, lexicon_bytes, header)
+        finally:
+            if collecting:
+                gc.enable()
+        if derived is not None:
+            return _bundle(header, derived, path, lineage)
     # Decoding makes many small objects that all live as long as the bundle;
     # pausing the collector meanwhile saves it scanning them again and again.
     collecting = gc.isenabled()
     gc.disable()
     try:
         lexicon = ()
-        if len(front) > rules_size:
-            phrases = json.loads(front[rules_size:])["phrases"]
+        if lexicon_bytes:
+            phrases = json.loads(lexicon_bytes)["phrases"]
             lexicon = tuple(LexiconPhrase.from_dict(item) for item in phrases)
-        rules = _RulesJson(front[:rules_size])  # decoded when first asked for (explain, Bundle.rules)
+        rules = _RulesJson(rules_bytes)  # decoded when first asked for (explain, Bundle.rules)
         del front
         if header.get("automaton_format") in (_AUTOMATON_FORMAT, _UNSLICED_FORMAT):
             matcher = _load_compiled(path, compiled, header, rules, lexicon)
@@ -383,10 +406,10 @@ def read_bundle(path: Path, *, expected_checksum: str | None = None, public_key=
         del compiled  # 50 MB at 100K patterns: kept only inside the automata
         if collecting:
             gc.enable()
-    return _bundle(header, matcher, path)
+    return _bundle(header, matcher, path, Lineage(matcher, header["content_hash"], rules_bytes, lexicon_bytes))
 
 
-def _bundle(header: dict, matcher: Matcher, path: Path) -> Bundle:
+def _bundle(header: dict, matcher: Matcher, path: Path, lineage: Lineage | None = None) -> Bundle:
     return Bundle(
         number=int(header["number"]),
         created_at=header["created_at"],
@@ -399,6 +422,7 @@ def _bundle(header: dict, matcher: Matcher, path: Path) -> Bundle:
         lexicon_version=header.get("lexicon_version"),
         serving=ServingSettings.from_header(header["serving"]) if "serving" in header else None,
         signing_key=header.get("signing_key") if "signature" in header else None,
+        lineage=lineage,
     )
 
 
@@ -965,11 +989,11 @@ class BundleStore:
             )
         return self.pointed(pointer)
 
-    def pointed(self, pointer: dict, *, reuse: Bundle | None = None) -> Bundle:
+    def pointed(self, pointer: dict, *, reuse: Bundle | None = None, derive: bool = False) -> Bundle:
         """Load and verify the bundle ``pointer`` (as :meth:`pointer` returns it) names
-        (``reuse`` as :func:`read_bundle`'s)."""
+        (``reuse`` and ``derive`` as :func:`read_bundle`'s)."""
         return read_bundle(self.root / pointer["file"], expected_checksum=pointer["checksum"],
-                           public_key=self.public_key, reuse=reuse)
+                           public_key=self.public_key, reuse=reuse, derive=derive)
 
     def history(self) -> list[dict]:
         if not self.history_file.exists():

@@ -515,7 +515,11 @@ class RuleClassifier:
                 if self._refused is not None and self._refused[0] == signature:
                     raise _Refused(self._refused[1])  # the same damaged publish: not verified again
                 current = self._serving
-                serving = self._serve(lambda: self.store.pointed(pointer, reuse=current.bundle), pointer, current)
+                # A publish that changed a few rules is derived from the matcher in service
+                # (rulelife.serving.lineage): nothing the size of the automaton is restored or freed.
+                derive = self.matcher_backend == BACKENDS[0]
+                serving = self._serve(lambda: self.store.pointed(pointer, reuse=current.bundle, derive=derive),
+                                      pointer, current)
             except Exception as exc:  # the poll must outlive whatever the bundle folder holds
                 self._note_error(exc, pointer)
                 return False
