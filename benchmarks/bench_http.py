@@ -23,7 +23,8 @@ repetition, in rotating order (so both sides see the same machine load):
 Per window: requests a second and the p50/p99 latency, over the window less
 its first ``settle_s`` seconds; per repetition, each publishing window's
 ratios to the quiet window of the same repetition (p99 and throughput), and
-their medians. Between windows, outside any, the benchmark waits until the
+their medians; and pooled, every request of a way in all repetitions against
+every quiet request (the steadier figure when the machine is noisy). Between windows, outside any, the benchmark waits until the
 service serves bundle 1 again, so a reload never spills into the next window.
 ``bundles`` counts the bundles the answers name (each answer names the
 bundle that decided): 1 in a quiet window, 2 in a publishing one. The load
@@ -230,9 +231,21 @@ def run(config: Config, progress=lambda msg: None) -> dict:
             proc.terminate()
             proc.wait(timeout=60)
     results = []
+    pooled: dict[str, list[float]] = {way: [] for way in WAYS}  # every latency of a way, all repetitions
+    seconds = dict.fromkeys(WAYS, 0.0)
     for rep, way, begin, end in schedule:
         results.append({"rep": rep, "way": way, **_window_stats(rows, begin + config.settle_s, end)})
+        pooled[way] += [r[1] for r in rows if begin + config.settle_s <= r[0] < end]
+        seconds[way] += end - begin - config.settle_s
     report = {"windows": results, "patterns": config.patterns, "connections": config.connections}
+    quiet_p99 = percentile(sorted(pooled["quiet"]), 0.99)
+    for way in ("publish", "equal"):
+        # Pooled over the repetitions: every request of the way against every quiet one, a
+        # steadier estimate than the median of per-repetition ratios on a noisy machine.
+        report[f"{way}_pooled"] = {
+            "p99_ratio": percentile(sorted(pooled[way]), 0.99) / quiet_p99,
+            "rps_ratio": (len(pooled[way]) / seconds[way]) / (len(pooled["quiet"]) / seconds["quiet"]),
+        }
     for way in ("publish", "equal"):
         p99, rps = [], []
         for rep in range(config.reps):
@@ -256,8 +269,10 @@ def format_table(report: dict) -> str:
         r = report[way]
         p99 = ", ".join(f"{x:.2f}" for x in r["p99_ratios"])
         rps = ", ".join(f"{x:.2f}" for x in r["rps_ratios"])
+        pooled = report[f"{way}_pooled"]
         lines.append(f"    {way} / quiet ({label}): p99 {r['p99_ratio']:.2f} [{p99}], "
-                     f"throughput {r['rps_ratio']:.2f} [{rps}]")
+                     f"throughput {r['rps_ratio']:.2f} [{rps}]; pooled p99 {pooled['p99_ratio']:.2f}, "
+                     f"throughput {pooled['rps_ratio']:.2f}")
     m = report["meta"]
     lines.append(f"load average {m['load_average']} -> {m['load_average_end']} on {m['cpu_count']} CPUs, "
                  f"{m['elapsed_s']:.0f} s")

@@ -35,7 +35,7 @@ _SHADOW_END = b',"shadow":true'  # CompiledRule.to_dict writes it last, and only
 # A derived matcher walks the base's automaton and one of the new phrases: past these
 # shares of the base, loading whole is cheaper to serve and to keep.
 _MAX_NEW_PHRASES = (2_000, 0.05)  # at least this many, or this share of the base's patterns
-_MAX_DEPARTED = 0.25  # of the base's rules
+_MAX_DEPARTED = (500, 0.25)  # rules: at least this many, or this share of the base's
 
 
 def rule_texts(rules_bytes: bytes) -> list[bytes] | None:
@@ -99,7 +99,8 @@ class Lineage:
                     return None
                 plans[rule.shadow].append(rule._replace(shadow=False))
             serving, shadow_plan = plans
-            if len(base._ids) - sum(type(item) is int for item in serving) > _MAX_DEPARTED * len(base._ids):
+            departed = len(base._ids) - sum(type(item) is int for item in serving)
+            if departed > max(_MAX_DEPARTED[0], _MAX_DEPARTED[1] * len(base._ids)):
                 return None
             shadow = None
             kept_shadow = base.shadow_matcher

@@ -13,7 +13,7 @@ from rulelife.errors import BundleIntegrityError
 from rulelife.rules.definition import Rule
 from rulelife.rules.matcher import Matcher, compile_rule
 from rulelife.serving import bundle as bundle_module
-from rulelife.serving.bundle import BundleStore, _checksum, _dump_state, _load_state, encode_bundle, read_bundle
+from rulelife.serving.bundle import BundleStore, _dump_state, _load_state, _seal, encode_bundle, read_bundle
 from rulelife.serving.publish import publish_rules
 
 WHERE = Rule(id="order_tracking.where", intent="order_tracking", patterns=["where is my order"], owner="ds")
@@ -53,7 +53,8 @@ def test_a_header_claiming_the_served_content_is_refused_not_trusted(tmp_path):
     data, header = encode_bundle([WHERE, HOURS], 2)
     payload = data.split(b"\n", 2)[2]
     header["content_hash"] = clf.bundle.content_hash
-    header["checksum"] = _checksum(header, payload)
+    front = header["rules_bytes"] + header.get("lexicon_bytes", 0)
+    _seal(header, payload[:front], payload[front:])
     atomic_write(store.path_of(2), bundle_module.MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
     _point(store, 2, header["checksum"])
 

@@ -14,7 +14,7 @@ from rulelife import RuleClassifier
 from rulelife.cli import app
 from rulelife.errors import BundleError, BundleIntegrityError, ConfigError
 from rulelife.rules.definition import Rule
-from rulelife.serving.bundle import BundleStore, _checksum, encode_bundle, read_bundle
+from rulelife.serving.bundle import BundleStore, _seal, encode_bundle, read_bundle
 from rulelife.serving.publish import publish_rules
 from rulelife.serving.signing import generate_keys, load_private_key, load_public_key
 
@@ -49,7 +49,7 @@ def _rewrite(path, header, front, state, nodes, magic=b"RULELIFE-BUNDLE 1\n"):
               "rules_bytes": len(front) - header.get("lexicon_bytes", 0)}
     if not nodes:
         header["automaton_chunks"] = [[], []]
-    header["checksum"] = _checksum(header, front, state, nodes)
+    _seal(header, front, state + nodes)
     path.write_bytes(magic + json.dumps(header, sort_keys=True).encode() + b"\n" + front + state + nodes)
     return header["checksum"]
 
@@ -174,6 +174,26 @@ class _RunsCommand:
 def test_a_compiled_state_naming_a_foreign_global_is_refused_loudly_and_never_run(tmp_path, caplog):
     store = BundleStore(tmp_path)
     publish_rules(store, [WHERE])
+    bundle = publish_rules(store, [WHERE, GREETING]).bundle
+    marker = tmp_path / "ran"
+    magic, header, front, _, _ = _parts(bundle.path.read_bytes())
+    hostile = pickle.dumps((_RunsCommand(f"touch {marker}"), None), protocol=5)
+    _repoint(store, _rewrite(bundle.path, header, front, hostile, b"", magic))
+
+    # A runtime starting on it loads it whole: refused, and the last good bundle serves.
+    with caplog.at_level(logging.ERROR, logger="rulelife.serving.bundle"):
+        clf = RuleClassifier.from_store(tmp_path)
+    assert not marker.exists()
+    assert "names the global posix.system" in clf.health().last_error
+    assert "tampered with" in caplog.text
+    assert clf.bundle_version == 1
+
+
+def test_a_refresh_that_derives_its_matcher_never_decodes_the_compiled_state(tmp_path):
+    """A publish of a few rules' change is served from the readable rules the checksum covers
+    (rulelife.serving.lineage): a hostile compiled state is never read, let alone run."""
+    store = BundleStore(tmp_path)
+    publish_rules(store, [WHERE])
     clf = RuleClassifier.from_store(tmp_path)
     bundle = publish_rules(store, [WHERE, GREETING]).bundle
     marker = tmp_path / "ran"
@@ -181,12 +201,12 @@ def test_a_compiled_state_naming_a_foreign_global_is_refused_loudly_and_never_ru
     hostile = pickle.dumps((_RunsCommand(f"touch {marker}"), None), protocol=5)
     _repoint(store, _rewrite(bundle.path, header, front, hostile, b"", magic))
 
-    with caplog.at_level(logging.ERROR, logger="rulelife.serving.bundle"):
-        assert not clf.refresh()
+    assert clf.refresh()
     assert not marker.exists()
-    assert "names the global posix.system" in clf.health().last_error
-    assert "tampered with" in caplog.text
-    assert clf.bundle_version == 1  # the last good bundle keeps serving
+    assert clf.bundle_version == 2
+    assert clf.classify("hello there").rule_id == GREETING.id  # the readable rules, not the forged state
+    with pytest.raises(BundleIntegrityError, match="names the global posix.system"):
+        read_bundle(bundle.path)  # loaded whole, it is refused
 
 
 def test_a_compiled_state_of_the_wrong_shape_is_refused_not_rebuilt(tmp_path):
