@@ -165,6 +165,23 @@ def test_bench_http_reports_every_window_and_ratio():
     assert "publish / quiet" in bench_http.format_table(report)
 
 
+def test_bench_reload_derives_a_few_rules_change_and_loads_whole_without_derivation():
+    from benchmarks import bench_reload
+    from rulelife.serving.bundle import BundleStore
+
+    pointed = BundleStore.pointed
+    report = bench_reload.run(bench_reload.Config(patterns=300, reloads=1), progress=lambda msg: None)
+    assert BundleStore.pointed is pointed  # derivation is back on after the whole-load passes
+    ways = report["ways"]
+    assert {way: ways[way]["served"] for way in ways} == {
+        "disable": {"derived": "DerivedMatcher", "whole": "Matcher"},
+        "promote": {"derived": "DerivedMatcher", "whole": "Matcher"},
+        "equal": {"derived": "Matcher", "whole": "Matcher"},
+    }
+    assert all(len(row["samples"][f"{way}/derived"]["cpu_ms"]) == 1 for way, row in ways.items())
+    assert "whole/derived" in bench_reload.format_table(report)
+
+
 def test_bench_locales_and_bench_shards_report_every_figure():
     from benchmarks import bench_locales, bench_shards
 
