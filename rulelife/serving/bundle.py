@@ -482,15 +482,13 @@ def _verified(handle, path: Path, expected_checksum: str | None, public_key) -> 
         # One read per part, each its own bytes object: the unpickler and the
         # automaton read them in place, with no copy of 50 MB at 100K patterns.
         sizes = [total - header["compiled_bytes"]]
-        sealed = "compiled_sha256" in header
-        if not sealed:
-            sizes += _compiled_sizes(header)
-        digest = _digest(header)
-        parts = _read_hashed(handle, sizes, digest)
     except OSError as exc:
         raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from None
-    if sum(map(len, parts)) != sum(sizes):
-        raise BundleIntegrityError(f"{path} changed while it was read; {_FIX}")
+    sealed = "compiled_sha256" in header
+    if not sealed:
+        sizes += _compiled_sizes(header)
+    digest = _digest(header)
+    parts = _read_parts(handle, path, sizes, digest)
     if digest.hexdigest() != header["checksum"]:
         raise BundleIntegrityError(f"{path} fails its checksum: it was modified after it was written; {_FIX}")
     if expected_checksum is not None and expected_checksum != header["checksum"]:
@@ -505,6 +503,17 @@ def _verified(handle, path: Path, expected_checksum: str | None, public_key) -> 
     return header, parts[0], None if sealed else parts[1:]
 
 
+def _read_parts(handle, path: Path, sizes: list[int], digest) -> list[bytes]:
+    """:func:`_read_hashed`, its errors said as a bundle's."""
+    try:
+        parts = _read_hashed(handle, sizes, digest)
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from None
+    if sum(map(len, parts)) != sum(sizes):
+        raise BundleIntegrityError(f"{path} changed while it was read; {_FIX}")
+    return parts
+
+
 def _compiled_sizes(header: dict) -> list[int]:
     if "automaton_chunks" in header:
         return [header.get("state_bytes", 0), *(n for part in header["automaton_chunks"] for n in part)]
@@ -513,14 +522,8 @@ def _compiled_sizes(header: dict) -> list[int]:
 
 def _read_compiled(handle, path: Path, header: dict) -> list[bytes]:
     """The compiled parts of a verified bundle whose header carries their hash, checked against it."""
-    sizes = _compiled_sizes(header)
     digest = hashlib.sha256()
-    try:
-        parts = _read_hashed(handle, sizes, digest)
-    except OSError as exc:
-        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from None
-    if sum(map(len, parts)) != sum(sizes):
-        raise BundleIntegrityError(f"{path} changed while it was read; {_FIX}")
+    parts = _read_parts(handle, path, _compiled_sizes(header), digest)
     if digest.hexdigest() != header["compiled_sha256"]:
         raise BundleIntegrityError(f"{path} fails its checksum: its compiled part was modified after it was "
                                    f"written; {_FIX}")

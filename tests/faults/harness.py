@@ -189,9 +189,26 @@ class Run:
     output: str = ""
 
 
+_fork_server = None  # a tests.faults.forkserver.ForkServer once use_fork_server() was called
+
+
+def use_fork_server() -> None:
+    """Start every later command by forking a process that imported rulelife once (the long run)."""
+    global _fork_server
+    from tests.faults.forkserver import ForkServer
+
+    if _fork_server is None:
+        _fork_server = ForkServer()
+
+
 def run(workspace: Path, args: list[str], *, kill_at: float | None = None, env: dict | None = None,
         timeout: float = 300) -> Run:
     """Run the command; with ``kill_at``, SIGKILL its whole process group after that many seconds."""
+    if _fork_server is not None:
+        out = workspace.parent / f"{workspace.name}.out"  # beside the workspace: not part of its state
+        code, seconds = _fork_server.run(["-w", str(workspace), *args], cwd=workspace, env=env or {}, out=out,
+                                         kill_at=kill_at, timeout=timeout)
+        return Run(code, seconds, out.read_text(errors="replace"))
     started = time.monotonic()
     proc = subprocess.Popen(command_line(workspace, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, env={**os.environ, **(env or {})}, cwd=workspace)
@@ -365,7 +382,8 @@ class Trial:
     def to_dict(self) -> dict:
         return {"command": self.command, "seed": self.seed, "kill_at": round(self.kill_at, 3),
                 "killed": self.killed, "rerun_code": self.rerun_code, "divergences": self.divergences,
-                "locks_held": self.locks_held, "backend": self.backend}
+                "locks_held": self.locks_held, "backend": self.backend,
+                "launcher": "fork server" if _fork_server is not None else "interpreter"}
 
 
 def _copy(stage: Path, target: Path) -> Path:

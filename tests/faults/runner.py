@@ -1,6 +1,6 @@
 """The long mode: kill each command at many seeded random moments, one JSON line per trial.
 
-    python -m tests.faults.runner OUT.jsonl --deadline 2026-12-07T15:30 [--kills N] [--pg] [COMMAND ...]
+    python -m tests.faults.runner OUT.jsonl --deadline 2026-12-07T15:30 [--kills N] [--pg] [--fork-server] [COMMAND ...]
 
 Runs the commands round-robin (one kill point each per round) until each has
 ``--kills`` trials or the deadline passes, appending to ``OUT.jsonl`` as it
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", action="store_true", help="also the nightly on PostgreSQL")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="first seed (a second runner beside another takes its own range of kill points)")
+    parser.add_argument("--fork-server", action="store_true",
+                        help="start each command by forking a process that imported rulelife once "
+                             "(kill points fall in the commands' own work; a trial costs about half)")
     parser.add_argument("commands", nargs="*", default=list(harness.COMMANDS))
     args = parser.parse_intermixed_args(argv)
     deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=UTC).timestamp() if args.deadline else None
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             if line.strip():
                 entry = json.loads(line)
                 done[entry["command"]] = max(done.get(entry["command"], -1), entry["seed"]) + 0
+    if args.fork_server:
+        harness.use_fork_server()
     scratch = Path(tempfile.mkdtemp(prefix="rulelife-faults-"))
     stages = harness.build_stages(scratch / "stages")
     commands = list(args.commands) + ([PG_NIGHTLY] if args.pg else [])

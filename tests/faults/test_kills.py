@@ -89,3 +89,29 @@ def test_the_comparison_sees_a_doubled_ticket_event_and_a_lost_history_line(stag
     found = harness.diff(ref.state, harness.read_state(ws, copied_from=ref.workspace))
     assert [line.split(": ")[0] for line in found] == ["history", "table:ticket_events"]
     assert "extra" in found[1] and "lost []" in found[1]
+
+
+def test_the_fork_server_runs_a_command_as_an_interpreter_does_and_kills_its_group(stages, references, tmp_path,
+                                                                                    monkeypatch):
+    """The long run's launcher (``runner.py --fork-server``): the same exit and end state as a fresh
+    interpreter, and a kill that stops the command where it was."""
+    from tests.faults.forkserver import ForkServer
+
+    ref = references("bundle publish")
+    args = harness.arguments("bundle publish", stages)
+    server = ForkServer()
+    monkeypatch.setattr(harness, "_fork_server", server)
+    try:
+        ws = harness._copy(stages["unpublished"], tmp_path / "whole")
+        done = harness.run(ws, args)
+        assert done.returncode == ref.returncode == 0, done.output
+        assert harness.diff(ref.state, harness.read_state(ws)) == []
+
+        ws = harness._copy(stages["unpublished"], tmp_path / "killed")
+        assert harness.run(ws, args, kill_at=0.01).returncode is None  # a publish takes far longer than 10 ms
+        again = harness.run(ws, args)
+        assert again.returncode == 0, again.output
+        assert harness.diff(ref.state, harness.read_state(ws)) == []
+        assert harness.locks_free(ws) == []
+    finally:
+        server.close()
