@@ -30,7 +30,7 @@ from rulelife.rules.definition import intent_slug, rule_to_yaml
 from rulelife.rules.lint import lint_rules
 from rulelife.store import Store, registry
 from rulelife.store.registry import SyncReport
-from rulelife.store.selection import Window, record_selection
+from rulelife.store.selection import Window, has_selection, record_selection
 
 __all__ = ["MiningReport", "Skip", "mine_workspace", "split_window"]
 
@@ -121,11 +121,18 @@ def mine_workspace(
     ``miner_params`` go to the miner (see :class:`miners.candidates.CandidateMiner`).
     """
     settings = workspace.settings
+    store = store or Store.from_workspace(workspace)
     before = lint_rules(workspace.rules_dir)
+    leftovers = _leftovers(workspace, before, store) if write else set()
+    if leftovers and not before.ok and {str(p.path) for p in before.problems} <= leftovers:
+        # An interrupted run wrote these and died before removing the ones lint refuses, as it would have.
+        for path in {str(p.path) for p in before.problems}:
+            Path(path).unlink()
+            leftovers.discard(path)
+        before = lint_rules(workspace.rules_dir)
     if not before.ok:
         raise RuleError(f"{len(before.problems)} lint problem(s) in {workspace.rules_dir} before mining; "
                         "fix them first (`rulelife rules lint`) so new candidates can be checked against a clean folder")
-    store = store or Store.from_workspace(workspace)
     active = registry.active_rules(store)
     active_ids = {r.id for r in active}
     miner_class = load_plugin(MINERS, "candidates")
@@ -148,8 +155,9 @@ def mine_workspace(
     # The miner reads its days three times; the first read fills the log report.
     with LogFold(source, report=report.log, since=chosen.start if chosen else since,
                  until=chosen.end if chosen else until, **options) as fold:
+        # An interrupted run's files are not known rules: mined again, they are the same files.
         miner.fit(fold=fold, active_rules=active,
-                  rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids])
+                  rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids and str(rf.path) not in leftovers])
     if heldout is not None and miner.candidates_:
         progress.step(f"counting {len(miner.candidates_)} candidates on the held-out days {heldout.start}..{heldout.end}")
         with LogFold(source, since=heldout.start, until=heldout.end, **options) as fold:
@@ -172,9 +180,31 @@ def mine_workspace(
     if write and report.candidates:
         _write(workspace, report)
     if write and report.paths:
-        report.sync = registry.sync_workspace(workspace, actor=actor, store=store)
+        # Each step can be cut by a crash and taken again: the files are adopted when equal, a
+        # selection is recorded once, and a rule registers once; the selection comes before the
+        # registration, so no registered candidate ever lacks the days that chose it.
         _record(store, report, actor)
+        report.sync = registry.sync_workspace(workspace, actor=actor, store=store)
     return report
+
+
+MINED_HEADER = "# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
+
+
+def _leftovers(workspace: Workspace, lint, store: Store) -> set[str]:
+    """The rule files a mining run wrote and never registered: an interrupted run's."""
+    registered = {status.rule_id for status in registry.list_rules(store)}
+    paths = {str(rf.path) for rf in lint.rules if rf.rule.id not in registered}
+    paths |= {str(p.path) for p in lint.problems}
+    out = set()
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.readline() == MINED_HEADER.rstrip("\n") + "\n":
+                    out.add(path)
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out
 
 
 def _day_set(chunk: pd.DataFrame) -> frozenset[date]:
@@ -210,6 +240,8 @@ def _record(store: Store, report: MiningReport, actor: str) -> None:
     chosen = Window(start, end)
     with store.session() as session:
         for candidate in report.written:
+            if has_selection(session, candidate.id, candidate.rule.version, chosen, report.heldout):
+                continue  # an interrupted run recorded it
             figures = {"fires": candidate.fires, "agree": candidate.agree, "heldout_fires": candidate.heldout_fires,
                        "heldout_agree": candidate.heldout_agree, "heldout_unsafe": candidate.heldout_unsafe}
             record_selection(session, candidate.id, candidate.rule.version, chosen, heldout=report.heldout,
@@ -221,12 +253,15 @@ def _write(workspace: Workspace, report: MiningReport) -> None:
     for candidate in report.candidates:
         name = candidate.id.split(".", 1)[1]
         path = workspace.rules_dir / intent_slug(candidate.intent) / f"{name}.yaml"
+        text = MINED_HEADER + rule_to_yaml(candidate.rule)
         if path.exists():
+            if _read(path) == text:  # what an interrupted run of the same mining wrote
+                report.paths[candidate.id] = str(path)
+                continue
             report.skipped.append(Skip(", ".join(candidate.rule.patterns), candidate.intent, candidate.locale,
                                        "file_exists", f"{path} already exists; it is left as it is"))
             continue
-        atomic_write(path, "# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
-                     + rule_to_yaml(candidate.rule))
+        atomic_write(path, text)
         report.paths[candidate.id] = str(path)
     # Each round removes every written file lint complains about; removing a
     # file can only remove problems, so this ends (at most once per file).
@@ -244,3 +279,10 @@ def _write(workspace: Workspace, report: MiningReport) -> None:
                 candidate = next(c for c in report.candidates if c.id == rule_id)
                 report.skipped.append(Skip(", ".join(candidate.rule.patterns), candidate.intent, candidate.locale,
                                            "lint", "; ".join(by_path[path])))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

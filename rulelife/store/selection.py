@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from rulelife.store import SelectionRow, Store, utcnow
 
-__all__ = ["Selection", "Window", "day_after", "latest_selection", "record_selection"]
+__all__ = ["Selection", "Window", "day_after", "has_selection", "latest_selection", "record_selection"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,16 @@ def record_selection(session: Session, rule_id: str, version: str, window: Windo
         rule_id=rule_id, rule_version=version, window_start=window.start, window_end=window.end,
         heldout_start=heldout.start if heldout else None, heldout_end=heldout.end if heldout else None,
         at=utcnow(), actor=actor, figures=json.dumps(figures, default=str)))
+
+
+def has_selection(session: Session, rule_id: str, version: str, window: Window, heldout: Window | None) -> bool:
+    """Whether ``window`` (and ``heldout``) is already recorded as having chosen this rule version."""
+    query = select(SelectionRow.id).where(
+        SelectionRow.rule_id == rule_id, SelectionRow.rule_version == version,
+        SelectionRow.window_start == window.start, SelectionRow.window_end == window.end,
+        SelectionRow.heldout_start == (heldout.start if heldout else None),
+        SelectionRow.heldout_end == (heldout.end if heldout else None))
+    return session.exec(query).first() is not None
 
 
 def latest_selection(store: Store, rule_id: str) -> Selection | None:
