@@ -50,6 +50,29 @@ def require_or_skip(problem: str, env: str) -> None:
     pytest.skip(problem)
 
 
+@pytest.fixture(autouse=True)
+def _close_pooled_connections(monkeypatch):
+    """After each test, close the pooled connections of every store it opened.
+
+    Library calls that open a store of their own leave its pool to the
+    garbage collector; over a thousand tests that is more connections than a
+    PostgreSQL server allows by default (100). Disposing only empties a pool:
+    an engine still referenced opens a connection again when next used.
+    """
+    opened = []
+    connect = Store._connect
+
+    def recording(*args, **kwargs):
+        engine = connect(*args, **kwargs)
+        opened.append(engine)
+        return engine
+
+    monkeypatch.setattr(Store, "_connect", staticmethod(recording))
+    yield
+    for engine in opened:
+        engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """A fresh, empty database URL (plus schema) on each backend."""
