@@ -24,8 +24,9 @@ Per window: requests a second and the p50/p99 latency, over the window less
 its first ``settle_s`` seconds; per repetition, each publishing window's
 ratios to the quiet window of the same repetition (p99 and throughput), and
 their medians; and pooled, every request of a way in all repetitions against
-every quiet request (the steadier figure when the machine is noisy). Between windows, outside any, the benchmark waits until the
-service serves bundle 1 again, so a reload never spills into the next window.
+every quiet request (the steadier figure when the machine is noisy). Between
+windows, outside any, the benchmark waits until the service serves bundle 1
+again, so a reload never spills into the next window.
 ``bundles`` counts the bundles the answers name (each answer names the
 bundle that decided): 1 in a quiet window, 2 in a publishing one. The load
 average is reported: on a shared machine it is the context of every figure.

@@ -123,12 +123,13 @@ def mine_workspace(
     settings = workspace.settings
     store = store or Store.from_workspace(workspace)
     before = lint_rules(workspace.rules_dir)
-    leftovers = _leftovers(workspace, before, store) if write else set()
-    if leftovers and not before.ok and {str(p.path) for p in before.problems} <= leftovers:
+    leftovers = _leftovers(before, store) if write else set()
+    refused = {str(p.path) for p in before.problems}
+    if refused and refused <= leftovers:
         # An interrupted run wrote these and died before removing the ones lint refuses, as it would have.
-        for path in {str(p.path) for p in before.problems}:
+        for path in refused:
             Path(path).unlink()
-            leftovers.discard(path)
+        leftovers -= refused
         before = lint_rules(workspace.rules_dir)
     if not before.ok:
         raise RuleError(f"{len(before.problems)} lint problem(s) in {workspace.rules_dir} before mining; "
@@ -156,8 +157,8 @@ def mine_workspace(
     with LogFold(source, report=report.log, since=chosen.start if chosen else since,
                  until=chosen.end if chosen else until, **options) as fold:
         # An interrupted run's files are not known rules: mined again, they are the same files.
-        miner.fit(fold=fold, active_rules=active,
-                  rules=[rf.rule for rf in before.rules if rf.rule.id not in active_ids and str(rf.path) not in leftovers])
+        known = [rf.rule for rf in before.rules if rf.rule.id not in active_ids and str(rf.path) not in leftovers]
+        miner.fit(fold=fold, active_rules=active, rules=known)
     if heldout is not None and miner.candidates_:
         progress.step(f"counting {len(miner.candidates_)} candidates on the held-out days {heldout.start}..{heldout.end}")
         with LogFold(source, since=heldout.start, until=heldout.end, **options) as fold:
@@ -191,20 +192,12 @@ def mine_workspace(
 MINED_HEADER = "# Candidate mined by `rulelife mine`; review it, then build its dataset and promote it.\n"
 
 
-def _leftovers(workspace: Workspace, lint, store: Store) -> set[str]:
+def _leftovers(lint, store: Store) -> set[str]:
     """The rule files a mining run wrote and never registered: an interrupted run's."""
     registered = {status.rule_id for status in registry.list_rules(store)}
     paths = {str(rf.path) for rf in lint.rules if rf.rule.id not in registered}
     paths |= {str(p.path) for p in lint.problems}
-    out = set()
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                if handle.readline() == MINED_HEADER.rstrip("\n") + "\n":
-                    out.add(path)
-        except (OSError, UnicodeDecodeError):
-            continue
-    return out
+    return {path for path in paths if (_read(Path(path)) or "").startswith(MINED_HEADER)}
 
 
 def _day_set(chunk: pd.DataFrame) -> frozenset[date]:

@@ -9,9 +9,9 @@ waits for each. :func:`derive` instead keeps the loaded matcher's automaton
 and walks a small second automaton holding only the phrases of the rules that
 came in. Its answers, ``fired`` lists and ``explain`` are exactly those of a
 matcher built from the new rule set (``tests/rules/test_derived.py`` compares
-them on random rule sets and edits); what it costs is proportional to the
-base's key table in Python (renumbering, interruptible by request threads)
-plus the new rules' phrases.
+them on random rule sets and edits); what it costs is a C loop over the base's
+key table (renumbering), a Python loop over its distinct entry tuples and the
+new rules' phrases.
 
 A derived matcher is for serving only: a bundle is always built whole.
 """
@@ -158,25 +158,19 @@ def derive(base: Matcher, plan: Sequence[int | CompiledRule], *, shadow: Matcher
             new = remap[index]
             append(entry if new == index else ((new, exclude, left, right),) if new >= 0 else ())
         else:
-            append(tuple([(remap[index], exclude, left, right) for index, exclude, left, right in entry
-                          if remap[index] >= 0]))
+            append(_renumbered(entry, remap))
     entries = list(map(renumbered.__getitem__, codes))
     live = len(entries) - entries.count(())
 
     delta_rules = [rule for _, rule in added]
     lengths, delta_entries, phrases = Matcher._key_table(delta_rules)
     if phrases:
-        positions = [position for position, _ in added]
-        offset = len(base._phrases)
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for key, phrase in enumerate(phrases):
-            automaton.add_word(phrase, offset + key)
-        automaton.make_automaton()
-        fresh = {}
+        positions = [position for position, _ in added]  # a new rule's index among them -> in the plan
+        automaton = Matcher._build(phrases, first_key=len(base._phrases))
+        fresh: dict[tuple, tuple] = {}
         for key, entry in enumerate(delta_entries):
             if entry not in fresh:
-                fresh[entry] = tuple([(positions[index], exclude, left, right)
-                                      for index, exclude, left, right in entry])
+                fresh[entry] = _renumbered(entry, positions)
             delta_entries[key] = fresh[entry]
         self._lengths = base._lengths + lengths
         self._entries = entries + delta_entries
@@ -196,6 +190,12 @@ def derive(base: Matcher, plan: Sequence[int | CompiledRule], *, shadow: Matcher
     self._pattern_count = live
     self._init_caches()
     return self
+
+
+def _renumbered(entry: tuple, table: Sequence[int]) -> tuple:
+    """A key's entries with each rule index ``i`` made ``table[i]``; those mapped to -1 dropped."""
+    return tuple([(table[index], exclude, left, right) for index, exclude, left, right in entry
+                  if table[index] >= 0])
 
 
 def _pick(column: list, indices: list[int]) -> list:

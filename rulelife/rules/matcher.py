@@ -508,9 +508,10 @@ class Matcher:
         return [len(p) for p in phrases], table, phrases
 
     @staticmethod
-    def _build(phrases: Sequence[str]) -> ahocorasick.Automaton:
+    def _build(phrases: Sequence[str], first_key: int = 0) -> ahocorasick.Automaton:
+        """An automaton whose value for ``phrases[i]`` is key ``first_key + i``."""
         automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for index, phrase in enumerate(phrases):
+        for index, phrase in enumerate(phrases, first_key):
             automaton.add_word(phrase, index)
         if phrases:
             automaton.make_automaton()

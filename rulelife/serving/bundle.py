@@ -393,7 +393,9 @@ def _read(handle, path: Path, expected_checksum: str | None, public_key, reuse: 
     rules_size = header["rules_bytes"]
     # The checksum covers the header, but whoever can write the folder can recompute it:
     # the content hash is checked against the content, since equal hashes share a matcher.
-    if _content_hash(front[:rules_size], front[rules_size:]) != header["content_hash"]:
+    rules_bytes, lexicon_bytes = front[:rules_size], front[rules_size:]
+    del front
+    if _content_hash(rules_bytes, lexicon_bytes) != header["content_hash"]:
         raise BundleIntegrityError(f"{path} claims a content hash its rules and lexicon do not have: it was "
                                    "tampered with; publish a good one with `rulelife bundle publish`")
     if reuse is not None and reuse.content_hash == header["content_hash"]:
@@ -401,39 +403,37 @@ def _read(handle, path: Path, expected_checksum: str | None, public_key, reuse: 
     lineage = reuse.lineage if reuse is not None else None
     if lineage is not None and lineage.content_hash == header["content_hash"]:
         return _bundle(header, lineage.matcher, path, lineage)  # back to the bundle the served one derives from
-    rules_bytes, lexicon_bytes = front[:rules_size], front[rules_size:]
-    if derive and lineage is not None:
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+    # Deriving or decoding makes many small objects that all live as long as the
+    # bundle; pausing the collector meanwhile saves it scanning them again and again.
+    with _collector_paused():
+        if derive and lineage is not None:
             derived = lineage.derive(rules_bytes, lexicon_bytes, header)
-        finally:
-            if collecting:
-                gc.enable()
-        if derived is not None:
-            return _bundle(header, derived, path, lineage)
-    if compiled is None:
-        compiled = _read_compiled(handle, path, header)
-    # Decoding makes many small objects that all live as long as the bundle;
-    # pausing the collector meanwhile saves it scanning them again and again.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+            if derived is not None:
+                return _bundle(header, derived, path, lineage)
+        if compiled is None:
+            compiled = _read_compiled(handle, path, header)
         lexicon = ()
         if lexicon_bytes:
             phrases = json.loads(lexicon_bytes)["phrases"]
             lexicon = tuple(LexiconPhrase.from_dict(item) for item in phrases)
         rules = _RulesJson(rules_bytes)  # decoded when first asked for (explain, Bundle.rules)
-        del front
         if header.get("automaton_format") in (_AUTOMATON_FORMAT, _UNSLICED_FORMAT):
             matcher = _load_compiled(path, compiled, header, rules, lexicon)
         else:  # another pyahocorasick or an older layout: rebuild from the rules, which the checksum vouches for
             matcher = Matcher(rules.all(), lexicon=lexicon)
-    finally:
         del compiled  # 50 MB at 100K patterns: kept only inside the automata
+    return _bundle(header, matcher, path, Lineage(matcher, header["content_hash"], rules_bytes, lexicon_bytes))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
         if collecting:
             gc.enable()
-    return _bundle(header, matcher, path, Lineage(matcher, header["content_hash"], rules_bytes, lexicon_bytes))
 
 
 def _bundle(header: dict, matcher: Matcher, path: Path, lineage: Lineage | None = None) -> Bundle:

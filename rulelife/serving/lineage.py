@@ -70,7 +70,7 @@ class Lineage:
                 shadow = text.endswith(_SHADOW_END)
                 index[text] = (shadow, counts[shadow])
                 counts[shadow] += 1
-            self._index = index
+            self._index, self._rules_bytes = index, b""  # the texts are the index's keys now
         return self._index
 
     def derive(self, rules_bytes: bytes, lexicon_bytes: bytes, header: dict) -> Matcher | None:
