@@ -145,6 +145,19 @@ def test_corrupt_bundle_is_refused(ws):
     assert result.exit_code == 1 and "truncated" in result.output
 
 
+def test_a_bundle_whose_compiled_part_changed_is_refused_by_name(ws):
+    invoke(ws, "sync")
+    activate(ws, "faq.opening_hours")
+    path = next((ws / "bundles").glob("bundle-*.rlb"))
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # one bit of the automaton's node data; the header and the rules are intact
+    path.write_bytes(bytes(data))
+    result = invoke(ws, "bundle", "show")
+    assert result.exit_code == 1, result.output
+    assert f"{path.name} fails its checksum: its compiled part was modified" in result.output
+    assert "rulelife bundle publish" in result.output and "Traceback" not in result.output
+
+
 def test_missing_workspace_says_how_to_create_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RULELIFE_WORKSPACE", raising=False)
