@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -129,6 +130,13 @@ def serve(server: ThreadingHTTPServer, writer: QueryLogWriter) -> None:
     writer.close()
 
 
+def _stop_when_orphaned(parent: int, server: ThreadingHTTPServer) -> None:
+    """A worker whose parent died (SIGKILL, the OOM killer) stops, writing its log, rather than linger."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    server.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", required=True, help="the workspace's bundle folder (holds CURRENT)")
@@ -147,12 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers <= 1:
         serve(server, writer)
         return 0
+    # The workers share one listening socket: a connection wakes them all and one accepts it. A blocking
+    # accept() would leave the others waiting for the next connection, deaf to SIGTERM until one came;
+    # non-blocking, their accept() fails at once (socketserver ignores it) and they go back to waiting.
+    server.socket.setblocking(False)
+    parent = os.getpid()
     children = []
     for _ in range(args.workers):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                threading.Thread(target=_stop_when_orphaned, args=(parent, server), daemon=True).start()
                 serve(server, writer)
                 code = 0
             finally:
