@@ -54,10 +54,11 @@ def require_or_skip(problem: str, env: str) -> None:
 def _close_pooled_connections(monkeypatch):
     """After each test, close the pooled connections of every store it opened.
 
-    Library calls that open a store of their own leave its pool to the
-    garbage collector; over a thousand tests that is more connections than a
-    PostgreSQL server allows by default (100). Disposing only empties a pool:
-    an engine still referenced opens a connection again when next used.
+    A store closes its pool when it is dropped, but one a failing test's
+    traceback keeps alive would hold its connections for the rest of the run;
+    over a thousand tests that can be more than a PostgreSQL server allows by
+    default (100). Disposing only empties a pool: an engine still referenced
+    opens a connection again when next used.
     """
     opened = []
     connect = Store._connect

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -65,6 +66,10 @@ class Store:
         self.schema = schema
         self.busy_timeout = busy_timeout
         self.engine = self._connect(url, schema, busy_timeout)
+        # A store a library call opened for itself (``store=None``) is dropped when the call returns; its
+        # pooled connections close then, not at the collector's next pass: a scheduler or a notebook that
+        # calls the library all day would otherwise hold connections PostgreSQL counts against its limit.
+        weakref.finalize(self, self.engine.dispose)
         self.create_schema()
 
     @classmethod
@@ -202,6 +207,7 @@ class Store:
         SQLModel.metadata.drop_all(self.engine)
 
     def dispose(self) -> None:
+        """Close the pooled connections now (the store stays usable: it connects again when used)."""
         self.engine.dispose()
 
 
