@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 import weakref
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ class Store:
         # A store a library call opened for itself (``store=None``) is dropped when the call returns; its
         # pooled connections close then, not at the collector's next pass: a scheduler or a notebook that
         # calls the library all day would otherwise hold connections PostgreSQL counts against its limit.
-        weakref.finalize(self, self.engine.dispose)
+        weakref.finalize(self, _dispose_in, self.engine, os.getpid())
         self.create_schema()
 
     @classmethod
@@ -209,6 +210,13 @@ class Store:
     def dispose(self) -> None:
         """Close the pooled connections now (the store stays usable: it connects again when used)."""
         self.engine.dispose()
+
+
+def _dispose_in(engine: Engine, pid: int) -> None:
+    """Close ``engine``'s pool, in the process that opened it only: a forked child shares the parent's sockets,
+    and closing a PostgreSQL connection there would end the parent's session."""
+    if os.getpid() == pid:
+        engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -51,3 +51,32 @@ def test_a_store_the_caller_passes_stays_theirs_and_usable(rules_workspace):
     store.dispose()
     assert open_connections(workspace.db_url) == 0
     assert [s.rule_id for s in registry.list_rules(store)] == ["faq.hours", "order_tracking.where"]  # connects again
+
+
+
+def test_a_forked_child_that_drops_a_store_leaves_the_parents_connections_alone(db_url):
+    from sqlalchemy import text
+
+    from rulelife.store import Store
+
+    url, schema = db_url
+    store = Store(url, schema=schema)
+    query = text("SELECT pg_backend_pid()" if store.engine.dialect.name == "postgresql" else "SELECT 1")
+
+    def sessions() -> set:
+        """The server session of every pooled connection (a dead one is replaced by a new session on checkout)."""
+        held = [store.engine.connect() for _ in range(store.engine.pool.checkedin())]
+        try:
+            return {conn.execute(query).scalar() for conn in held}
+        finally:
+            for conn in held:
+                conn.close()
+
+    before = sessions()
+    pid = os.fork()
+    if pid == 0:  # the child drops its copy, as a worker's code going out of scope would
+        del store
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert sessions() == before  # the same server sessions: the child ended none of them
+    store.dispose()
