@@ -49,6 +49,9 @@ class Handler(BaseHTTPRequestHandler):
     # delay a small answer leaves at once instead of waiting for the client's ACK.
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    # Seconds a connection may stay silent (idle between requests, or a request sent slowly) before it is
+    # closed: each open connection holds a thread, so a client must not be able to keep them forever.
+    timeout = 30.0
 
     def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
         if self.path == "/classify":
@@ -68,7 +71,12 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": f"no such endpoint: GET {self.path}"})
 
     def _body(self) -> dict | None:
-        length = int(self.headers.get("Content-Length") or 0)
+        announced = (self.headers.get("Content-Length") or "0").strip()
+        if not announced.isascii() or not announced.isdigit():  # read(-1) would wait for the client to hang up
+            self.close_connection = True  # where this body ends is unknown: the connection cannot go on
+            self._send(400, {"error": f"Content-Length must be a number of bytes, got {announced[:40]!r}"})
+            return None
+        length = int(announced)
         if length > MAX_BODY:
             self.close_connection = True  # the unread body would be taken for the next request
             self._send(413, {"error": f"a request body may hold {MAX_BODY} bytes"})
@@ -113,8 +121,9 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the query log is the record; an access log would repeat it
 
 
-def make_server(classifier: RuleClassifier, writer: QueryLogWriter, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"classifier": classifier, "writer": writer})
+def make_server(classifier: RuleClassifier, writer: QueryLogWriter, host: str, port: int, *,
+                idle_timeout: float = Handler.timeout) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"classifier": classifier, "writer": writer, "timeout": idle_timeout})
     return ThreadingHTTPServer((host, port), handler)
 
 
@@ -145,12 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="0: any free port (printed)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes forked after loading")
     parser.add_argument("--poll", type=float, default=30.0, help="seconds between looks at CURRENT")
+    parser.add_argument("--idle-timeout", type=float, default=Handler.timeout,
+                        help="seconds a connection may stay silent before it is closed")
     args = parser.parse_args(argv)
 
     classifier = RuleClassifier.from_store(args.bundles)
     classifier.start_polling(args.poll)  # a forked worker starts its own
     writer = QueryLogWriter(args.logs, classifier=classifier)  # a forked worker writes its own files
-    server = make_server(classifier, writer, args.host, args.port)
+    server = make_server(classifier, writer, args.host, args.port, idle_timeout=args.idle_timeout)
     print(f"listening on http://{args.host}:{server.server_address[1]} with {args.workers} worker(s)", flush=True)
     if args.workers <= 1:
         serve(server, writer)

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,6 +114,41 @@ def test_queries_share_one_keep_alive_connection_and_an_oversized_body_closes_it
     response.read()
     assert connection.sock is None  # closed, so the unread body cannot pass for the next request
     connection.close()
+    stop(proc)
+
+
+
+@pytest.mark.parametrize("announced", ["-1", "ten", "1e3", "0x10"])
+def test_a_content_length_that_is_not_a_byte_count_is_refused_and_the_connection_closed(service, announced):
+    # read(-1) would have waited for the client to hang up, holding a thread for as long as it liked.
+    _, start = service
+    url, proc = start("--poll", "3600")
+    host, port = url.split("//")[1].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/classify")
+    connection.putheader("Content-Length", announced)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert (response.status, response.getheader("Connection")) == (400, "close")
+    assert "Content-Length must be a number of bytes" in json.loads(response.read())["error"]
+    connection.close()
+    assert call(f"{url}/classify", {"text": "opening hours"})[1]["rule_id"] == "faq.hours"  # the service goes on
+    stop(proc)
+
+
+def test_a_silent_connection_is_closed_after_the_idle_timeout(service):
+    _, start = service
+    url, proc = start("--poll", "3600", "--idle-timeout", "0.5")
+    host, port = url.split("//")[1].split(":")
+    silent = socket.create_connection((host, int(port)), timeout=30)
+    half = socket.create_connection((host, int(port)), timeout=30)
+    half.sendall(b"POST /classify HTTP/1.1\r\nContent-Length: 20\r\n\r\n{\"te")  # and no more
+    began = time.monotonic()
+    assert silent.recv(1) == b"" and half.recv(1) == b""  # closed by the server, not by this client's 30 s
+    assert time.monotonic() - began < 10
+    silent.close()
+    half.close()
+    assert call(f"{url}/classify", {"text": "opening hours"})[1]["rule_id"] == "faq.hours"
     stop(proc)
 
 
