@@ -18,6 +18,7 @@ import datetime as dt
 import io
 import logging
 import re
+import sys
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -292,6 +293,7 @@ class RawFile:
             if not header.endswith(b"\n") and not fh.read(1):
                 return  # the header alone, without a line break: no rows (Arrow would refuse it)
         produced = 0
+        _quiet_arrow_decode_tracebacks()
         try:
             with self._source() as source:
                 reader = pacsv.open_csv(  # opening reads the first block already
@@ -326,3 +328,26 @@ class RawFile:
         self.unsplit.append(row.text)
         self._unsplit_seen += 1
         return "skip"
+
+
+def _quiet_arrow_decode_tracebacks() -> None:
+    """Keep Arrow's traceback for a record that does not split and is not UTF-8 off the operator's terminal.
+
+    Arrow decodes such a record before it calls :meth:`RawFile._unsplit`; when
+    the decode fails it prints the ``UnicodeDecodeError`` as an "Exception
+    ignored" traceback, then raises ``ArrowInvalid``, which the reader handles
+    (it reads the rest of the file in Python and logs a warning saying so).
+    Only that exception is dropped; anything else goes to the hook in place.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "rulelife_quiet_arrow", False):
+        return
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError) \
+                and isinstance(getattr(unraisable.object, "__self__", None), RawFile):
+            return
+        previous(unraisable)
+
+    hook.rulelife_quiet_arrow = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook

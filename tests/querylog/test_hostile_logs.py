@@ -5,6 +5,8 @@ valid or quarantined (with its reason), and the quarantine holds every bad row.
 """
 
 import datetime as dt
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -204,6 +206,21 @@ def test_a_line_cut_inside_a_multibyte_character_costs_only_that_line(tmp_path, 
         "expect_column_values_to_be_utf8(text)": "q4",
     }
     assert_every_row_accounted(report, frame, quarantine, 6)
+
+
+
+def test_an_operator_sees_one_warning_for_such_a_line_and_no_traceback(tmp_path):
+    # Arrow prints its failed decode of the record as an "Exception ignored" traceback before the reader
+    # takes over; the reader's warning says what happened, the traceback only alarms.
+    path = tmp_path / "log.csv"
+    path.write_bytes(HEADER + row(0) + "q1,2024-05-01T08:00:00Z,注文".encode()[:-2] + b"\n" + row(2))
+    script = ("import logging, sys; from rulelife.querylog import read_log; logging.basicConfig(); "
+              "print(read_log(sys.argv[1], quarantine_dir=sys.argv[2])['query_id'].tolist())")
+    done = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "q")], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "['q0', 'q2']"
+    assert "a record that does not split holds bytes that are not UTF-8" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
 def test_model_version_is_free_text_but_a_control_character_quarantines_the_row(tmp_path):
