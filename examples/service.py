@@ -13,6 +13,10 @@ Endpoints (JSON):
 - ``POST /reload``: load a newly published bundle now, without waiting for the
   poll.
 
+Each process serves at most ``--max-connections`` connections at once (a
+thread each; one more is answered 503 with ``Retry-After``) and closes a
+connection silent for ``--idle-timeout`` seconds.
+
 ``--workers N`` forks N worker processes after the classifier is loaded and
 its poll started, sharing one listening socket: the shape of gunicorn
 ``--preload``. Each worker polls on its own and writes its own log files.
@@ -22,6 +26,7 @@ its poll started, sharing one listening socket: the shape of gunicorn
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -121,13 +126,43 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the query log is the record; an access log would repeat it
 
 
+class Server(ThreadingHTTPServer):
+    """A thread a connection, at most ``max_connections`` at once: one more is answered 503 and closed."""
+
+    _BUSY = json.dumps({"error": "the service is at its connection limit; retry in a moment"}).encode()
+
+    def __init__(self, address: tuple[str, int], handler: type[Handler], max_connections: int):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):  # a flood of connections must not become a flood of threads
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                                % (len(self._BUSY), self._BUSY))
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the connection's thread
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def make_server(classifier: RuleClassifier, writer: QueryLogWriter, host: str, port: int, *,
-                idle_timeout: float = Handler.timeout) -> ThreadingHTTPServer:
+                idle_timeout: float = Handler.timeout, max_connections: int = 256) -> Server:
     handler = type("BoundHandler", (Handler,), {"classifier": classifier, "writer": writer, "timeout": idle_timeout})
-    return ThreadingHTTPServer((host, port), handler)
+    return Server((host, port), handler, max_connections)
 
 
-def serve(server: ThreadingHTTPServer, writer: QueryLogWriter) -> None:
+def serve(server: Server, writer: QueryLogWriter) -> None:
     """Serve until SIGTERM or SIGINT, then write the buffered log rows."""
     def stop(*_) -> None:
         threading.Thread(target=server.shutdown).start()  # shutdown() waits for serve_forever: not from it
@@ -139,7 +174,7 @@ def serve(server: ThreadingHTTPServer, writer: QueryLogWriter) -> None:
     writer.close()
 
 
-def _stop_when_orphaned(parent: int, server: ThreadingHTTPServer) -> None:
+def _stop_when_orphaned(parent: int, server: Server) -> None:
     """A worker whose parent died (SIGKILL, the OOM killer) stops, writing its log, rather than linger."""
     while os.getppid() == parent:
         time.sleep(1.0)
@@ -156,12 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=30.0, help="seconds between looks at CURRENT")
     parser.add_argument("--idle-timeout", type=float, default=Handler.timeout,
                         help="seconds a connection may stay silent before it is closed")
+    parser.add_argument("--max-connections", type=int, default=256,
+                        help="connections served at once by a process (a thread each); more are answered 503")
     args = parser.parse_args(argv)
+    if args.max_connections < 1:
+        parser.error(f"--max-connections must be 1 or more, got {args.max_connections}")
 
     classifier = RuleClassifier.from_store(args.bundles)
     classifier.start_polling(args.poll)  # a forked worker starts its own
     writer = QueryLogWriter(args.logs, classifier=classifier)  # a forked worker writes its own files
-    server = make_server(classifier, writer, args.host, args.port, idle_timeout=args.idle_timeout)
+    server = make_server(classifier, writer, args.host, args.port, idle_timeout=args.idle_timeout,
+                         max_connections=args.max_connections)
     print(f"listening on http://{args.host}:{server.server_address[1]} with {args.workers} worker(s)", flush=True)
     if args.workers <= 1:
         serve(server, writer)

@@ -152,6 +152,33 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout(service):
     stop(proc)
 
 
+
+def test_a_connection_over_the_limit_is_answered_503_and_a_freed_slot_serves_again(service):
+    _, start = service
+    url, proc = start("--poll", "3600", "--max-connections", "2")
+    host, port = url.split("//")[1].split(":")
+    held = [http.client.HTTPConnection(host, int(port), timeout=30) for _ in range(2)]
+    for connection in held:  # answered, and kept open: each holds a slot
+        connection.request("GET", "/health")
+        assert connection.getresponse().read()
+    third = http.client.HTTPConnection(host, int(port), timeout=30)
+    third.request("POST", "/classify", json.dumps({"text": "opening hours"}))
+    response = third.getresponse()
+    assert (response.status, response.getheader("Retry-After")) == (503, "1")
+    assert "connection limit" in json.loads(response.read())["error"]
+    third.close()
+    held.pop().close()  # the server's thread sees the close and frees its slot
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, answer = call(f"{url}/classify", {"text": "opening hours"})
+        if status == 200:
+            break
+        time.sleep(0.05)
+    assert (status, answer["rule_id"]) == (200, "faq.hours")
+    held.pop().close()
+    stop(proc)
+
+
 def test_forked_workers_each_pick_up_a_publish(service):
     store, start = service
     url, proc = start("--workers", "2", "--poll", "0.05")
