@@ -245,3 +245,12 @@ def test_workers_stop_and_write_their_log_when_the_parent_is_killed(service, tmp
     assert not any(map(alive, pids))
     rows = [row for path in (tmp_path / "logs").rglob("*.parquet") for row in pq.read_table(path).to_pylist()]
     assert [row["query_id"] for row in rows] == ["orphan-1"]
+
+
+def test_a_connection_limit_below_one_is_refused_before_anything_loads(tmp_path):
+    done = subprocess.run([sys.executable, str(SERVICE), "--bundles", str(tmp_path / "none"), "--logs",
+                           str(tmp_path / "logs"), "--max-connections", "0"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2
+    assert "--max-connections must be 1 or more, got 0" in done.stderr
+    assert not (tmp_path / "logs").exists()
